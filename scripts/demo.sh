@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job: set up the machine if needed, build dist/, and show the binary at work in each of its modes.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+bash scripts/setup.sh >/dev/null
+bash scripts/build.sh
+step() { echo; echo "\$ $*"; "$@"; }
+step dist/spiderpool help
+step dist/spiderpool version
+echo; echo '$ CNI_COMMAND=VERSION dist/cni/spiderpool </dev/null'
+CNI_COMMAND=VERSION dist/cni/spiderpool </dev/null; echo
+echo; echo '$ dist/spiderpool crds   # the six CustomResourceDefinitions, to pipe into kubectl apply -f -'
+dist/spiderpool crds | grep -E '^(kind|  name):'

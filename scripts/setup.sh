@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine lacks for building, running and testing the project.
+# Idempotent: a second run only checks. Needs root for apt-get (skipped when everything is present).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+# Debian packages: iproute2 (ip), iptables, the CNI reference plugins (/usr/lib/cni), libnl for FFI,
+# openssl for test PKI, and npm for fetching Deno from the npm registry.
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -e /usr/lib/x86_64-linux-gnu/libnl-3.so.200 ] || need+=(libnl-3-200)
+[ -e /usr/lib/x86_64-linux-gnu/libnl-route-3.so.200 ] || need+=(libnl-route-3-200)
+command -v openssl >/dev/null || need+=(openssl)
+command -v npm >/dev/null || need+=(npm)
+command -v unzip >/dev/null || need+=(unzip)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Deno: the pinned release from the npm registry, into a git-ignored folder, unless one is on PATH.
+if ! deno_bin >/dev/null 2>&1; then
+  echo "setup: installing Deno $DENO_VERSION into .tools/deno"
+  mkdir -p .tools/deno
+  npm install --silent --no-audit --no-fund --prefix .tools/deno "deno@$DENO_VERSION" >/dev/null
+fi
+DENO="$(deno_bin)"
+"$DENO" --version | head -n 1
+
+# npm dependencies pinned in deno.json / deno.lock.
+"$DENO" install --frozen --quiet

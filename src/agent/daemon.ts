@@ -1,0 +1,146 @@
+// Start-up and shut-down of the agent: Kubernetes client, informer caches, the IPAM service, the unix-socket
+// API, the health probes and the metrics endpoint, in upstream's order (wait for the API server, sync caches,
+// delete the stale socket, serve, mark startup done).
+
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
+import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
+import { type AgentConfig, defaultAgentConfig } from "./config.ts";
+import { ResourceCache } from "./cache.ts";
+import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
+import { AgentKube, ALL_ENDPOINTS, type KubeObject, type Pod, POOLS, RESERVED_IPS } from "./kube.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { IpamAgent } from "./ipam.ts";
+import { serveSocket, type SocketServer } from "./server.ts";
+
+export interface AgentOptions {
+  nodeName: string;
+  socketPath: string;
+  /** Path of a kubeconfig; in-cluster config (or the default rules) when absent. */
+  kubeconfig?: string;
+  /** An already loaded config (tests); wins over `kubeconfig`. */
+  kubeConfig?: KubeConfig;
+  config?: AgentConfig;
+  /** 0 picks a free port; undefined disables the server. */
+  healthPort?: number;
+  metricsPort?: number;
+  /** Namespace Spiderpool is installed in (multusName without a namespace refers to it). */
+  namespace?: string;
+  /** Deadline of one ADD/DEL inside the agent; default 60 s (the plugin waits 100 s). */
+  requestTimeoutMs?: number;
+  log?: (message: string) => void;
+}
+
+/** The caches the agent reads through. */
+export interface AgentCaches {
+  pools: ResourceCache<SpiderIPPool>;
+  reservedIPs: ResourceCache<SpiderReservedIP>;
+  endpoints: ResourceCache<SpiderEndpoint>;
+  namespaces: ResourceCache<KubeObject>;
+  nodes: ResourceCache<KubeObject>;
+  /** Pods bound to this node only. */
+  pods: ResourceCache<Pod>;
+}
+
+export interface RunningAgent {
+  socketPath: string;
+  metrics: AgentMetrics;
+  ipam: IpamAgent;
+  caches: AgentCaches;
+  healthPort?: number;
+  metricsPort?: number;
+  stop(): Promise<void>;
+}
+
+/** Waits for the API server's `/readyz`, 15 tries about 2 s apart, like upstream. */
+async function waitApiServer(http: KubeHttp, log: (m: string) => void): Promise<void> {
+  let last: unknown;
+  for (let i = 0; i < 15; i++) {
+    try {
+      await http.get("/readyz");
+      return;
+    } catch (err) {
+      last = err;
+      log(`waiting for the API server /readyz (${i + 1}/15): ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+  throw new Error(`the API server is not ready after 15 tries: ${(last as Error)?.message}`);
+}
+
+/** Starts an agent and resolves once it serves its socket. */
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const log = opts.log ?? ((m: string) => console.error(`spiderpool-agent: ${m}`));
+  const config = opts.config ?? defaultAgentConfig();
+  const ownsKubeConfig = opts.kubeConfig === undefined;
+  const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
+  const http = await KubeHttp.fromKubeConfig(kc);
+  const metrics = new AgentMetrics();
+  const stops: (() => Promise<void> | void)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) {
+      try {
+        await s();
+      } catch (err) {
+        log(`shutdown: ${(err as Error).message}`);
+      }
+    }
+  };
+  stops.push(() => http.close());
+  if (ownsKubeConfig) stops.push(() => closeKubeConfig(kc));
+  try {
+    await waitApiServer(http, log);
+    const cacheOf = <T extends { metadata?: { name?: string } }>(path: string, fieldSelector?: string) => {
+      const c = new ResourceCache<T>(kc, http, { path, fieldSelector, log });
+      c.start();
+      stops.push(() => c.stop());
+      return c;
+    };
+    const caches: AgentCaches = {
+      pools: cacheOf<SpiderIPPool>(POOLS),
+      reservedIPs: cacheOf<SpiderReservedIP>(RESERVED_IPS),
+      endpoints: cacheOf<SpiderEndpoint>(ALL_ENDPOINTS),
+      namespaces: cacheOf<KubeObject>("/api/v1/namespaces"),
+      nodes: cacheOf<KubeObject>("/api/v1/nodes"),
+      pods: cacheOf<Pod>("/api/v1/pods", `spec.nodeName=${opts.nodeName}`),
+    };
+    const ipam = new IpamAgent({
+      nodeName: opts.nodeName,
+      namespace: opts.namespace ?? "kube-system",
+      config,
+      kube: new AgentKube(http, metrics),
+      caches,
+      metrics,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 60_000,
+      log,
+    });
+    await Promise.all(Object.values(caches).map((c) => c.synced));
+    const socket: SocketServer = await serveSocket(opts.socketPath, ipam);
+    stops.push(() => socket.shutdown());
+    let started = false;
+    let health: TcpServer | undefined;
+    if (opts.healthPort !== undefined) {
+      health = serveHealth(opts.healthPort, opts.socketPath, () => started);
+      stops.push(() => health!.shutdown());
+    }
+    let metricsServer: TcpServer | undefined;
+    if (opts.metricsPort !== undefined) {
+      metricsServer = serveMetrics(opts.metricsPort, metrics.registry);
+      stops.push(() => metricsServer!.shutdown());
+    }
+    started = true;
+    log(`serving IPAM for node ${opts.nodeName} on ${opts.socketPath}`);
+    return {
+      socketPath: opts.socketPath,
+      metrics,
+      ipam,
+      caches,
+      healthPort: health?.port,
+      metricsPort: metricsServer?.port,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,155 @@
+// The agent's reads and writes of Kubernetes objects through the project's KubeHttp client: direct (uncached)
+// reads of pools, pods and endpoints where correctness depends on freshness, and every write, counted in the
+// agent's metrics.
+
+import { API_VERSION, FINALIZER, KIND, PLURAL } from "../api/constants.ts";
+import type { SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
+import { type KubeHttp, NotFoundError } from "../kube/client.ts";
+import type { AgentMetrics } from "./metrics.ts";
+
+export const POOLS = `/apis/${API_VERSION}/${PLURAL.ippool}`;
+export const RESERVED_IPS = `/apis/${API_VERSION}/${PLURAL.reservedIP}`;
+export const ALL_ENDPOINTS = `/apis/${API_VERSION}/${PLURAL.endpoint}`;
+export const endpointsIn = (ns: string) => `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.endpoint}`;
+
+/** The parts of a core Pod the agent reads. */
+export interface Pod {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: OwnerRef[];
+    deletionTimestamp?: string;
+    deletionGracePeriodSeconds?: number;
+    resourceVersion?: string;
+  };
+  spec?: { nodeName?: string; restartPolicy?: string; [k: string]: unknown };
+  status?: { phase?: string; reason?: string; [k: string]: unknown };
+}
+
+export interface OwnerRef {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+/** Any object with metadata: Namespaces, Nodes, ReplicaSets, Jobs, StatefulSets. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    ownerReferences?: OwnerRef[];
+    deletionTimestamp?: string;
+    resourceVersion?: string;
+  };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+const enc = encodeURIComponent;
+
+/** Uncached reads and counted writes. */
+export class AgentKube {
+  constructor(readonly http: KubeHttp, readonly metrics: AgentMetrics) {}
+
+  async getPool(name: string): Promise<SpiderIPPool> {
+    return (await this.http.get<SpiderIPPool>(`${POOLS}/${enc(name)}`)).body;
+  }
+
+  /** PUT on the status subresource with the pool's resourceVersion: 409 when someone wrote in between. */
+  async writePoolStatus(pool: SpiderIPPool): Promise<void> {
+    const name = pool.metadata?.name ?? "";
+    await this.http.put(`${POOLS}/${enc(name)}/status`, pool);
+    this.metrics.poolStatusWritten();
+  }
+
+  /** Undefined when absent. */
+  async getPod(ns: string, name: string): Promise<Pod | undefined> {
+    return await orUndefined(this.http.get<Pod>(`/api/v1/namespaces/${enc(ns)}/pods/${enc(name)}`));
+  }
+
+  async getObject<T = KubeObject>(path: string): Promise<T | undefined> {
+    return await orUndefined(this.http.get<T>(path));
+  }
+
+  async getEndpoint(ns: string, name: string): Promise<SpiderEndpoint | undefined> {
+    return await orUndefined(this.http.get<SpiderEndpoint>(`${endpointsIn(enc(ns))}/${enc(name)}`));
+  }
+
+  async createEndpoint(ep: SpiderEndpoint): Promise<SpiderEndpoint> {
+    const ns = ep.metadata?.namespace ?? "";
+    const body = { apiVersion: API_VERSION, kind: KIND.endpoint, ...ep };
+    try {
+      return (await this.http.post<SpiderEndpoint>(endpointsIn(enc(ns)), body)).body;
+    } finally {
+      this.metrics.endpointWritten();
+    }
+  }
+
+  /** Plain update (SpiderEndpoint has no status subresource); 409 when it changed since it was read. */
+  async updateEndpoint(ep: SpiderEndpoint): Promise<SpiderEndpoint> {
+    const ns = ep.metadata?.namespace ?? "";
+    const name = ep.metadata?.name ?? "";
+    try {
+      return (await this.http.put<SpiderEndpoint>(`${endpointsIn(enc(ns))}/${enc(name)}`, ep)).body;
+    } finally {
+      this.metrics.endpointWritten();
+    }
+  }
+
+  /** Removes our finalizer (guarded by resourceVersion); a no-op when it is not there or the object is gone. */
+  async removeEndpointFinalizer(ep: SpiderEndpoint): Promise<void> {
+    const finalizers = ep.metadata?.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER)) return;
+    const ns = ep.metadata?.namespace ?? "";
+    const name = ep.metadata?.name ?? "";
+    const patch = [
+      { op: "test", path: "/metadata/resourceVersion", value: ep.metadata?.resourceVersion },
+      { op: "replace", path: "/metadata/finalizers", value: finalizers.filter((f) => f !== FINALIZER) },
+    ];
+    try {
+      await this.http.patch(`${endpointsIn(enc(ns))}/${enc(name)}`, patch, "json");
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    } finally {
+      this.metrics.endpointWritten();
+    }
+  }
+
+  /** Deletes the endpoint if it still has `uid`; absent is fine. */
+  async deleteEndpoint(ep: SpiderEndpoint): Promise<void> {
+    const ns = ep.metadata?.namespace ?? "";
+    const name = ep.metadata?.name ?? "";
+    try {
+      await this.http.delete(`${endpointsIn(enc(ns))}/${enc(name)}`, {
+        preconditions: { uid: ep.metadata?.uid },
+        propagationPolicy: "Background",
+      });
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    } finally {
+      this.metrics.endpointWritten();
+    }
+  }
+}
+
+async function orUndefined<T>(p: Promise<{ body: T }>): Promise<T | undefined> {
+  try {
+    return (await p).body;
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}

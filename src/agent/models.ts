@@ -1,0 +1,145 @@
+// Models of the agent's unix-socket API (`/v1`, Spiderpool's swagger), shared by the plugins (client side)
+// and the agent (server side). Field names are the wire names; `?` marks fields the swagger does not require.
+
+/** Default path of the agent's socket (ConfigMap `ipamUnixSocketPath`, plugin conf `ipam_unix_socket_path`). */
+export const DEFAULT_AGENT_SOCKET = "/var/run/spidernet/spiderpool.sock";
+
+/** The paths of the socket API, relative to the socket (basePath `/v1` included). */
+export const AgentPaths = {
+  /** GET: 200 with an empty body when the agent is ready to serve IPAM requests. */
+  healthy: "/v1/ipam/healthy",
+  /** POST IpamAddArgs → IpamAddResponse; DELETE IpamDelArgs → empty. */
+  ip: "/v1/ipam/ip",
+  /** DELETE IpamBatchDelArgs → empty (521/522 when releasing conflicting IPs is forbidden). */
+  ips: "/v1/ipam/ips",
+  /** POST IpamGcArgs → empty. Our addition for CNI 1.1 GC; see IpamGcArgs. */
+  gc: "/v1/ipam/gc",
+  /** GET with a JSON body GetCoordinatorArgs → CoordinatorConfig. */
+  coordinatorConfig: "/v1/coordinator/config",
+  /** GET ?podNamespace=&podName= → WorkloadEndpointStatus. */
+  workloadEndpoint: "/v1/workloadendpoint",
+} as const;
+
+export interface IpamAddArgs {
+  containerID: string;
+  ifName: string;
+  netNamespace: string;
+  podNamespace: string;
+  podName: string;
+  podUID: string;
+  defaultIPv4IPPool?: string[];
+  defaultIPv6IPPool?: string[];
+  cleanGateway?: boolean;
+  matchMasterSubnet?: boolean;
+}
+
+export interface IpConfig {
+  version: 4 | 6;
+  /** "IP/prefix"; the prefix is the pool's `spec.subnet` mask. */
+  address: string;
+  ipPool?: string;
+  gateway?: string;
+  nic: string;
+  vlan?: number;
+  mac?: string;
+  enableGatewayDetection?: boolean;
+  enableIPConflictDetection?: boolean;
+}
+
+export interface Route {
+  ifName: string;
+  dst: string;
+  gw: string;
+}
+
+/** Never populated by the agent; kept for wire compatibility. */
+export interface DNS {
+  domain?: string;
+  nameservers?: string[];
+  options?: string[];
+  search?: string[];
+}
+
+export interface IpamAddResponse {
+  ips: IpConfig[];
+  routes?: Route[];
+  dns?: DNS;
+}
+
+export interface IpamDelArgs {
+  containerID: string;
+  ifName: string;
+  netNamespace?: string;
+  podNamespace: string;
+  podName: string;
+  podUID: string;
+}
+
+export interface IpamBatchDelArgs {
+  isReleaseConflictIPs?: boolean;
+  containerID: string;
+  netNamespace?: string;
+  podNamespace: string;
+  podName: string;
+  podUID: string;
+}
+
+/** One attachment the runtime still uses (CNI 1.1 `cni.dev/valid-attachments`, `ifname` renamed `ifName`). */
+export interface GcAttachment {
+  containerID: string;
+  ifName: string;
+}
+
+/**
+ * Body of `POST /v1/ipam/gc` (not in upstream Spiderpool): the attachments the container runtime still
+ * uses on this node. The agent releases the IPs of this node's endpoints whose (containerID, ifName) is not
+ * listed, and answers 200 with an empty body, or 500 with an Error string.
+ */
+export interface IpamGcArgs {
+  validAttachments: GcAttachment[];
+}
+
+export interface GetCoordinatorArgs {
+  podName?: string;
+  podNamespace?: string;
+}
+
+export interface CoordinatorConfig {
+  mode: string;
+  overlayPodCIDR: string[];
+  serviceCIDR: string[];
+  hijackCIDR?: string[];
+  policyRoutes?: { dst?: string; gw?: string }[];
+  podMACPrefix?: string;
+  tunePodRoutes: boolean;
+  podDefaultRouteNIC?: string;
+  hostRuleTable?: number;
+  podRPFilter?: number;
+  txQueueLen?: number;
+  vethLinkAddress?: string;
+  vethMTU?: number;
+}
+
+export interface InterfaceDetail {
+  interface: string;
+  ipv4?: string;
+  ipv6?: string;
+  mac?: string;
+  vlan?: number;
+  ipv4Pool?: string;
+  ipv6Pool?: string;
+  ipv4Gateway?: string;
+  ipv6Gateway?: string;
+  routes?: Route[];
+}
+
+export interface WorkloadEndpointStatus {
+  podNamespace: string;
+  podName: string;
+  podUID: string;
+  node: string;
+  interfaces: InterfaceDetail[];
+}
+
+/** Error bodies are a JSON string (swagger model `Error` is `type: string`). */
+export type ApiError = string;

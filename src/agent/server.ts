@@ -1,0 +1,219 @@
+// The agent's unix-socket HTTP API (`/v1`, Spiderpool's swagger): routing, request-body validation and the
+// wire format of answers (JSON with a trailing newline like go-swagger; errors are a JSON string). The IPAM
+// work itself is behind the IpamService interface.
+
+import type {
+  GcAttachment,
+  IpamAddArgs,
+  IpamAddResponse,
+  IpamBatchDelArgs,
+  IpamDelArgs,
+  IpamGcArgs,
+  WorkloadEndpointStatus,
+} from "./models.ts";
+import { AgentPaths } from "./models.ts";
+
+/** An error answered with a specific HTTP status (e.g. 521/522 of `DELETE /v1/ipam/ips`, 404, 400). */
+export class ApiStatusError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+    this.name = "ApiStatusError";
+  }
+}
+
+/** What the socket API calls into. */
+export interface IpamService {
+  /** Throws when the agent cannot serve IPAM requests (caches not synced). */
+  healthy(): void;
+  allocate(args: IpamAddArgs): Promise<IpamAddResponse>;
+  release(args: IpamDelArgs): Promise<void>;
+  releaseBatch(args: IpamBatchDelArgs): Promise<void>;
+  gc(args: IpamGcArgs): Promise<void>;
+  /** Undefined when the pod has no SpiderEndpoint (answered 404). */
+  workloadEndpoint(podNamespace: string, podName: string): Promise<WorkloadEndpointStatus | undefined>;
+}
+
+/** Field rules of the request models: `*` = required string, `s` = string, `[s]` = string array, `b` = bool. */
+type FieldKind = "*" | "s" | "[s]" | "b";
+
+const ADD_FIELDS: Record<string, FieldKind> = {
+  containerID: "*",
+  ifName: "*",
+  netNamespace: "*",
+  podNamespace: "*",
+  podName: "*",
+  podUID: "*",
+  defaultIPv4IPPool: "[s]",
+  defaultIPv6IPPool: "[s]",
+  cleanGateway: "b",
+  matchMasterSubnet: "b",
+};
+const DEL_FIELDS: Record<string, FieldKind> = {
+  containerID: "*",
+  ifName: "*",
+  netNamespace: "s",
+  podNamespace: "*",
+  podName: "*",
+  podUID: "*",
+};
+const BATCH_DEL_FIELDS: Record<string, FieldKind> = {
+  isReleaseConflictIPs: "b",
+  containerID: "*",
+  netNamespace: "s",
+  podNamespace: "*",
+  podName: "*",
+  podUID: "*",
+};
+
+/**
+ * Checks a decoded body against a model's fields, go-swagger style: `podUID in body is required`,
+ * `cleanGateway in body must be of type boolean: "yes"`. Unknown fields are ignored, as go-swagger does.
+ */
+export function validateBody<T>(model: string, body: unknown, fields: Record<string, FieldKind>): T {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiStatusError(500, `invalid ${model}: body must be a JSON object, got ${short(body)}`);
+  }
+  const obj = body as Record<string, unknown>;
+  for (const [field, kind] of Object.entries(fields)) {
+    const v = obj[field];
+    if (v === undefined || v === null) {
+      if (kind === "*") throw new ApiStatusError(500, `${field} in body is required`);
+      continue;
+    }
+    const bad = (type: string) =>
+      new ApiStatusError(500, `${field} in body must be of type ${type}: ${short(v)}`);
+    if ((kind === "*" || kind === "s") && typeof v !== "string") throw bad("string");
+    if (kind === "*" && v === "") throw new ApiStatusError(500, `${field} in body is required`);
+    if (kind === "b" && typeof v !== "boolean") throw bad("boolean");
+    if (kind === "[s]" && (!Array.isArray(v) || v.some((x) => typeof x !== "string"))) {
+      throw bad("array of string");
+    }
+  }
+  return obj as T;
+}
+
+function validateGc(body: unknown): IpamGcArgs {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiStatusError(500, `invalid IpamGcArgs: body must be a JSON object, got ${short(body)}`);
+  }
+  const list = (body as Record<string, unknown>).validAttachments;
+  if (list === undefined || list === null) {
+    throw new ApiStatusError(500, "validAttachments in body is required");
+  }
+  if (!Array.isArray(list)) {
+    throw new ApiStatusError(500, `validAttachments in body must be of type array: ${short(list)}`);
+  }
+  list.forEach((a, i) =>
+    validateBody<GcAttachment>(`validAttachments[${i}]`, a, { containerID: "*", ifName: "*" })
+  );
+  return { validAttachments: list as GcAttachment[] };
+}
+
+function short(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 100 ? `${s.slice(0, 100)}...` : s;
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+function json(status: number, value: unknown): Response {
+  return new Response(JSON.stringify(value) + "\n", { status, headers: JSON_HEADERS });
+}
+
+function empty(): Response {
+  return new Response(null, { status: 200 });
+}
+
+function errorResponse(err: unknown): Response {
+  if (err instanceof ApiStatusError) return json(err.status, err.message);
+  return json(500, err instanceof Error ? err.message : String(err));
+}
+
+async function readJSON(req: Request): Promise<unknown> {
+  const text = await req.text();
+  if (text.trim() === "") throw new ApiStatusError(500, "request body is empty; expected a JSON object");
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ApiStatusError(500, `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Routes one request of the socket API to `svc`. Exported for tests of the wire format. */
+export async function handle(svc: IpamService, req: Request): Promise<Response> {
+  const url = new URL(req.url, "http://localhost");
+  const route = `${req.method} ${url.pathname}`;
+  try {
+    switch (route) {
+      case `GET ${AgentPaths.healthy}`:
+        svc.healthy();
+        return empty();
+      case `POST ${AgentPaths.ip}`:
+        return json(
+          200,
+          await svc.allocate(validateBody<IpamAddArgs>("IpamAddArgs", await readJSON(req), ADD_FIELDS)),
+        );
+      case `DELETE ${AgentPaths.ip}`:
+        await svc.release(validateBody<IpamDelArgs>("IpamDelArgs", await readJSON(req), DEL_FIELDS));
+        return empty();
+      case `POST ${AgentPaths.ips}`:
+        return empty();
+      case `DELETE ${AgentPaths.ips}`:
+        await svc.releaseBatch(
+          validateBody<IpamBatchDelArgs>("IpamBatchDelArgs", await readJSON(req), BATCH_DEL_FIELDS),
+        );
+        return empty();
+      case `POST ${AgentPaths.gc}`:
+        await svc.gc(validateGc(await readJSON(req)));
+        return empty();
+      case `GET ${AgentPaths.workloadEndpoint}`: {
+        const ns = url.searchParams.get("podNamespace");
+        const name = url.searchParams.get("podName");
+        if (!ns) return json(400, "query parameter podNamespace is required");
+        if (!name) return json(400, "query parameter podName is required");
+        const status = await svc.workloadEndpoint(ns, name);
+        if (!status) return json(404, `SpiderEndpoint ${ns}/${name} not found`);
+        return json(200, status);
+      }
+    }
+    const known = Object.values(AgentPaths) as string[];
+    if (known.includes(url.pathname)) {
+      return json(405, `method ${req.method} not allowed on ${url.pathname}`);
+    }
+    return json(404, `path ${url.pathname} not found`);
+  } catch (err) {
+    return errorResponse(err);
+  }
+}
+
+/** A running socket server. */
+export interface SocketServer {
+  path: string;
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** Serves the API on the unix socket `path`, replacing a stale socket file left by an earlier run. */
+export async function serveSocket(path: string, svc: IpamService): Promise<SocketServer> {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  if (dir) await Deno.mkdir(dir, { recursive: true });
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new Error(`cannot remove stale socket ${path}: ${(err as Error).message}`);
+    }
+  }
+  const server = Deno.serve(
+    { path, transport: "unix", onListen: () => {}, onError: errorResponse },
+    (req) => handle(svc, req),
+  );
+  return {
+    path,
+    finished: server.finished,
+    async shutdown() {
+      await server.shutdown();
+      await Deno.remove(path).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// Admission validation of SpiderSubnet (CREATE and UPDATE), run after defaultSubnet: the subnet and its ranges,
+// no overlap with another SpiderSubnet, pools of the same CIDR fitting inside, and IPs already handed to pools
+// (status.controlledIPPools) kept on UPDATE.
+
+import { type CIDR, cidrsOverlap, formatCIDR, IPRangeSet, parseCIDR } from "../../ip/mod.ts";
+import { decodeControlledIPPools, StatusDecodeError } from "../allocated.ts";
+import { FINALIZER, KIND } from "../constants.ts";
+import type { SpiderIPPool, SpiderSubnet } from "../types.ts";
+import {
+  checkGateway,
+  checkImmutable,
+  checkIPVersion,
+  checkRanges,
+  checkRoutes,
+  checkSubnet,
+  describeSet,
+  type FeatureFlags,
+  type FieldError,
+  ipMessage,
+  Problems,
+} from "./common.ts";
+import { poolUsableSet } from "./ippool.ts";
+
+/** What SpiderSubnet validation needs besides the object. */
+export interface SubnetValidationContext extends Pick<FeatureFlags, "enableIPv4" | "enableIPv6"> {
+  /** Every SpiderSubnet in the cluster; the one being validated is skipped by name. */
+  subnets: readonly SpiderSubnet[];
+  /** Every SpiderIPPool in the cluster. */
+  pools: readonly SpiderIPPool[];
+}
+
+/** Validates a SpiderSubnet on CREATE (`old` undefined) or UPDATE. */
+export function validateSubnet(
+  subnet: SpiderSubnet,
+  old: SpiderSubnet | undefined,
+  ctx: SubnetValidationContext,
+): FieldError[] {
+  const name = subnet.metadata?.name ?? "";
+  const p = new Problems(KIND.subnet, name);
+  if (old !== undefined && subnet.metadata?.deletionTimestamp) {
+    if ((subnet.metadata.finalizers ?? []).includes(FINALIZER)) {
+      p.add(
+        "metadata.deletionTimestamp",
+        `the subnet is being deleted and cannot be changed; wait until its pools are gone, or create a new subnet`,
+      );
+    }
+    return p.errors;
+  }
+  const spec = subnet.spec ?? {};
+  const cidr = checkSubnet(p, "spec.subnet", spec.subnet);
+  const family = checkIPVersion(p, spec.ipVersion, cidr?.family, ctx, "spec.subnet");
+  if (old !== undefined) {
+    checkImmutable(p, "spec.ipVersion", old.spec?.ipVersion, spec.ipVersion);
+    checkImmutable(p, "spec.subnet", old.spec?.subnet, spec.subnet);
+  }
+  if (family === undefined) return p.errors;
+
+  const ips = checkRanges(p, "spec.ips", spec.ips, family, cidr);
+  const excluded = checkRanges(p, "spec.excludeIPs", spec.excludeIPs, family, cidr);
+  const total = ips.subtract(excluded);
+  checkGateway(p, "spec.gateway", spec.gateway, family, cidr, total);
+  checkRoutes(p, "spec.routes", spec.routes, family, cidr);
+  if (cidr === undefined) return p.errors;
+
+  for (const other of ctx.subnets) {
+    const otherName = other.metadata?.name ?? "";
+    if (otherName === name) continue;
+    const oc = parsed(other.spec?.subnet);
+    if (oc !== undefined && oc.family === family && cidrsOverlap(oc, cidr)) {
+      p.add(
+        "spec.subnet",
+        `spec.subnet ${JSON.stringify(formatCIDR(cidr))} overlaps ${KIND.subnet} ${
+          JSON.stringify(otherName)
+        } ` +
+          `(${other.spec?.subnet}); subnets may not overlap, add the addresses to that subnet instead`,
+      );
+    }
+  }
+
+  if (old === undefined) {
+    // Existing pools of this CIDR become the subnet's pools, so they must fit inside it.
+    for (const pool of ctx.pools) {
+      const pc = parsed(pool.spec?.subnet);
+      if (pc === undefined || pc.family !== family || pc.base !== cidr.base || pc.prefix !== cidr.prefix) {
+        continue;
+      }
+      const usable = poolUsableSet(pool, family);
+      if (usable === undefined) continue;
+      const outside = usable.subtract(total);
+      if (!outside.isEmpty()) {
+        p.add(
+          "spec.ips",
+          `spec.ips does not cover ${describeSet(outside)} of existing ${KIND.ippool} ` +
+            `${
+              JSON.stringify(pool.metadata?.name ?? "")
+            } in the same subnet; add those addresses to spec.ips`,
+        );
+      }
+    }
+  } else {
+    let controlled;
+    try {
+      controlled = decodeControlledIPPools(old.status?.controlledIPPools, name);
+    } catch (e) {
+      if (!(e instanceof StatusDecodeError)) throw e;
+      controlled = {};
+    }
+    for (const [pool, share] of Object.entries(controlled)) {
+      let given: IPRangeSet;
+      try {
+        given = IPRangeSet.parse(family, share.ips);
+      } catch (e) {
+        ipMessage(e);
+        continue;
+      }
+      const lost = given.subtract(total);
+      if (!lost.isEmpty()) {
+        p.add(
+          "spec.ips",
+          `spec.ips no longer offers ${describeSet(lost)}, already given to ${KIND.ippool} ${
+            JSON.stringify(pool)
+          }; ` +
+            `shrink or delete that pool first`,
+        );
+      }
+    }
+  }
+  return p.errors;
+}
+
+/**
+ * Validates a DELETE: with `enableValidatingResourcesDeletedWebhook` a subnet that still hands IPs to pools may
+ * not be deleted.
+ */
+export function validateSubnetDelete(
+  subnet: SpiderSubnet,
+  enableValidatingResourcesDeletedWebhook: boolean,
+): FieldError[] {
+  const p = new Problems(KIND.subnet, subnet.metadata?.name);
+  const n = subnet.status?.allocatedIPCount ?? 0;
+  if (enableValidatingResourcesDeletedWebhook && n > 0) {
+    p.add(
+      "status.allocatedIPCount",
+      `cannot be deleted while its pools hold ${n} of its IPs; delete those pools first`,
+    );
+  }
+  return p.errors;
+}
+
+function parsed(text: string | undefined): CIDR | undefined {
+  if (!text) return undefined;
+  try {
+    return parseCIDR(text, { canonical: false });
+  } catch (e) {
+    ipMessage(e);
+    return undefined;
+  }
+}

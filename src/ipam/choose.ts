@@ -1,0 +1,197 @@
+// Choosing addresses inside one pool (Spiderpool's `genRandomIP`, which is first-fit): a pod that already holds
+// an address of the pool gets it back, otherwise the lowest address of `spec.ips` that is neither excluded,
+// reserved nor allocated. The batch form serves several pods in one pass for one status update.
+
+import type { AllocatedIPs, AllocationRecord } from "../api/allocated.ts";
+import { encodeAllocatedIPs } from "../api/allocated.ts";
+import { ANNOTATION, KIND, MAX_ALLOCATED_IPS } from "../api/constants.ts";
+import type { IPPoolStatus, SpiderIPPool } from "../api/types.ts";
+import { type Family, firstFree, formatIP, IPRangeSet, parseIP } from "../ip/mod.ts";
+import { poolFamily } from "./candidates.ts";
+
+/** One pod asking for an address: `pod` is `<namespace>/<name>` (VMI name for KubeVirt), `podUid` its UID. */
+export interface AllocationRequest {
+  pod: string;
+  podUid: string;
+}
+
+export interface Chosen {
+  ip: string;
+  /** True when the pod already held this address (a retried ADD); the records are then unchanged for it. */
+  reused: boolean;
+}
+
+/** The outcome for one request of a batch. */
+export type ChooseOutcome = { ok: true; value: Chosen } | { ok: false; error: PoolExhaustedError };
+
+export interface ChooseOptions {
+  /** Records one pool may hold (`SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS`); default 5000. */
+  maxAllocated?: number;
+}
+
+/**
+ * The pool cannot give this pod an address: every address is taken (`reason: "no-free-ip"`) or the pool holds
+ * the most records allowed (`reason: "max-allocated"`). The caller tries the next candidate pool.
+ */
+export class PoolExhaustedError extends Error {
+  readonly pool: string;
+  readonly reason: "no-free-ip" | "max-allocated";
+  /** Records whose address lies in the pool's usable addresses. */
+  readonly allocated: number;
+  /** Usable addresses: `spec.ips` minus `spec.excludeIPs`. */
+  readonly total: bigint;
+  /** Usable addresses held back by SpiderReservedIPs. */
+  readonly reserved: bigint;
+  constructor(
+    pool: string,
+    reason: "no-free-ip" | "max-allocated",
+    counts: { allocated: number; total: bigint; reserved: bigint; records: number; max: number },
+  ) {
+    const where = `${KIND.ippool} ${JSON.stringify(pool)}`;
+    const fix = `add ips or another pool to ${ANNOTATION.ippools}`;
+    super(
+      reason === "no-free-ip"
+        ? `no free IP in ${where} (${counts.allocated} of ${counts.total} allocated${
+          counts.reserved > 0n ? `, ${counts.reserved} reserved` : ""
+        }); ${fix}`
+        : `${where} already holds ${counts.records} allocated IPs, the most one pool may hold ` +
+          `(SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS=${counts.max}); add another pool to ${ANNOTATION.ippools}`,
+    );
+    this.name = "PoolExhaustedError";
+    this.pool = pool;
+    this.reason = reason;
+    this.allocated = counts.allocated;
+    this.total = counts.total;
+    this.reserved = counts.reserved;
+  }
+}
+
+/** The pool's addresses as sets: family, `spec.ips − spec.excludeIPs`. Throws on a malformed spec. */
+export function usableAddresses(pool: SpiderIPPool): { family: Family; usable: IPRangeSet } {
+  const name = pool.metadata.name;
+  const family = poolFamily(pool);
+  if (family === undefined) {
+    throw new Error(`${KIND.ippool} ${JSON.stringify(name)} has no spec.ipVersion and no valid spec.subnet`);
+  }
+  const where = `${KIND.ippool} ${JSON.stringify(name)} spec`;
+  const ips = IPRangeSet.parse(family, pool.spec?.ips ?? [], `${where}.ips`);
+  const excluded = IPRangeSet.parse(family, pool.spec?.excludeIPs ?? [], `${where}.excludeIPs`);
+  return { family, usable: ips.subtract(excluded) };
+}
+
+/**
+ * One address of `pool` for one pod. `records` is the pool's decoded `status.allocatedIPs` and is not
+ * modified; the new records are returned. Throws PoolExhaustedError when the pool cannot serve the pod.
+ *
+ * ```ts
+ * chooseIP(pool, IPRangeSet.empty(4), {}, { pod: "default/web-0", podUid: "u1" });
+ * // { ip: "192.0.2.10", reused: false, records: { "192.0.2.10": { pod: "default/web-0", podUid: "u1" } } }
+ * ```
+ */
+export function chooseIP(
+  pool: SpiderIPPool,
+  reserved: IPRangeSet,
+  records: Readonly<AllocatedIPs>,
+  request: AllocationRequest,
+  opts: ChooseOptions = {},
+): Chosen & { records: AllocatedIPs } {
+  const { outcomes, records: out } = chooseIPs(pool, reserved, records, [request], opts);
+  const o = outcomes[0];
+  if (!o.ok) throw o.error;
+  return { ...o.value, records: out };
+}
+
+/**
+ * Addresses of `pool` for several requests at once, for one status update: the same address is never given
+ * twice, each pod that already holds addresses of the pool gets those back (one per request, lowest first),
+ * and new addresses are handed out first-fit in request order. Deterministic for the same inputs.
+ */
+export function chooseIPs(
+  pool: SpiderIPPool,
+  reserved: IPRangeSet,
+  records: Readonly<AllocatedIPs>,
+  requests: readonly AllocationRequest[],
+  opts: ChooseOptions = {},
+): { outcomes: ChooseOutcome[]; records: AllocatedIPs } {
+  const max = opts.maxAllocated ?? MAX_ALLOCATED_IPS;
+  const name = pool.metadata.name;
+  const { family, usable } = usableAddresses(pool);
+  if (reserved.family !== family) {
+    throw new Error(
+      `reserved IPs are IPv${reserved.family} but ${KIND.ippool} ${JSON.stringify(name)} is IPv${family}; ` +
+        `pass the reserved IPs of the pool's family`,
+    );
+  }
+  const out: AllocatedIPs = { ...records };
+  const allocated: bigint[] = [];
+  const heldBy = new Map<string, { ip: string; value: bigint }[]>();
+  for (const [ip, rec] of Object.entries(records)) {
+    let value: bigint;
+    try {
+      const p = parseIP(ip);
+      if (p.family !== family) continue;
+      value = p.value;
+    } catch {
+      continue; // a key that is no address cannot block an address
+    }
+    allocated.push(value);
+    const list = heldBy.get(rec.podUid) ?? [];
+    list.push({ ip, value });
+    heldBy.set(rec.podUid, list);
+  }
+  for (const list of heldBy.values()) {
+    list.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  }
+
+  let free = usable.subtract(reserved);
+  const outcomes: ChooseOutcome[] = new Array(requests.length);
+  const pending: number[] = [];
+  requests.forEach((req, i) => {
+    const held = heldBy.get(req.podUid);
+    const again = held?.shift();
+    if (again !== undefined) outcomes[i] = { ok: true, value: { ip: again.ip, reused: true } };
+    else pending.push(i);
+  });
+
+  const counts = () => ({
+    allocated: allocated.filter((v) => usable.has(v)).length,
+    total: usable.count(),
+    reserved: usable.intersect(reserved).count(),
+    records: Object.keys(out).length,
+    max,
+  });
+  for (const i of pending) {
+    if (Object.keys(out).length >= max) {
+      outcomes[i] = { ok: false, error: new PoolExhaustedError(name, "max-allocated", counts()) };
+      continue;
+    }
+    const v = free.isEmpty() ? undefined : firstFree(free, IPRangeSet.empty(family), allocated);
+    if (v === undefined) {
+      free = IPRangeSet.empty(family);
+      outcomes[i] = { ok: false, error: new PoolExhaustedError(name, "no-free-ip", counts()) };
+      continue;
+    }
+    const ip = formatIP(family, v);
+    const rec: AllocationRecord = { pod: requests[i].pod, podUid: requests[i].podUid };
+    out[ip] = rec;
+    allocated.push(v);
+    // Every address below v is taken: searching from v + 1 keeps a batch linear in the records.
+    free = free.subtract(IPRangeSet.fromRanges(family, [{ start: free.first()!, end: v }]));
+    outcomes[i] = { ok: true, value: { ip, reused: false } };
+  }
+  return { outcomes, records: out };
+}
+
+/**
+ * The pool's status after an allocation or release: `allocatedIPs` encoded (absent when empty) and
+ * `allocatedIPCount`; other status fields are kept.
+ */
+export function poolStatusWith(pool: SpiderIPPool, records: Readonly<AllocatedIPs>): IPPoolStatus {
+  const { allocatedIPs: _old, ...rest } = pool.status ?? {};
+  const encoded = encodeAllocatedIPs(records);
+  return {
+    ...rest,
+    ...(encoded !== undefined ? { allocatedIPs: encoded } : {}),
+    allocatedIPCount: Object.keys(records).length,
+  };
+}

@@ -1,0 +1,100 @@
+// IPAM allocation rules as pure functions over plain data: which pools a pod may use, in which order, which
+// address it gets, what it is told (address, gateway, routes), what its SpiderEndpoint records, and what ADD
+// and DEL do with an existing endpoint. No I/O, no clock, no randomness: the agent reads and writes objects.
+
+export {
+  controllerOf,
+  endpointNameFor,
+  hasStaticIP,
+  isKubevirtPod,
+  isPodAlive,
+  isStatefulSetPod,
+  KUBEVIRT_VMI,
+  NATIVE_CONTROLLER_KINDS,
+  ownerToResolve,
+  podKey,
+  type PodLike,
+  type TopController,
+  topController,
+  type WorkloadFlags,
+} from "./workload.ts";
+export {
+  type CandidateFlags,
+  type CandidateInput,
+  type Candidates,
+  type CandidateSource,
+  type CNIDefaults,
+  expandPoolNames,
+  type NICCandidate,
+  type PoolCandidates,
+  poolCandidates,
+  poolFamily,
+  PoolSelectionError,
+  type SubnetCandidates,
+} from "./candidates.ts";
+export {
+  type DroppedPool,
+  dropReason,
+  type FilterContext,
+  filterPools,
+  type FilterResult,
+  isAutoPool,
+  multusNetworkFor,
+  type NetworkRef,
+  NoPoolAvailableError,
+  requireUsablePools,
+  sortPools,
+} from "./filter.ts";
+export {
+  type AllocationRequest,
+  chooseIP,
+  chooseIPs,
+  type ChooseOptions,
+  type ChooseOutcome,
+  type Chosen,
+  PoolExhaustedError,
+  poolStatusWith,
+  usableAddresses,
+} from "./choose.ts";
+export {
+  byPool,
+  canonicalIP,
+  decideRelease,
+  detailPoolIPs,
+  endpointPoolIPs,
+  type KubevirtInfo,
+  type PoolIP,
+  type ReleaseDecision,
+  type ReleaseInput,
+  releaseIPs,
+  type ReleaseResult,
+  RestampError,
+  restampIPs,
+  type StatefulSetInfo,
+  statefulSetOrdinalValid,
+} from "./release.ts";
+export {
+  customRoutesFor,
+  defaultDestination,
+  type DetectionFlags,
+  ipConfigFor,
+  routesFor,
+  storedRoutesFor,
+  unmatchedRoutes,
+  withDefaultRoute,
+} from "./routes.ts";
+export {
+  buildEndpoint,
+  detailFor,
+  endpointDetailsFor,
+  type EndpointInput,
+  type NICAllocation,
+  responseFromDetails,
+  responseFromEndpoint,
+} from "./endpoint.ts";
+export {
+  decideRetrieval,
+  type RetrievalDecision,
+  type RetrievalInput,
+  statefulSetPoolChanges,
+} from "./retrieval.ts";

@@ -1,0 +1,241 @@
+// Giving addresses back (CNI DEL) and handing a fixed IP to the next pod of a StatefulSet or KubeVirt VM.
+// A record is only ever removed or re-stamped when the pod UID says it belongs to that pod, so a late DEL of
+// an old pod can never take an address from the new pod of the same name.
+
+import type { AllocatedIPs } from "../api/allocated.ts";
+import { KIND } from "../api/constants.ts";
+import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
+import { formatIP, parseIP } from "../ip/mod.ts";
+import { usableAddresses } from "./choose.ts";
+import { isPodAlive, type PodLike } from "./workload.ts";
+
+/** An address recorded on a SpiderEndpoint, with its pool. */
+export interface PoolIP {
+  pool: string;
+  /** The address without prefix, canonical. */
+  ip: string;
+}
+
+export interface ReleaseResult {
+  records: AllocatedIPs;
+  released: string[];
+  /** Addresses left in place: not recorded, or recorded for another pod UID. */
+  skipped: { ip: string; reason: string }[];
+}
+
+/**
+ * Removes from `records` the addresses in `ips` (with or without `/prefix`) recorded for `podUid`; records of
+ * any other UID are kept. `records` is not modified.
+ *
+ * ```ts
+ * releaseIPs({ "192.0.2.5": { pod: "default/a", podUid: "u1" } }, ["192.0.2.5/24"], "u1").released; // ["192.0.2.5"]
+ * ```
+ */
+export function releaseIPs(
+  records: Readonly<AllocatedIPs>,
+  ips: readonly string[],
+  podUid: string,
+): ReleaseResult {
+  const out: AllocatedIPs = { ...records };
+  const released: string[] = [];
+  const skipped: { ip: string; reason: string }[] = [];
+  for (const raw of ips) {
+    const ip = canonicalIP(raw);
+    const rec = out[ip];
+    if (rec === undefined) {
+      skipped.push({ ip, reason: "not allocated" });
+    } else if (rec.podUid !== podUid) {
+      skipped.push({ ip, reason: `held by ${rec.pod} with pod UID ${rec.podUid}, not ${podUid}` });
+    } else {
+      delete out[ip];
+      released.push(ip);
+    }
+  }
+  return { records: out, released, skipped };
+}
+
+/** Addresses and pools recorded on an endpoint, per family, in endpoint order (all NICs). */
+export function endpointPoolIPs(endpoint: SpiderEndpoint): PoolIP[] {
+  return detailPoolIPs(endpoint.status.current.ips ?? []);
+}
+
+/** Addresses and pools of endpoint details, in order. */
+export function detailPoolIPs(details: readonly IPAllocationDetail[]): PoolIP[] {
+  const out: PoolIP[] = [];
+  for (const d of details) {
+    if (d.ipv4 && d.ipv4Pool) out.push({ pool: d.ipv4Pool, ip: canonicalIP(d.ipv4) });
+    if (d.ipv6 && d.ipv6Pool) out.push({ pool: d.ipv6Pool, ip: canonicalIP(d.ipv6) });
+  }
+  return out;
+}
+
+/** Groups pool addresses by pool name, pools sorted, for one status update per pool. */
+export function byPool(ips: readonly PoolIP[]): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const { pool, ip } of [...ips].sort((a, b) => a.pool.localeCompare(b.pool))) {
+    m.set(pool, [...(m.get(pool) ?? []), ip]);
+  }
+  return m;
+}
+
+/** A fixed address cannot be handed to the new pod: the pool record names another pod. */
+export class RestampError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RestampError";
+  }
+}
+
+/**
+ * Hands the fixed addresses of a StatefulSet member or KubeVirt VM (`ips` of `pool`) to the pod's new UID.
+ * A record must name the same `<namespace>/<name>`; a record that is gone (released meanwhile) is recreated
+ * when the address is still in the pool and free. Throws RestampError otherwise.
+ */
+export function restampIPs(
+  pool: SpiderIPPool,
+  records: Readonly<AllocatedIPs>,
+  ips: readonly string[],
+  request: { pod: string; podUid: string },
+): { records: AllocatedIPs; restamped: string[]; recreated: string[] } {
+  const out: AllocatedIPs = { ...records };
+  const restamped: string[] = [];
+  const recreated: string[] = [];
+  const where = `${KIND.ippool} ${JSON.stringify(pool.metadata.name)}`;
+  for (const raw of ips) {
+    const ip = canonicalIP(raw);
+    const rec = out[ip];
+    if (rec === undefined) {
+      const { family, usable } = usableAddresses(pool);
+      const p = parseIP(ip);
+      if (p.family !== family || !usable.has(p.value)) {
+        throw new RestampError(
+          `fixed IP ${ip} of ${request.pod} is no longer in ${where} spec.ips; delete SpiderEndpoint ` +
+            `${request.pod} so the pod gets a new address`,
+        );
+      }
+      out[ip] = { pod: request.pod, podUid: request.podUid };
+      recreated.push(ip);
+    } else if (rec.pod !== request.pod) {
+      throw new RestampError(
+        `data broken: fixed IP ${ip} of ${request.pod} is recorded in ${where} for ${rec.pod}; delete ` +
+          `SpiderEndpoint ${request.pod} so the pod gets a new address`,
+      );
+    } else {
+      if (rec.podUid !== request.podUid) out[ip] = { pod: rec.pod, podUid: request.podUid };
+      restamped.push(ip);
+    }
+  }
+  return { records: out, restamped, recreated };
+}
+
+/** A StatefulSet as seen by DEL: `replicas` and `spec.ordinals.start` (default 0). */
+export interface StatefulSetInfo {
+  replicas: number;
+  ordinalsStart?: number;
+}
+
+/**
+ * Whether the StatefulSet still wants the member `podName` (`<sts>-<ordinal>`): its ordinal lies in
+ * `[start, start + replicas - 1]`. False when the StatefulSet is gone (undefined).
+ *
+ * ```ts
+ * statefulSetOrdinalValid("db-2", { replicas: 3 }); // true
+ * statefulSetOrdinalValid("db-3", { replicas: 3 }); // false
+ * ```
+ */
+export function statefulSetOrdinalValid(podName: string, sts: StatefulSetInfo | undefined): boolean {
+  if (sts === undefined) return false;
+  const m = /-(0|[1-9][0-9]*)$/.exec(podName);
+  if (!m) return false;
+  const ordinal = Number(m[1]);
+  const start = sts.ordinalsStart ?? 0;
+  return ordinal >= start && ordinal <= start + sts.replicas - 1;
+}
+
+/** KubeVirt state as seen by DEL. */
+export interface KubevirtInfo {
+  /** The VMI exists and is not being deleted. */
+  vmiAlive: boolean;
+  /** The VMI is terminating but owned by a VirtualMachine that still exists (restart, not deletion). */
+  ownedByLiveVM: boolean;
+}
+
+export interface ReleaseInput {
+  /** The pod read from the API server (not a cache); undefined when already gone. */
+  pod?: PodLike;
+  /** UID from the DEL request; the pod's own UID wins when the pod exists. */
+  requestUid?: string;
+  ifName: string;
+  /** The endpoint read from the API server; undefined when not found. */
+  endpoint?: SpiderEndpoint;
+  /** For StatefulSet endpoints: the StatefulSet, or undefined when it is gone. */
+  statefulSet?: StatefulSetInfo;
+  /** For KubeVirt endpoints. */
+  kubevirt?: KubevirtInfo;
+  flags: { enableStatefulSet: boolean; enableKubevirtStaticIP: boolean };
+}
+
+/** What DEL does. */
+export type ReleaseDecision =
+  /** Nothing: the pod is alive, its UID is unknown, there is no endpoint, or the IPs are kept. */
+  | { kind: "nothing"; reason: string }
+  | {
+    kind: "release";
+    /** The pod UID records must carry to be released. */
+    uid: string;
+    /** Every address of the endpoint (all NICs); remove from pools where the record's podUid is `uid`. */
+    ips: PoolIP[];
+    /** Delete the endpoint (fixed-IP workload no longer wants it); the finalizer is removed either way. */
+    deleteEndpoint: boolean;
+  }
+  /** A fixed-IP endpoint the workload no longer wants, but of another pod UID: delete it, release nothing. */
+  | { kind: "delete-endpoint"; reason: string };
+
+/**
+ * The decision for CNI DEL (Spiderpool's `Release`): keep the IPs of a live pod and of a StatefulSet member
+ * or VM that will come back; otherwise release every address of the endpoint recorded for this pod UID.
+ */
+export function decideRelease(input: ReleaseInput): ReleaseDecision {
+  const { pod, endpoint, ifName, flags } = input;
+  if (pod !== undefined && isPodAlive(pod)) {
+    return { kind: "nothing", reason: "pod is alive; its IPs are kept" };
+  }
+  const uid = pod?.metadata.uid || input.requestUid || "";
+  if (uid === "") return { kind: "nothing", reason: "no pod UID known; IP GC will release the IPs" };
+  if (endpoint === undefined) return { kind: "nothing", reason: "no SpiderEndpoint; nothing to release" };
+  const type = endpoint.status.ownerControllerType;
+  let deleteEndpoint = false;
+  if (flags.enableStatefulSet && type === "StatefulSet") {
+    if (statefulSetOrdinalValid(endpoint.metadata.name, input.statefulSet)) {
+      return { kind: "nothing", reason: "StatefulSet still wants this member; its fixed IPs are kept" };
+    }
+    deleteEndpoint = true;
+  } else if (flags.enableKubevirtStaticIP && type === "VirtualMachineInstance") {
+    const kv = input.kubevirt;
+    if (kv !== undefined && (kv.vmiAlive || kv.ownedByLiveVM)) {
+      return { kind: "nothing", reason: "the VM is still running or restarting; its fixed IPs are kept" };
+    }
+    deleteEndpoint = true;
+  }
+  const cur = endpoint.status.current;
+  const hasNIC = (cur.ips ?? []).some((d) => d.interface === ifName || d.interface === "");
+  if (cur.uid !== uid || !hasNIC) {
+    if (deleteEndpoint) {
+      return { kind: "delete-endpoint", reason: `endpoint belongs to pod UID ${cur.uid}, not ${uid}` };
+    }
+    return {
+      kind: "nothing",
+      reason: cur.uid !== uid
+        ? `SpiderEndpoint belongs to pod UID ${cur.uid}, not ${uid}`
+        : `SpiderEndpoint has no addresses for ${ifName} (already released)`,
+    };
+  }
+  return { kind: "release", uid, ips: endpointPoolIPs(endpoint), deleteEndpoint };
+}
+
+/** `192.0.2.5/24` or `192.0.2.5` → canonical `192.0.2.5`. */
+export function canonicalIP(text: string): string {
+  const slash = text.indexOf("/");
+  const p = parseIP(slash === -1 ? text : text.slice(0, slash));
+  return formatIP(p.family, p.value);
+}

@@ -1,0 +1,127 @@
+// What ADD does with the SpiderEndpoint already stored under the pod's name: answer from it (retried ADD),
+// hand fixed IPs to a new StatefulSet/KubeVirt pod, throw away a stale endpoint of a deleted same-name pod, or
+// move a StatefulSet member whose pool annotation changed to its new pools.
+
+import type { IPAllocationDetail, SpiderEndpoint } from "../api/types.ts";
+import type { Candidates } from "./candidates.ts";
+import { detailPoolIPs, endpointPoolIPs, type PoolIP } from "./release.ts";
+import { hasStaticIP, isStatefulSetPod, podKey, type TopController, type WorkloadFlags } from "./workload.ts";
+
+export type RetrievalDecision =
+  /** No usable endpoint: allocate. `existing` (same pod, or fixed-IP workload) is merged into, not replaced. */
+  | { kind: "fresh"; existing?: SpiderEndpoint }
+  /** Same pod UID and the NIC is recorded: answer from the endpoint (responseFromEndpoint), no pool writes. */
+  | { kind: "reuse" }
+  /**
+   * Fixed-IP workload (StatefulSet member, KubeVirt VM) recreated: re-stamp `ips` in their pools with the new
+   * UID (restampIPs, records must name `pod`), set the endpoint's uid and node, answer from it.
+   */
+  | { kind: "restamp"; pod: string; uid: string; ips: PoolIP[] }
+  /**
+   * The endpoint belongs to a deleted pod of the same name (different UID, not a fixed-IP workload): delete
+   * it and drop its finalizer, release `release` where the record's podUid is `staleUid`, then allocate.
+   */
+  | { kind: "replace-stale"; staleUid: string; release: PoolIP[] }
+  /**
+   * StatefulSet member whose pools changed: release `release` (records of `releaseUid`), then either delete
+   * the endpoint (`deleteEndpoint`) or keep only `keep` (re-stamping `restamp` for `pod` with the new UID),
+   * and allocate the changed NICs afresh.
+   */
+  | {
+    kind: "pool-changed";
+    releaseUid: string;
+    release: PoolIP[];
+    deleteEndpoint: boolean;
+    keep: IPAllocationDetail[];
+    pod: string;
+    restamp: PoolIP[];
+  };
+
+export interface RetrievalInput {
+  endpoint?: SpiderEndpoint;
+  pod: { namespace: string; uid: string };
+  /** The endpoint name (pod name, or VMI name for KubeVirt). */
+  endpointName: string;
+  ifName: string;
+  top: TopController;
+  flags: WorkloadFlags;
+  /** Current candidates of the pod; needed for the StatefulSet pool-changed check. */
+  candidates?: Candidates;
+}
+
+/**
+ * Decides how ADD uses an existing SpiderEndpoint (spec §4.2 steps 4–6).
+ *
+ * ```ts
+ * decideRetrieval({ endpoint: undefined, ... }); // { kind: "fresh" }
+ * ```
+ */
+export function decideRetrieval(input: RetrievalInput): RetrievalDecision {
+  const { endpoint, ifName } = input;
+  if (endpoint === undefined) return { kind: "fresh" };
+  const cur = endpoint.status.current;
+  const hasNIC = (cur.ips ?? []).some((d) => d.interface === ifName || d.interface === "");
+
+  if (hasStaticIP(input.top, input.flags)) {
+    if (isStatefulSetPod(input.top, input.flags) && input.candidates !== undefined) {
+      const changed = statefulSetPoolChanges(
+        endpoint,
+        input.candidates,
+        podKey(input.pod.namespace, input.endpointName),
+      );
+      if (changed !== undefined) return changed;
+    }
+    if (hasNIC) {
+      return {
+        kind: "restamp",
+        pod: podKey(input.pod.namespace, input.endpointName),
+        uid: input.pod.uid,
+        ips: endpointPoolIPs(endpoint),
+      };
+    }
+    return { kind: "fresh", existing: endpoint };
+  }
+
+  if (cur.uid !== input.pod.uid) {
+    return { kind: "replace-stale", staleUid: cur.uid, release: endpointPoolIPs(endpoint) };
+  }
+  return hasNIC ? { kind: "reuse" } : { kind: "fresh", existing: endpoint };
+}
+
+/**
+ * The StatefulSet "pool changed" check (upstream #3543): details whose IPv4 or IPv6 pool is no longer a
+ * candidate of their NIC are released; when every NIC changed, or in no-name mode, the whole endpoint goes.
+ * Undefined when nothing changed. Subnet (auto-pool) candidates are never "changed" here.
+ */
+export function statefulSetPoolChanges(
+  endpoint: SpiderEndpoint,
+  candidates: Candidates,
+  pod: string,
+): Extract<RetrievalDecision, { kind: "pool-changed" }> | undefined {
+  if (candidates.kind !== "pools") return undefined;
+  const details = endpoint.status.current.ips ?? [];
+  const changed: IPAllocationDetail[] = [];
+  const keep: IPAllocationDetail[] = [];
+  details.forEach((d, i) => {
+    const cand = candidates.noNameMode
+      ? candidates.nics[i] ?? candidates.nics.find((c) => c.nic === d.interface && d.interface !== "")
+      : candidates.nics.find((c) => c.nic === d.interface);
+    const moved = cand !== undefined &&
+      ((d.ipv4Pool !== undefined && d.ipv4Pool !== "" && !cand.ipv4.includes(d.ipv4Pool)) ||
+        (d.ipv6Pool !== undefined && d.ipv6Pool !== "" && !cand.ipv6.includes(d.ipv6Pool)));
+    (moved ? changed : keep).push(d);
+  });
+  if (changed.length === 0) return undefined;
+  const deleteEndpoint = keep.length === 0 || candidates.noNameMode;
+  const gone = deleteEndpoint ? details : changed;
+  const kept = deleteEndpoint ? [] : keep;
+  return {
+    kind: "pool-changed",
+    releaseUid: endpoint.status.current.uid,
+    release: detailPoolIPs(gone),
+    deleteEndpoint,
+    keep: kept,
+    pod,
+    restamp: detailPoolIPs(kept),
+  };
+}

@@ -1,0 +1,356 @@
+// The `spiderpool` IPAM plugin: a thin CNI front of the spiderpool-agent on this node. ADD asks the agent
+// for this interface's addresses, DEL asks it to release them, STATUS reports whether it answers, GC sends
+// the runtime's valid attachments. Allocation rules live in the agent; this file only moves data.
+import { AgentClient, AgentRequestError } from "../agent/client.ts";
+import { DEFAULT_AGENT_SOCKET, type GcAttachment, type IpamAddResponse } from "../agent/models.ts";
+import { parseCniArgs } from "../cni/args.ts";
+import { CniError, ErrorCode } from "../cni/errors.ts";
+import { FileLogger, LOG_LEVELS, type LogLevel } from "../cni/log.ts";
+import { type CmdArgs, runPlugin } from "../cni/skel.ts";
+import type { NetConf, Result } from "../cni/types.ts";
+import { VERSION } from "../version.ts";
+
+/** Plugin-specific CNI error codes. */
+export const SpiderpoolErrorCode = {
+  /** The agent refused the request; the message is the agent's (it names the pool and the reason). */
+  agent: 100,
+  /** The agent's answer cannot be used for this interface. */
+  badAllocation: 101,
+} as const;
+
+/** The `ipam` section of the network configuration, with defaults applied. */
+export interface SpiderpoolIpamConf {
+  logLevel: LogLevel;
+  logFilePath: string;
+  logFileMaxSize: number;
+  logFileMaxAge: number;
+  logFileMaxCount: number;
+  defaultIPv4IPPool: string[];
+  defaultIPv6IPPool: string[];
+  cleanGateway: boolean;
+  matchMasterSubnet: boolean;
+  ipamUnixSocketPath: string;
+}
+
+export const IPAM_DEFAULTS: SpiderpoolIpamConf = {
+  logLevel: "info",
+  logFilePath: "/var/log/spidernet/spiderpool.log",
+  logFileMaxSize: 100,
+  logFileMaxAge: 30,
+  logFileMaxCount: 10,
+  defaultIPv4IPPool: [],
+  defaultIPv6IPPool: [],
+  cleanGateway: false,
+  matchMasterSubnet: false,
+  ipamUnixSocketPath: DEFAULT_AGENT_SOCKET,
+};
+
+function badConf(key: string, expected: string, got: unknown): CniError {
+  return new CniError(
+    ErrorCode.invalidNetworkConfig,
+    `invalid ipam.${key}: expected ${expected}, got ${
+      JSON.stringify(got)
+    }; fix it in the network configuration (NetworkAttachmentDefinition or CNI conf file)`,
+  );
+}
+
+/**
+ * Reads and checks the `ipam` section; throws CniError code 7 naming the key for a wrong type or value.
+ *
+ * @example parseIpamConf({ cniVersion: "1.0.0", name: "n", type: "macvlan", ipam: { type: "spiderpool" } })
+ */
+export function parseIpamConf(conf: NetConf): SpiderpoolIpamConf {
+  const ipam = conf.ipam;
+  if (typeof ipam !== "object" || ipam === null || Array.isArray(ipam)) {
+    throw new CniError(
+      ErrorCode.invalidNetworkConfig,
+      `missing "ipam" section; the network configuration needs "ipam": {"type": "spiderpool"}`,
+    );
+  }
+  const out: SpiderpoolIpamConf = { ...IPAM_DEFAULTS };
+  const get = (key: string): unknown => ipam[key] ?? undefined;
+  const str = (key: string): string | undefined => {
+    const v = get(key);
+    if (v === undefined || v === "") return undefined;
+    if (typeof v !== "string") throw badConf(key, "a string", v);
+    return v;
+  };
+  const bool = (key: string): boolean | undefined => {
+    const v = get(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "boolean") throw badConf(key, "true or false", v);
+    return v;
+  };
+  const count = (key: string): number | undefined => {
+    const v = get(key);
+    if (v === undefined) return undefined;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw badConf(key, "a whole number ≥ 0", v);
+    return v;
+  };
+  const names = (key: string): string[] | undefined => {
+    const v = get(key);
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string" || x === "")) {
+      throw badConf(key, 'a list of SpiderIPPool names, e.g. ["default-v4-ippool"]', v);
+    }
+    return v as string[];
+  };
+
+  const type = get("type");
+  if (type !== undefined && type !== "spiderpool") throw badConf("type", '"spiderpool"', type);
+  const level = str("log_level");
+  if (level !== undefined) {
+    const known = LOG_LEVELS[level.toLowerCase()];
+    if (!known) throw badConf("log_level", `one of ${Object.keys(LOG_LEVELS).join(", ")}`, level);
+    out.logLevel = known;
+  }
+  out.logFilePath = str("log_file_path") ?? out.logFilePath;
+  out.logFileMaxSize = count("log_file_max_size") ?? out.logFileMaxSize;
+  out.logFileMaxAge = count("log_file_max_age") ?? out.logFileMaxAge;
+  out.logFileMaxCount = count("log_file_max_count") ?? out.logFileMaxCount;
+  out.defaultIPv4IPPool = names("default_ipv4_ippool") ?? out.defaultIPv4IPPool;
+  out.defaultIPv6IPPool = names("default_ipv6_ippool") ?? out.defaultIPv6IPPool;
+  out.cleanGateway = bool("clean_gateway") ?? out.cleanGateway;
+  out.matchMasterSubnet = bool("match_master_subnet") ?? out.matchMasterSubnet;
+  const socket = str("ipam_unix_socket_path");
+  if (socket !== undefined && !socket.startsWith("/")) {
+    throw badConf("ipam_unix_socket_path", "an absolute path", socket);
+  }
+  out.ipamUnixSocketPath = socket ?? out.ipamUnixSocketPath;
+  return out;
+}
+
+/** The pod identity from CNI_ARGS; code 4 when the runtime did not pass it. */
+export function podIdentity(cniArgs: string): { namespace: string; name: string; uid: string } {
+  const a = parseCniArgs(cniArgs);
+  const missing = [
+    a.K8S_POD_NAMESPACE ? "" : "K8S_POD_NAMESPACE",
+    a.K8S_POD_NAME ? "" : "K8S_POD_NAME",
+  ].filter((k) => k !== "");
+  if (missing.length > 0) {
+    throw new CniError(
+      ErrorCode.invalidEnvironment,
+      `CNI_ARGS lacks ${
+        missing.join(" and ")
+      }; spiderpool allocates per Kubernetes pod, so the runtime must pass the pod's namespace and name`,
+    );
+  }
+  return { namespace: a.K8S_POD_NAMESPACE!, name: a.K8S_POD_NAME!, uid: a.K8S_POD_UID ?? "" };
+}
+
+/**
+ * The CNI result for `ifName` out of the agent's answer: its addresses (with gateway), its routes, the DNS.
+ * Throws code 101 when the answer holds nothing for `ifName` or is malformed.
+ */
+export function buildResult(resp: IpamAddResponse, ifName: string): Result {
+  if (!resp || !Array.isArray(resp.ips)) {
+    throw new CniError(
+      SpiderpoolErrorCode.badAllocation,
+      `the agent's answer has no "ips" list: ${JSON.stringify(resp)}`,
+    );
+  }
+  const result: Result = { cniVersion: "1.1.0", ips: [], routes: [] };
+  for (const ip of resp.ips) {
+    if (ip.nic !== ifName) continue;
+    if (typeof ip.address !== "string" || !/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(ip.address)) {
+      throw new CniError(
+        SpiderpoolErrorCode.badAllocation,
+        `the agent allocated an invalid address ${JSON.stringify(ip.address)} for ${ifName} (pool ${
+          ip.ipPool ?? "?"
+        })`,
+      );
+    }
+    result.ips!.push(ip.gateway ? { address: ip.address, gateway: ip.gateway } : { address: ip.address });
+  }
+  if (result.ips!.length === 0) {
+    throw new CniError(
+      SpiderpoolErrorCode.badAllocation,
+      `no Interface ${ifName} IP allocation found`,
+      `the agent returned addresses for [${[...new Set(resp.ips.map((i) => i.nic))].join(", ")}]`,
+    );
+  }
+  for (const r of resp.routes ?? []) {
+    if (r.ifName === ifName) result.routes!.push(r.gw ? { dst: r.dst, gw: r.gw } : { dst: r.dst });
+  }
+  const dns = resp.dns ?? {};
+  result.dns = {};
+  if (dns.nameservers?.length) result.dns.nameservers = [...dns.nameservers];
+  if (dns.domain) result.dns.domain = dns.domain;
+  if (dns.search?.length) result.dns.search = [...dns.search];
+  if (dns.options?.length) result.dns.options = [...dns.options];
+  return result;
+}
+
+/** The attachments listed by a CNI 1.1 GC request (`cni.dev/valid-attachments`, or the draft's `cni.dev/attachments`). */
+export function validAttachments(conf: NetConf): GcAttachment[] {
+  const key = conf["cni.dev/valid-attachments"] !== undefined
+    ? "cni.dev/valid-attachments"
+    : "cni.dev/attachments";
+  const raw = conf[key] ?? [];
+  const bad = () =>
+    new CniError(
+      ErrorCode.invalidNetworkConfig,
+      `invalid "${key}": expected a list of {"containerID": string, "ifname": string}, got ${
+        JSON.stringify(raw)
+      }`,
+    );
+  if (!Array.isArray(raw)) throw bad();
+  return raw.map((a) => {
+    if (typeof a !== "object" || a === null) throw bad();
+    const { containerID, ifname } = a as Record<string, unknown>;
+    if (typeof containerID !== "string" || containerID === "" || typeof ifname !== "string") throw bad();
+    return { containerID, ifName: ifname };
+  });
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The agent must answer its health check before ADD/DEL/GC; otherwise the runtime should retry. */
+async function requireHealthy(agent: AgentClient, code: number): Promise<void> {
+  try {
+    await agent.healthy();
+  } catch (e) {
+    const state = e instanceof AgentRequestError && e.kind === "http" ? "is not ready" : "is unreachable";
+    throw new CniError(
+      code,
+      `spiderpool-agent at ${agent.socketPath} ${state}: ${
+        describe(e)
+      }; check the spiderpool-agent pod on this node`,
+    );
+  }
+}
+
+/** Runs a command with the configuration and logger set up, flushing the log whatever happens. */
+async function withSetup<T>(
+  args: CmdArgs,
+  fn: (conf: SpiderpoolIpamConf, log: FileLogger) => Promise<T>,
+): Promise<T> {
+  const conf = parseIpamConf(args.conf);
+  const context = args.containerId ? `${args.command} ${args.containerId} ${args.ifName}` : args.command;
+  const log = new FileLogger({
+    path: conf.logFilePath,
+    level: conf.logLevel,
+    maxSizeMB: conf.logFileMaxSize,
+    maxAgeDays: conf.logFileMaxAge,
+    maxCount: conf.logFileMaxCount,
+  }, context);
+  try {
+    return await fn(conf, log);
+  } catch (e) {
+    log.error(describe(e));
+    throw e;
+  } finally {
+    await log.flush();
+  }
+}
+
+async function cmdAdd(args: CmdArgs): Promise<Result> {
+  return await withSetup(args, async (conf, log) => {
+    const pod = podIdentity(args.args);
+    const agent = new AgentClient(conf.ipamUnixSocketPath);
+    await requireHealthy(agent, ErrorCode.tryAgainLater);
+    log.debug(`allocating for pod ${pod.namespace}/${pod.name} (uid ${pod.uid || "unknown"})`);
+    let resp: IpamAddResponse;
+    try {
+      resp = await agent.allocate({
+        containerID: args.containerId,
+        ifName: args.ifName,
+        netNamespace: args.netns,
+        podNamespace: pod.namespace,
+        podName: pod.name,
+        podUID: pod.uid,
+        defaultIPv4IPPool: conf.defaultIPv4IPPool,
+        defaultIPv6IPPool: conf.defaultIPv6IPPool,
+        cleanGateway: conf.cleanGateway,
+        matchMasterSubnet: conf.matchMasterSubnet,
+      });
+    } catch (e) {
+      if (e instanceof AgentRequestError && e.kind === "http") {
+        throw new CniError(
+          SpiderpoolErrorCode.agent,
+          `spiderpool-agent failed to allocate an IP for ${args.ifName} of pod ${pod.namespace}/${pod.name}: ${e.message}`,
+        );
+      }
+      const code = e instanceof AgentRequestError && e.kind === "protocol"
+        ? SpiderpoolErrorCode.badAllocation
+        : ErrorCode.tryAgainLater;
+      throw new CniError(
+        code,
+        `spiderpool-agent at ${agent.socketPath}: ${
+          describe(e)
+        }; check the spiderpool-agent pod on this node`,
+      );
+    }
+    const result = buildResult(resp, args.ifName);
+    for (const ip of resp.ips) {
+      if (ip.nic === args.ifName && (ip.enableIPConflictDetection || ip.enableGatewayDetection)) {
+        log.warn(
+          `IP conflict and gateway detection are not supported by this plugin; not checked for ${ip.address}`,
+        );
+      }
+    }
+    log.info(
+      `allocated ${result.ips!.map((i) => i.address).join(", ")} for pod ${pod.namespace}/${pod.name}`,
+    );
+    return result;
+  });
+}
+
+async function cmdDel(args: CmdArgs): Promise<void> {
+  await withSetup(args, async (conf, log) => {
+    const pod = podIdentity(args.args);
+    const agent = new AgentClient(conf.ipamUnixSocketPath);
+    await requireHealthy(agent, ErrorCode.tryAgainLater);
+    try {
+      await agent.release({
+        containerID: args.containerId,
+        ifName: args.ifName,
+        netNamespace: args.netns,
+        podNamespace: pod.namespace,
+        podName: pod.name,
+        podUID: pod.uid,
+      });
+      log.info(`released the IPs of pod ${pod.namespace}/${pod.name}`);
+    } catch (e) {
+      // The agent's garbage collection reclaims what a failed release leaves behind.
+      log.error(`release for pod ${pod.namespace}/${pod.name} failed (left to IP GC): ${describe(e)}`);
+    }
+  });
+}
+
+async function cmdStatus(args: CmdArgs): Promise<void> {
+  await withSetup(args, async (conf) => {
+    await requireHealthy(new AgentClient(conf.ipamUnixSocketPath), ErrorCode.pluginNotAvailable);
+  });
+}
+
+async function cmdGc(args: CmdArgs): Promise<void> {
+  await withSetup(args, async (conf, log) => {
+    const attachments = validAttachments(args.conf);
+    const agent = new AgentClient(conf.ipamUnixSocketPath);
+    await requireHealthy(agent, ErrorCode.tryAgainLater);
+    try {
+      await agent.gc({ validAttachments: attachments });
+    } catch (e) {
+      const code = e instanceof AgentRequestError && e.kind === "http"
+        ? SpiderpoolErrorCode.agent
+        : ErrorCode.tryAgainLater;
+      throw new CniError(code, `spiderpool-agent GC of stale attachments failed: ${describe(e)}`);
+    }
+    log.info(`GC with ${attachments.length} valid attachments done`);
+  });
+}
+
+/** Entry of the `spiderpool` binary name when CNI_COMMAND is set; returns the exit code. */
+export function main(): Promise<number> {
+  return runPlugin({
+    add: cmdAdd,
+    del: cmdDel,
+    check: () => Promise.resolve(),
+    status: cmdStatus,
+    gc: cmdGc,
+    about: `CNI plugin spiderpool v${VERSION}`,
+  });
+}

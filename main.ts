@@ -6,6 +6,10 @@ type Mode = { summary: string; load: () => Promise<{ main(args: string[]): Promi
 
 /** Modes reached through a subcommand of `spiderpool`; `spiderpool-<name>` reaches the same ones by name. */
 const SUBCOMMANDS: Record<string, Mode> = {
+  agent: {
+    summary: "run the per-node IPAM agent (unix-socket API for the plugin)",
+    load: () => import("./src/cmd/agent.ts"),
+  },
   version: {
     summary: "print the version and the supported CNI versions",
     load: () => import("./src/cmd/version.ts"),

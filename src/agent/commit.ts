@@ -117,6 +117,8 @@ export class PoolCommitter<Op, R> {
   async #drain(pool: string): Promise<void> {
     const queue = this.#queues.get(pool)!;
     try {
+      // Let requests submitted in the same turn (the NICs and families of one ADD) join the first batch.
+      await Promise.resolve();
       while (queue.length > 0) {
         const batch = queue.splice(0);
         const now = Date.now();

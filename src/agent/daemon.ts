@@ -3,12 +3,20 @@
 // delete the stale socket, serve, mark startup done).
 
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
+import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
 import { ResourceCache } from "./cache.ts";
 import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
-import { AgentKube, ALL_ENDPOINTS, type KubeObject, type Pod, POOLS, RESERVED_IPS } from "./kube.ts";
+import {
+  AgentKube,
+  ALL_ENDPOINTS,
+  COORDINATORS,
+  type KubeObject,
+  type Pod,
+  POOLS,
+  RESERVED_IPS,
+} from "./kube.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { IpamAgent } from "./ipam.ts";
 import { serveSocket, type SocketServer } from "./server.ts";
@@ -40,6 +48,7 @@ export interface AgentCaches {
   nodes: ResourceCache<KubeObject>;
   /** Pods bound to this node only. */
   pods: ResourceCache<Pod>;
+  coordinators: ResourceCache<SpiderCoordinator>;
 }
 
 export interface RunningAgent {
@@ -103,6 +112,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       namespaces: cacheOf<KubeObject>("/api/v1/namespaces"),
       nodes: cacheOf<KubeObject>("/api/v1/nodes"),
       pods: cacheOf<Pod>("/api/v1/pods", `spec.nodeName=${opts.nodeName}`),
+      coordinators: cacheOf<SpiderCoordinator>(COORDINATORS),
     };
     const ipam = new IpamAgent({
       nodeName: opts.nodeName,
@@ -112,6 +122,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       caches,
       metrics,
       requestTimeoutMs: opts.requestTimeoutMs ?? 60_000,
+      clusterNetwork: Deno.env.get("MULTUS_CLUSTER_NETWORK") || undefined,
+      releaseConflictIPs: Deno.env.get("SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS")?.toLowerCase() !== "false",
       log,
     });
     await Promise.all(Object.values(caches).map((c) => c.synced));

@@ -1,13 +1,61 @@
 // The agent's IPAM service: ADD, DEL, batch DEL, GC and workload-endpoint queries, orchestrated from the
 // decisions of src/ipam (pure rules) and carried out through the caches, the per-pool group committer and
 // direct API calls. No allocation rule lives here.
+//
+// Write order and crashes: ADD writes the pool records first, then the SpiderEndpoint; if the endpoint write
+// fails the records just written are released again. A crash between the two leaves pool records whose pod
+// UID has no endpoint; the IP GC reclaims them. Release goes the other way (endpoint decided first, then the
+// records), so an endpoint never lists an address that another pod may have been given.
 
-import type { SpiderEndpoint } from "../api/types.ts";
+import { type AnnotationRoute, parseRoutesAnnotation } from "../api/annotations.ts";
+import { ANNOTATION, KIND } from "../api/constants.ts";
+import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
+import { type Family, IPRangeSet } from "../ip/mod.ts";
+import { ConflictError } from "../kube/client.ts";
+import {
+  adoptEndpoint,
+  buildEndpoint,
+  byPool,
+  type Candidates,
+  CandidatesExhaustedError,
+  decideRelease,
+  decideRetrieval,
+  detailPoolIPs,
+  endpointDetailsFor,
+  endpointNameFor,
+  endpointPoolIPs,
+  isPodAlive,
+  isStatefulSetPod,
+  KUBEVIRT_VMI,
+  type KubevirtInfo,
+  multusNetworkFor,
+  type NICAllocation,
+  NoPoolAvailableError,
+  ownerToResolve,
+  podKey,
+  poolCandidates,
+  PoolExhaustedError,
+  type PoolIP,
+  PoolSelectionError,
+  requireUsablePools,
+  responseFromDetails,
+  responseFromEndpoint,
+  sortPools,
+  type StatefulSetInfo,
+  type TopController,
+  topController,
+  unmatchedRoutes,
+} from "../ipam/mod.ts";
+import { PoolCommitter, PoolNotFoundError, QueueTimeoutError, RetriesExhaustedError } from "./commit.ts";
 import type { AgentConfig } from "./config.ts";
+import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
 import type { AgentCaches } from "./daemon.ts";
-import type { AgentKube } from "./kube.ts";
-import type { AgentMetrics } from "./metrics.ts";
+import type { AgentKube, KubeObject, OwnerRef, Pod } from "./kube.ts";
+import type { AgentMetrics, AllocationFailure } from "./metrics.ts";
 import type {
+  CoordinatorConfig,
+  GcAttachment,
+  GetCoordinatorArgs,
   IpamAddArgs,
   IpamAddResponse,
   IpamBatchDelArgs,
@@ -15,7 +63,14 @@ import type {
   IpamGcArgs,
   WorkloadEndpointStatus,
 } from "./models.ts";
-import type { IpamService } from "./server.ts";
+import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
+import { ApiStatusError, type IpamService } from "./server.ts";
+
+/**
+ * Annotation on a SpiderEndpoint naming the container (sandbox) its addresses were allocated for, so that
+ * `POST /v1/ipam/gc` can tell which endpoints the runtime no longer uses.
+ */
+export const CONTAINER_ID_ANNOTATION = "ipam.spidernet.io/container-id";
 
 export interface IpamAgentOptions {
   nodeName: string;
@@ -25,38 +80,633 @@ export interface IpamAgentOptions {
   caches: AgentCaches;
   metrics: AgentMetrics;
   requestTimeoutMs: number;
+  /** `MULTUS_CLUSTER_NETWORK` (`<ns>/<name>`), the default network of the first NIC. */
+  clusterNetwork?: string;
+  /** `SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS` (default true). */
+  releaseConflictIPs?: boolean;
   log: (message: string) => void;
+}
+
+/** One (NIC, family) of an ADD and the pools it may try, in order. */
+interface Slot {
+  nic: string;
+  index: number;
+  family: Family;
+  cleanGateway: boolean;
+  pools: SpiderIPPool[];
+  next: number;
+  errors: PoolExhaustedError[];
+  got?: NICAllocation;
 }
 
 export class IpamAgent implements IpamService {
   readonly #o: IpamAgentOptions;
+  readonly #committer: PoolCommitter<PoolOp, PoolOpResult>;
+  /** ReplicaSet/Job uid → its ownerReferences (ownership of a ReplicaSet or Job never changes). */
+  readonly #owners = new Map<string, OwnerRef[]>();
+  #reserved?: Map<Family, IPRangeSet>;
 
   constructor(opts: IpamAgentOptions) {
     this.#o = opts;
+    const { metrics, kube, caches } = opts;
+    caches.reservedIPs.onChange(() => this.#reserved = undefined);
+    this.#committer = new PoolCommitter<PoolOp, PoolOpResult>(
+      { read: (p) => kube.getPool(p), writeStatus: (p) => kube.writePoolStatus(p) },
+      (pool, ops) => planPoolBatch(pool, ops, (f) => this.#reservedSet(f)),
+      {
+        hooks: {
+          admitted: (op, ms) =>
+            (op.kind === "release" ? metrics.releaseLimitDuration : metrics.allocationLimitDuration).observe(
+              ms / 1000,
+            ),
+          conflict: (ops) => {
+            if (ops.some((o) => o.kind !== "release")) metrics.allocationConflicts.inc();
+            if (ops.some((o) => o.kind === "release")) metrics.releaseConflicts.inc();
+          },
+        },
+      },
+    );
+  }
+
+  /** Largest batch a pool's committer has taken (for tests and benchmarks). */
+  get maxBatch(): number {
+    return this.#committer.maxBatch;
   }
 
   healthy(): void {}
 
-  allocate(_args: IpamAddArgs): Promise<IpamAddResponse> {
-    return Promise.reject(new Error("not implemented"));
+  // -------------------------------------------------------------------------------------------------------
+  // ADD
+
+  async allocate(args: IpamAddArgs): Promise<IpamAddResponse> {
+    const { metrics } = this.#o;
+    const started = performance.now();
+    metrics.allocations.inc();
+    try {
+      const res = await this.#allocate(args, Date.now() + this.#o.requestTimeoutMs);
+      metrics.allocationDuration.observe((performance.now() - started) / 1000);
+      return res;
+    } catch (err) {
+      metrics.allocationFailed(allocationFailure(err));
+      throw err;
+    }
   }
 
-  release(_args: IpamDelArgs): Promise<void> {
-    return Promise.reject(new Error("not implemented"));
+  async #allocate(args: IpamAddArgs, deadline: number): Promise<IpamAddResponse> {
+    const { config, kube, nodeName } = this.#o;
+    const pod = await this.#podForAdd(args);
+    const who = `pod ${args.podNamespace}/${args.podName}`;
+    if (!isPodAlive(pod)) {
+      throw new Error(`${who} is terminating or has finished; no IP is allocated to it`);
+    }
+    const top = await this.#topController(pod);
+    const epName = endpointNameFor(pod, top, config);
+    const ns = pod.metadata.namespace;
+    const candidates = () => this.#candidates(pod, args, top);
+    const endpoint = await kube.getEndpoint(ns, epName);
+    const decision = decideRetrieval({
+      endpoint,
+      pod: { namespace: ns, uid: pod.metadata.uid },
+      endpointName: epName,
+      ifName: args.ifName,
+      top,
+      flags: config,
+      candidates: endpoint && isStatefulSetPod(top, config) ? candidates() : undefined,
+    });
+    const detection = config;
+    switch (decision.kind) {
+      case "reuse": {
+        const { response, endpoint: renamed } = responseFromEndpoint(endpoint!, args.ifName, detection);
+        const updated = withContainerID(renamed ?? endpoint!, args.containerID);
+        if (updated !== endpoint) await kube.updateEndpoint(updated);
+        return response;
+      }
+      case "restamp": {
+        await this.#poolOps(
+          decision.ips,
+          (ips) => ({ kind: "restamp", ips, pod: decision.pod, podUid: decision.uid }),
+          deadline,
+        );
+        const moved = adoptEndpoint(endpoint!, { uid: pod.metadata.uid, node: nodeName });
+        const { response, endpoint: renamed } = responseFromEndpoint(moved, args.ifName, detection);
+        await kube.updateEndpoint(withContainerID(renamed ?? moved, args.containerID));
+        return response;
+      }
+      case "replace-stale": {
+        await this.#dropEndpoint(endpoint!);
+        await this.#poolOps(
+          decision.release,
+          (ips) => ({ kind: "release", ips, podUid: decision.staleUid }),
+          deadline,
+        );
+        return await this.#fresh(args, pod, top, epName, candidates(), undefined, deadline);
+      }
+      case "pool-changed": {
+        await this.#poolOps(
+          decision.release,
+          (ips) => ({ kind: "release", ips, podUid: decision.releaseUid }),
+          deadline,
+        );
+        let existing: SpiderEndpoint | undefined;
+        if (decision.deleteEndpoint) {
+          await this.#dropEndpoint(endpoint!);
+        } else {
+          await this.#poolOps(
+            decision.restamp,
+            (ips) => ({ kind: "restamp", ips, pod: decision.pod, podUid: pod.metadata.uid }),
+            deadline,
+          );
+          existing = {
+            ...endpoint!,
+            status: {
+              ...endpoint!.status,
+              current: { uid: pod.metadata.uid, node: nodeName, ips: decision.keep },
+            },
+          };
+        }
+        return await this.#fresh(args, pod, top, epName, candidates(), existing, deadline);
+      }
+      case "fresh":
+        return await this.#fresh(args, pod, top, epName, candidates(), decision.existing, deadline);
+    }
   }
 
-  releaseBatch(_args: IpamBatchDelArgs): Promise<void> {
-    return Promise.reject(new Error("not implemented"));
+  /** Standard allocation: every NIC and family of the candidates that the endpoint does not record yet. */
+  async #fresh(
+    args: IpamAddArgs,
+    pod: Pod,
+    top: TopController,
+    epName: string,
+    candidates: Candidates,
+    existing: SpiderEndpoint | undefined,
+    deadline: number,
+  ): Promise<IpamAddResponse> {
+    const { config, caches, kube, nodeName, log } = this.#o;
+    if (candidates.kind === "subnet") {
+      throw new PoolSelectionError(
+        candidates.annotation,
+        `annotation ${candidates.annotation}: auto-created pools (SpiderSubnet) are not served by this agent ` +
+          `yet; name pools with ${ANNOTATION.ippool} or ${ANNOTATION.ippools}`,
+      );
+    }
+    const ns = pod.metadata.namespace;
+    const recorded = new Set(
+      (existing?.status.current.ips ?? []).map((d) => d.interface).filter((n) => n !== ""),
+    );
+    const nics = candidates.nics.filter((c) => c.nic === "" || !recorded.has(c.nic));
+    const poolMap = new Map(caches.pools.list().map((p) => [p.metadata.name, p]));
+    const namespace = caches.namespaces.get(ns);
+    const node = caches.nodes.get(nodeName);
+    const slots: Slot[] = [];
+    for (const c of nics) {
+      for (const family of [4, 6] as const) {
+        const names = family === 4 ? c.ipv4 : c.ipv6;
+        if (names.length === 0) continue;
+        const nicName = c.nic !== "" ? c.nic : `${c.index}`;
+        const usable = requireUsablePools(names, poolMap, {
+          family,
+          nic: nicName,
+          pod: { namespace: ns, labels: pod.metadata.labels },
+          namespace: { name: ns, labels: namespace?.metadata.labels },
+          node: { name: nodeName, labels: node?.metadata.labels },
+          multusNetwork: multusNetworkFor(nicName, pod.metadata, this.#o.namespace, this.#o.clusterNetwork),
+          agentNamespace: this.#o.namespace,
+          top,
+        });
+        slots.push({
+          nic: c.nic,
+          index: c.index,
+          family,
+          cleanGateway: c.cleanGateway,
+          pools: sortPools(usable),
+          next: 0,
+          errors: [],
+        });
+      }
+    }
+    if (slots.length === 0) {
+      throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);
+    }
+
+    const request = { pod: podKey(ns, epName), podUid: pod.metadata.uid };
+    const endpointHeld = detailPoolIPs(existing?.status.current.ips ?? []);
+    const got: NICAllocation[] = [];
+    try {
+      // Rounds: every slot still without an address tries its next pool; slots on the same pool share one request.
+      while (true) {
+        const open = slots.filter((s) => s.got === undefined);
+        if (open.length === 0) break;
+        const exhausted = open.find((s) => s.next >= s.pools.length);
+        if (exhausted) {
+          const nic = exhausted.nic || `NIC #${exhausted.index}`;
+          if (exhausted.errors.length > 0) {
+            throw new CandidatesExhaustedError(exhausted.family, nic, exhausted.errors);
+          }
+          throw new Error(
+            `every IPv${exhausted.family} SpiderIPPool of ${nic} was deleted while allocating; retry`,
+          );
+        }
+        const groups = new Map<string, Slot[]>();
+        for (const s of open) {
+          const name = s.pools[s.next].metadata.name;
+          groups.set(name, [...(groups.get(name) ?? []), s]);
+        }
+        await Promise.all([...groups].map(async ([poolName, group]) => {
+          const hold = [
+            ...endpointHeld.filter((h) => h.pool === poolName).map((h) => h.ip),
+            ...got.filter((g) => g.pool.metadata.name === poolName).map((g) => g.ip),
+          ];
+          try {
+            const r = await this.#committer.submit(
+              poolName,
+              { kind: "allocate", requests: group.map(() => request), hold },
+              deadline,
+            );
+            if (r.kind !== "allocate") throw new Error("internal error: allocate answered with " + r.kind);
+            group.forEach((s, k) => {
+              s.got = {
+                nic: s.nic,
+                index: s.index,
+                ip: r.chosen[k].ip,
+                pool: s.pools[s.next],
+                cleanGateway: s.cleanGateway,
+              };
+              got.push(s.got);
+            });
+          } catch (err) {
+            if (!(err instanceof PoolExhaustedError || err instanceof PoolNotFoundError)) throw err;
+            for (const s of group) {
+              if (err instanceof PoolExhaustedError) s.errors.push(err);
+              s.next++;
+            }
+          }
+        }));
+      }
+
+      const customRoutes = this.#customRoutes(pod);
+      const dropped = unmatchedRoutes(customRoutes, got.map((g) => g.pool));
+      if (dropped.length > 0) {
+        log(
+          `pod ${ns}/${pod.metadata.name}: ${ANNOTATION.routes} entries ${
+            JSON.stringify(dropped)
+          } match no ` +
+            `allocated subnet; dropped`,
+        );
+      }
+      const details = endpointDetailsFor(got, customRoutes);
+      const ep = withContainerID(
+        buildEndpoint({
+          namespace: ns,
+          name: epName,
+          pod: { name: pod.metadata.name, uid: pod.metadata.uid },
+          node: nodeName,
+          top,
+          details,
+          flags: config,
+          existing,
+        }),
+        args.containerID,
+      );
+      if (existing) await kube.updateEndpoint(ep);
+      else await kube.createEndpoint(ep);
+      return responseFromDetails(details, config);
+    } catch (err) {
+      if (got.length > 0) await this.#rollback(got, request.podUid);
+      throw err;
+    }
   }
 
-  gc(_args: IpamGcArgs): Promise<void> {
-    return Promise.reject(new Error("not implemented"));
+  /** Gives back what a failed ADD took; a failure here is logged (the IP GC reclaims records without endpoint). */
+  async #rollback(got: NICAllocation[], podUid: string): Promise<void> {
+    const ips: PoolIP[] = got.map((g) => ({ pool: g.pool.metadata.name, ip: g.ip }));
+    try {
+      await this.#poolOps(ips, (list) => ({ kind: "release", ips: list, podUid }), Date.now() + 30_000);
+    } catch (err) {
+      this.#o.log(
+        `could not give back ${JSON.stringify(ips)} of pod UID ${podUid}: ${(err as Error).message}`,
+      );
+    }
+  }
+
+  #candidates(pod: Pod, args: IpamAddArgs, top: TopController): Candidates {
+    const { caches, config } = this.#o;
+    const ns = pod.metadata.namespace;
+    const namespace = caches.namespaces.get(ns);
+    return poolCandidates({
+      pod: {
+        name: pod.metadata.name,
+        namespace: ns,
+        uid: pod.metadata.uid,
+        labels: pod.metadata.labels,
+        annotations: pod.metadata.annotations,
+        nodeName: pod.spec?.nodeName,
+      },
+      namespace: {
+        name: ns,
+        labels: namespace?.metadata.labels,
+        annotations: namespace?.metadata.annotations,
+      },
+      ifName: args.ifName,
+      cniDefaults: {
+        ipv4: args.defaultIPv4IPPool ?? [],
+        ipv6: args.defaultIPv6IPPool ?? [],
+        cleanGateway: args.cleanGateway ?? false,
+      },
+      pools: caches.pools.list(),
+      flags: config,
+      top,
+    });
+  }
+
+  #customRoutes(pod: Pod): AnnotationRoute[] {
+    const v = pod.metadata.annotations?.[ANNOTATION.routes];
+    return v === undefined || v.trim() === "" ? [] : parseRoutesAnnotation(v);
+  }
+
+  /** The pod from the cache, or from the API server when the cache has not seen it (or has an older UID). */
+  async #podForAdd(args: { podNamespace: string; podName: string; podUID: string }): Promise<Pod> {
+    const cached = this.#o.caches.pods.get(args.podName, args.podNamespace);
+    if (cached && cached.metadata.uid === args.podUID) return cached;
+    const pod = await this.#o.kube.getPod(args.podNamespace, args.podName);
+    if (!pod) throw new Error(`pod ${args.podNamespace}/${args.podName} not found`);
+    if (args.podUID && pod.metadata.uid !== args.podUID) {
+      throw new Error(
+        `pod ${args.podNamespace}/${args.podName} has UID ${pod.metadata.uid}, but the runtime asked for UID ` +
+          `${args.podUID} (a deleted pod of the same name); not allocating`,
+      );
+    }
+    return pod;
+  }
+
+  async #topController(pod: Pod): Promise<TopController> {
+    const owner = ownerToResolve(pod);
+    if (!owner) return topController(pod);
+    let owners = this.#owners.get(owner.uid);
+    if (owners === undefined) {
+      const [group, version] = owner.apiVersion.includes("/")
+        ? owner.apiVersion.split("/")
+        : ["", owner.apiVersion];
+      const plural = owner.kind === "ReplicaSet" ? "replicasets" : "jobs";
+      const base = group === "" ? `/api/${version}` : `/apis/${group}/${version}`;
+      const obj = await this.#o.kube.getObject<KubeObject>(
+        `${base}/namespaces/${pod.metadata.namespace}/${plural}/${owner.name}`,
+      );
+      owners = obj?.metadata.ownerReferences ?? [];
+      if (obj) this.#owners.set(owner.uid, owners);
+    }
+    return topController(pod, owners);
+  }
+
+  /** Runs one op per pool for `ips` (all pools in parallel) and waits for all of them. */
+  async #poolOps(ips: readonly PoolIP[], op: (ips: string[]) => PoolOp, deadline: number): Promise<void> {
+    const results = await Promise.allSettled(
+      [...byPool(ips)].map(([pool, list]) => this.#committer.submit(pool, op(list), deadline)),
+    );
+    const failed = results.filter((r): r is PromiseRejectedResult =>
+      r.status === "rejected" && !(r.reason instanceof PoolNotFoundError)
+    );
+    if (failed.length > 0) throw failed[0].reason;
+  }
+
+  /** Deletes an endpoint and drops our finalizer so that it really goes away. */
+  async #dropEndpoint(ep: SpiderEndpoint): Promise<void> {
+    const { kube } = this.#o;
+    await kube.deleteEndpoint(ep);
+    const now = await kube.getEndpoint(ep.metadata.namespace ?? "", ep.metadata.name);
+    if (now && now.metadata.uid === ep.metadata.uid) await kube.removeEndpointFinalizer(now);
+  }
+
+  #reservedSet(family: Family): IPRangeSet {
+    if (!this.#reserved) {
+      const sets = new Map<Family, IPRangeSet>([[4, IPRangeSet.empty(4)], [6, IPRangeSet.empty(6)]]);
+      for (const r of this.#o.caches.reservedIPs.list() as SpiderReservedIP[]) {
+        if (r.metadata.deletionTimestamp) continue;
+        const f = r.spec.ipVersion ?? (r.spec.ips[0]?.includes(":") ? 6 : 4);
+        try {
+          sets.set(
+            f,
+            sets.get(f)!.union(IPRangeSet.parse(f, r.spec.ips, `${KIND.reservedIP} ${r.metadata.name}`)),
+          );
+        } catch (err) {
+          this.#o.log(`ignoring malformed ${KIND.reservedIP} ${r.metadata.name}: ${(err as Error).message}`);
+        }
+      }
+      this.#reserved = sets;
+    }
+    return this.#reserved.get(family)!;
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // DEL
+
+  async release(args: IpamDelArgs): Promise<void> {
+    const { metrics } = this.#o;
+    const started = performance.now();
+    metrics.releases.inc();
+    try {
+      await this.#release(args, Date.now() + this.#o.requestTimeoutMs);
+      metrics.releaseDuration.observe((performance.now() - started) / 1000);
+    } catch (err) {
+      metrics.releaseFailed(err instanceof RetriesExhaustedError ? "retries_exhausted" : "internal");
+      throw err;
+    }
+  }
+
+  async #release(args: IpamDelArgs, deadline: number): Promise<void> {
+    const { kube, config } = this.#o;
+    const pod = await kube.getPod(args.podNamespace, args.podName);
+    let epName = args.podName;
+    if (pod) epName = endpointNameFor(pod, await this.#topController(pod), config);
+    const endpoint = await kube.getEndpoint(args.podNamespace, epName);
+    const decision = decideRelease({
+      pod,
+      requestUid: args.podUID,
+      ifName: args.ifName,
+      endpoint,
+      statefulSet: endpoint ? await this.#statefulSet(endpoint) : undefined,
+      kubevirt: endpoint ? await this.#kubevirt(endpoint) : undefined,
+      flags: config,
+    });
+    switch (decision.kind) {
+      case "nothing":
+        return;
+      case "delete-endpoint":
+        await this.#dropEndpoint(endpoint!);
+        return;
+      case "release":
+        await this.#poolOps(
+          decision.ips,
+          (ips) => ({ kind: "release", ips, podUid: decision.uid }),
+          deadline,
+        );
+        if (decision.deleteEndpoint) await this.#dropEndpoint(endpoint!);
+        else await this.#removeFinalizer(endpoint!);
+        return;
+    }
+  }
+
+  async #removeFinalizer(ep: SpiderEndpoint): Promise<void> {
+    const { kube } = this.#o;
+    try {
+      await kube.removeEndpointFinalizer(ep);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      const now = await kube.getEndpoint(ep.metadata.namespace ?? "", ep.metadata.name);
+      if (now && now.metadata.uid === ep.metadata.uid) await kube.removeEndpointFinalizer(now);
+    }
+  }
+
+  async #statefulSet(ep: SpiderEndpoint): Promise<StatefulSetInfo | undefined> {
+    if (ep.status.ownerControllerType !== "StatefulSet") return undefined;
+    const sts = await this.#o.kube.getObject<KubeObject>(
+      `/apis/apps/v1/namespaces/${ep.metadata.namespace}/statefulsets/${ep.status.ownerControllerName}`,
+    );
+    if (!sts || sts.metadata.deletionTimestamp) return undefined;
+    const spec = sts.spec as { replicas?: number; ordinals?: { start?: number } } | undefined;
+    return { replicas: spec?.replicas ?? 1, ordinalsStart: spec?.ordinals?.start };
+  }
+
+  async #kubevirt(ep: SpiderEndpoint): Promise<KubevirtInfo | undefined> {
+    if (ep.status.ownerControllerType !== KUBEVIRT_VMI.kind) return undefined;
+    const ns = ep.metadata.namespace;
+    const get = (plural: string, name: string) =>
+      this.#o.kube.getObject<KubeObject>(
+        `/apis/${KUBEVIRT_VMI.apiVersion}/namespaces/${ns}/${plural}/${name}`,
+      )
+        .catch(() => undefined);
+    const vmi = await get("virtualmachineinstances", ep.metadata.name);
+    if (!vmi) return { vmiAlive: false, ownedByLiveVM: false };
+    if (!vmi.metadata.deletionTimestamp) return { vmiAlive: true, ownedByLiveVM: false };
+    const vmOwner = vmi.metadata.ownerReferences?.find((o) => o.kind === "VirtualMachine");
+    const vm = vmOwner ? await get("virtualmachines", vmOwner.name) : undefined;
+    return { vmiAlive: false, ownedByLiveVM: vm !== undefined && !vm.metadata.deletionTimestamp };
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Batch DEL (release the IPs of a pod whose addresses conflicted)
+
+  async releaseBatch(args: IpamBatchDelArgs): Promise<void> {
+    const { kube, config } = this.#o;
+    const pod = await kube.getPod(args.podNamespace, args.podName);
+    const uid = args.podUID || pod?.metadata.uid || "";
+    const top = pod ? await this.#topController(pod) : undefined;
+    if (args.isReleaseConflictIPs) {
+      if (
+        top &&
+        (isStatefulSetPod(top, config) || (config.enableKubevirtStaticIP && top.kind === KUBEVIRT_VMI.kind))
+      ) {
+        throw new ApiStatusError(
+          522,
+          `forbid releasing IPs for stateful workload ${top.kind} ${top.namespace}/${top.name}: its fixed IPs ` +
+            `would be lost`,
+        );
+      }
+      if (this.#o.releaseConflictIPs === false) {
+        throw new ApiStatusError(
+          521,
+          "forbid releasing IPs for stateless workload: SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS is false",
+        );
+      }
+    }
+    const epName = pod && top ? endpointNameFor(pod, top, config) : args.podName;
+    const ep = await kube.getEndpoint(args.podNamespace, epName);
+    if (!ep || uid === "" || ep.status.current.uid !== uid) return;
+    const ips = endpointPoolIPs(ep);
+    if (ips.length === 0) return;
+    // The endpoint stops claiming the addresses before the pools give them away.
+    await kube.updateEndpoint({
+      ...ep,
+      status: { ...ep.status, current: { ...ep.status.current, ips: [] } },
+    });
+    await this.#poolOps(
+      ips,
+      (list) => ({ kind: "release", ips: list, podUid: uid }),
+      Date.now() + this.#o.requestTimeoutMs,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // GC (CNI 1.1): release this node's endpoints whose attachments the runtime no longer has
+
+  async gc(args: IpamGcArgs): Promise<void> {
+    const { caches, nodeName, log } = this.#o;
+    const valid = new Set(
+      args.validAttachments.map((a: GcAttachment) => `${a.containerID}\u0000${a.ifName}`),
+    );
+    const errors: string[] = [];
+    for (const cached of caches.endpoints.list()) {
+      if (cached.status?.current?.node !== nodeName) continue;
+      const cid = cached.metadata.annotations?.[CONTAINER_ID_ANNOTATION];
+      if (!cid) continue; // not written by an agent that records containers; the controller's GC handles it
+      const nics = (cached.status.current.ips ?? []).map((d: IPAllocationDetail) => d.interface);
+      if (nics.some((nic) => valid.has(`${cid}\u0000${nic}`))) continue;
+      try {
+        await this.#gcEndpoint(cached, cid);
+      } catch (err) {
+        errors.push(`${cached.metadata.namespace}/${cached.metadata.name}: ${(err as Error).message}`);
+      }
+    }
+    if (errors.length > 0) {
+      log(`gc: ${errors.join("; ")}`);
+      throw new Error(`gc could not release every stale SpiderEndpoint: ${errors.join("; ")}`);
+    }
+  }
+
+  async #gcEndpoint(cached: SpiderEndpoint, cid: string): Promise<void> {
+    const { kube, nodeName } = this.#o;
+    const ns = cached.metadata.namespace ?? "";
+    const ep = await kube.getEndpoint(ns, cached.metadata.name);
+    if (
+      !ep || ep.metadata.annotations?.[CONTAINER_ID_ANNOTATION] !== cid || ep.status.current.node !== nodeName
+    ) {
+      return;
+    }
+    const nic = ep.status.current.ips?.[0]?.interface ?? "eth0";
+    await this.release({
+      containerID: cid,
+      ifName: nic,
+      podNamespace: ns,
+      podName: ep.metadata.name,
+      podUID: ep.status.current.uid,
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Queries
+
+  async coordinatorConfig(args: GetCoordinatorArgs): Promise<CoordinatorConfig> {
+    const ns = args.podNamespace ?? "";
+    const name = args.podName ?? "";
+    const pod = this.#o.caches.pods.get(name, ns) ??
+      (ns && name ? await this.#o.kube.getPod(ns, name) : undefined);
+    const coord = pickCoordinator(this.#o.caches.coordinators.list());
+    if (!pod) throw new Error(`failed to get coordinator config: pod ${ns}/${name} not found`);
+    return coordinatorConfigFor(coord, pod.metadata.annotations);
   }
 
   async workloadEndpoint(podNamespace: string, podName: string): Promise<WorkloadEndpointStatus | undefined> {
     const ep = await this.#o.kube.getEndpoint(podNamespace, podName);
     return ep && workloadEndpointStatus(ep);
   }
+}
+
+function withContainerID(ep: SpiderEndpoint, containerID: string): SpiderEndpoint {
+  if (ep.metadata.annotations?.[CONTAINER_ID_ANNOTATION] === containerID) return ep;
+  return {
+    ...ep,
+    metadata: {
+      ...ep.metadata,
+      annotations: { ...ep.metadata.annotations, [CONTAINER_ID_ANNOTATION]: containerID },
+    },
+  };
+}
+
+function allocationFailure(err: unknown): AllocationFailure {
+  if (err instanceof RetriesExhaustedError) return "retries_exhausted";
+  if (err instanceof NoPoolAvailableError || err instanceof PoolSelectionError) return "no_available_pool";
+  if (err instanceof CandidatesExhaustedError) return "ip_used_out";
+  if (err instanceof QueueTimeoutError) return "internal";
+  return "internal";
 }
 
 /** SpiderEndpoint → the socket API's WorkloadEndpointStatus (`mac` only if set, `vlan` only if ≠ 0). */

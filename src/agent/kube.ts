@@ -9,6 +9,7 @@ import type { AgentMetrics } from "./metrics.ts";
 
 export const POOLS = `/apis/${API_VERSION}/${PLURAL.ippool}`;
 export const RESERVED_IPS = `/apis/${API_VERSION}/${PLURAL.reservedIP}`;
+export const COORDINATORS = `/apis/${API_VERSION}/${PLURAL.coordinator}`;
 export const ALL_ENDPOINTS = `/apis/${API_VERSION}/${PLURAL.endpoint}`;
 export const endpointsIn = (ns: string) => `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.endpoint}`;
 
@@ -109,18 +110,21 @@ export class AgentKube {
     }
   }
 
-  /** Removes our finalizer (guarded by resourceVersion); a no-op when it is not there or the object is gone. */
+  /** Removes our finalizer (guarded by resourceVersion: 409 if it changed); a no-op when it is not there or the object is gone. */
   async removeEndpointFinalizer(ep: SpiderEndpoint): Promise<void> {
     const finalizers = ep.metadata?.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;
     const ns = ep.metadata?.namespace ?? "";
     const name = ep.metadata?.name ?? "";
-    const patch = [
-      { op: "test", path: "/metadata/resourceVersion", value: ep.metadata?.resourceVersion },
-      { op: "replace", path: "/metadata/finalizers", value: finalizers.filter((f) => f !== FINALIZER) },
-    ];
+    // resourceVersion in a merge patch is a precondition: 409 when the endpoint changed since it was read.
+    const patch = {
+      metadata: {
+        resourceVersion: ep.metadata?.resourceVersion,
+        finalizers: finalizers.filter((f) => f !== FINALIZER),
+      },
+    };
     try {
-      await this.http.patch(`${endpointsIn(enc(ns))}/${enc(name)}`, patch, "json");
+      await this.http.patch(`${endpointsIn(enc(ns))}/${enc(name)}`, patch, "merge");
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     } finally {

@@ -1,9 +1,11 @@
 // The agent's unix-socket HTTP API (`/v1`, Spiderpool's swagger): routing, request-body validation and the
-// wire format of answers (JSON with a trailing newline like go-swagger; errors are a JSON string). The IPAM
-// work itself is behind the IpamService interface.
+// wire format of answers (JSON with a trailing newline like go-swagger; errors are a JSON string). HTTP
+// parsing is in http1.ts; the IPAM work itself is behind the IpamService interface.
 
 import type {
+  CoordinatorConfig,
   GcAttachment,
+  GetCoordinatorArgs,
   IpamAddArgs,
   IpamAddResponse,
   IpamBatchDelArgs,
@@ -12,6 +14,7 @@ import type {
   WorkloadEndpointStatus,
 } from "./models.ts";
 import { AgentPaths } from "./models.ts";
+import { type Http1Request, type Http1Response, serveHttp1 } from "./http1.ts";
 
 /** An error answered with a specific HTTP status (e.g. 521/522 of `DELETE /v1/ipam/ips`, 404, 400). */
 export class ApiStatusError extends Error {
@@ -29,6 +32,7 @@ export interface IpamService {
   release(args: IpamDelArgs): Promise<void>;
   releaseBatch(args: IpamBatchDelArgs): Promise<void>;
   gc(args: IpamGcArgs): Promise<void>;
+  coordinatorConfig(args: GetCoordinatorArgs): Promise<CoordinatorConfig>;
   /** Undefined when the pod has no SpiderEndpoint (answered 404). */
   workloadEndpoint(podNamespace: string, podName: string): Promise<WorkloadEndpointStatus | undefined>;
 }
@@ -114,23 +118,20 @@ function short(v: unknown): string {
   return s.length > 100 ? `${s.slice(0, 100)}...` : s;
 }
 
-const JSON_HEADERS = { "content-type": "application/json" };
-
-function json(status: number, value: unknown): Response {
-  return new Response(JSON.stringify(value) + "\n", { status, headers: JSON_HEADERS });
+function json(status: number, value: unknown): Http1Response {
+  return { status, body: JSON.stringify(value) + "\n" };
 }
 
-function empty(): Response {
-  return new Response(null, { status: 200 });
+function empty(): Http1Response {
+  return { status: 200 };
 }
 
-function errorResponse(err: unknown): Response {
+function errorResponse(err: unknown): Http1Response {
   if (err instanceof ApiStatusError) return json(err.status, err.message);
   return json(500, err instanceof Error ? err.message : String(err));
 }
 
-async function readJSON(req: Request): Promise<unknown> {
-  const text = await req.text();
+function parseJSON(text: string): unknown {
   if (text.trim() === "") throw new ApiStatusError(500, "request body is empty; expected a JSON object");
   try {
     return JSON.parse(text);
@@ -139,9 +140,19 @@ async function readJSON(req: Request): Promise<unknown> {
   }
 }
 
-/** Routes one request of the socket API to `svc`. Exported for tests of the wire format. */
-export async function handle(svc: IpamService, req: Request): Promise<Response> {
-  const url = new URL(req.url, "http://localhost");
+/**
+ * The path and query of a request target: origin-form (`/v1/ipam/ip`, what Go clients send) or absolute-form
+ * (`http://localhost/v1/ipam/ip`, what clients that treat the socket as a proxy send).
+ */
+function requestURL(target: string): URL {
+  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/]*/i.exec(target);
+  const path = absolute ? target.slice(absolute[0].length) : target;
+  return new URL(path.startsWith("/") ? path : `/${path}`, "http://localhost");
+}
+
+/** Routes one request of the socket API to `svc`. The Host header (the socket path, for Go clients) is ignored. */
+export async function handle(svc: IpamService, req: Http1Request): Promise<Http1Response> {
+  const url = requestURL(req.target);
   const route = `${req.method} ${url.pathname}`;
   try {
     switch (route) {
@@ -151,21 +162,30 @@ export async function handle(svc: IpamService, req: Request): Promise<Response> 
       case `POST ${AgentPaths.ip}`:
         return json(
           200,
-          await svc.allocate(validateBody<IpamAddArgs>("IpamAddArgs", await readJSON(req), ADD_FIELDS)),
+          await svc.allocate(validateBody<IpamAddArgs>("IpamAddArgs", parseJSON(req.body), ADD_FIELDS)),
         );
       case `DELETE ${AgentPaths.ip}`:
-        await svc.release(validateBody<IpamDelArgs>("IpamDelArgs", await readJSON(req), DEL_FIELDS));
+        await svc.release(validateBody<IpamDelArgs>("IpamDelArgs", parseJSON(req.body), DEL_FIELDS));
         return empty();
       case `POST ${AgentPaths.ips}`:
         return empty();
       case `DELETE ${AgentPaths.ips}`:
         await svc.releaseBatch(
-          validateBody<IpamBatchDelArgs>("IpamBatchDelArgs", await readJSON(req), BATCH_DEL_FIELDS),
+          validateBody<IpamBatchDelArgs>("IpamBatchDelArgs", parseJSON(req.body), BATCH_DEL_FIELDS),
         );
         return empty();
       case `POST ${AgentPaths.gc}`:
-        await svc.gc(validateGc(await readJSON(req)));
+        await svc.gc(validateGc(parseJSON(req.body)));
         return empty();
+      case `GET ${AgentPaths.coordinatorConfig}`: {
+        // A GET with a JSON body, as upstream's swagger defines it.
+        const body = req.body.trim() === "" ? {} : parseJSON(req.body);
+        const args = validateBody<GetCoordinatorArgs>("GetCoordinatorArgs", body, {
+          podName: "s",
+          podNamespace: "s",
+        });
+        return json(200, await svc.coordinatorConfig(args));
+      }
       case `GET ${AgentPaths.workloadEndpoint}`: {
         const ns = url.searchParams.get("podNamespace");
         const name = url.searchParams.get("podName");
@@ -204,10 +224,7 @@ export async function serveSocket(path: string, svc: IpamService): Promise<Socke
       throw new Error(`cannot remove stale socket ${path}: ${(err as Error).message}`);
     }
   }
-  const server = Deno.serve(
-    { path, transport: "unix", onListen: () => {}, onError: errorResponse },
-    (req) => handle(svc, req),
-  );
+  const server = serveHttp1(Deno.listen({ path, transport: "unix" }), (req) => handle(svc, req));
   return {
     path,
     finished: server.finished,

@@ -163,7 +163,7 @@ export function poolCandidates(input: CandidateInput): Candidates {
   // 3. ipam.spidernet.io/ippool
   if (nonEmpty(podAnno[ANNOTATION.ippool])) {
     const p = parseIPPoolAnnotation(podAnno[ANNOTATION.ippool]);
-    return single(input, "ippool", nicCandidate(input, ANNOTATION.ippool, ifName, 0, p.ipv4, p.ipv6));
+    return single("ippool", nicCandidate(input, ANNOTATION.ippool, ifName, 0, p.ipv4, p.ipv6));
   }
 
   // 4. Namespace defaults (used when either family is set).
@@ -176,14 +176,14 @@ export function poolCandidates(input: CandidateInput): Candidates {
   if (ns4.length > 0 || ns6.length > 0) {
     const source = `namespace ${JSON.stringify(input.namespace.name)} annotations ` +
       `${ANNOTATION.defaultIPv4IPPool}/${ANNOTATION.defaultIPv6IPPool}`;
-    return single(input, "namespace", nicCandidate(input, source, ifName, 0, ns4, ns6));
+    return single("namespace", nicCandidate(input, source, ifName, 0, ns4, ns6));
   }
 
   // 5. CNI IPAM config.
   const { cniDefaults } = input;
   if (cniDefaults.ipv4.length > 0 || cniDefaults.ipv6.length > 0) {
     const source = "CNI IPAM config default_ipv4_ippool/default_ipv6_ippool";
-    return single(input, "cni", nicCandidate(input, source, ifName, 0, cniDefaults.ipv4, cniDefaults.ipv6));
+    return single("cni", nicCandidate(input, source, ifName, 0, cniDefaults.ipv4, cniDefaults.ipv6));
   }
 
   // 6. Cluster default pools.
@@ -201,11 +201,10 @@ export function poolCandidates(input: CandidateInput): Candidates {
         `default_ipv4_ippool, and no SpiderIPPool has spec.default: true`,
     );
   }
-  return single(input, "default", nicCandidate(input, "SpiderIPPools with spec.default", ifName, 0, d4, d6));
+  return single("default", nicCandidate(input, "SpiderIPPools with spec.default", ifName, 0, d4, d6));
 }
 
-function single(input: CandidateInput, source: CandidateSource, nic: NICCandidate): PoolCandidates {
-  void input;
+function single(source: CandidateSource, nic: NICCandidate): PoolCandidates {
   return { kind: "pools", source, noNameMode: false, nics: [nic] };
 }
 
@@ -229,11 +228,15 @@ function nicCandidate(
   const label = nic === "" ? `NIC #${index}` : `NIC ${JSON.stringify(nic)}`;
   if (v4.length === 0 && v6.length === 0) {
     const enabled = [flags.enableIPv4 ? "IPv4" : "", flags.enableIPv6 ? "IPv6" : ""].filter((x) => x);
+    const patterns = [...(flags.enableIPv4 ? ipv4 : []), ...(flags.enableIPv6 ? ipv6 : [])].filter(isGlob);
+    const unmatched = patterns.length > 0
+      ? `; pattern ${patterns.map((p) => JSON.stringify(p)).join(", ")} matches no SpiderIPPool`
+      : "";
     throw new PoolSelectionError(
       source,
       `no IPPool available for ${label}: ${source} names no pool of an enabled family (enabled: ${
         enabled.join(", ") || "none"
-      }); add an ${enabled[0] ?? "IPv4"} pool for this NIC`,
+      })${unmatched}; add an ${enabled[0] ?? "IPv4"} pool for this NIC`,
     );
   }
   return { nic, index, ipv4: v4, ipv6: v6, cleanGateway: cleanGateway ?? input.cniDefaults.cleanGateway };
@@ -241,7 +244,8 @@ function nicCandidate(
 
 /**
  * Expands globs (`*`, `?`, `[...]`) against the names of pools of `family`, sorted by name, in place of the
- * pattern. A name listed twice is an error; a pool also matched by a glob is kept once, at its first place.
+ * pattern; a pattern matching nothing contributes nothing (as upstream). A name listed twice is an error; a
+ * pool also matched by a glob is kept once, at its first place.
  *
  * ```ts
  * expandPoolNames(["v4-b", "v4-*"], 4, pools, "ipam.spidernet.io/ippool"); // ["v4-b", "v4-a", "v4-c"]
@@ -274,13 +278,6 @@ export function expandPoolNames(
       continue;
     }
     const matched = ofFamily.filter((p) => globMatch(n, p));
-    if (matched.length === 0) {
-      throw new PoolSelectionError(
-        source,
-        `${source}: pattern ${JSON.stringify(n)} matches no IPv${family} SpiderIPPool; create a matching ` +
-          `pool or fix the pattern`,
-      );
-    }
     for (const p of matched) {
       if (seen.has(p) || explicit.has(p)) continue;
       seen.add(p);

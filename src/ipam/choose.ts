@@ -13,6 +13,11 @@ import { poolFamily } from "./candidates.ts";
 export interface AllocationRequest {
   pod: string;
   podUid: string;
+  /**
+   * Addresses of this pool already given to the same pod for its other NICs in this ADD. They are never
+   * handed back for this request, so two NICs allocated from one pool in separate updates get two addresses.
+   */
+  otherNICs?: readonly string[];
 }
 
 export interface Chosen {
@@ -63,6 +68,28 @@ export class PoolExhaustedError extends Error {
     this.allocated = counts.allocated;
     this.total = counts.total;
     this.reserved = counts.reserved;
+  }
+}
+
+/**
+ * Every usable pool of a NIC and family was tried and none could give an address. The message lists each
+ * pool's own reason, in the order tried.
+ */
+export class CandidatesExhaustedError extends Error {
+  readonly family: Family;
+  readonly nic: string;
+  readonly errors: PoolExhaustedError[];
+  constructor(family: Family, nic: string, errors: readonly PoolExhaustedError[]) {
+    const names = errors.map((e) => JSON.stringify(e.pool)).join(",");
+    super(
+      `no free IP in any IPv${family} IPPool [${names}] of ${nic}: ${
+        errors.map((e) => e.message).join("; ")
+      }`,
+    );
+    this.name = "CandidatesExhaustedError";
+    this.family = family;
+    this.nic = nic;
+    this.errors = [...errors];
   }
 }
 
@@ -147,10 +174,15 @@ export function chooseIPs(
   const outcomes: ChooseOutcome[] = new Array(requests.length);
   const pending: number[] = [];
   requests.forEach((req, i) => {
-    const held = heldBy.get(req.podUid);
-    const again = held?.shift();
-    if (again !== undefined) outcomes[i] = { ok: true, value: { ip: again.ip, reused: true } };
-    else pending.push(i);
+    const held = heldBy.get(req.podUid) ?? [];
+    const other = new Set((req.otherNICs ?? []).map(canonical));
+    const k = held.findIndex((h) => !other.has(h.ip));
+    if (k === -1) {
+      pending.push(i);
+      return;
+    }
+    const [again] = held.splice(k, 1);
+    outcomes[i] = { ok: true, value: { ip: again.ip, reused: true } };
   });
 
   const counts = () => ({
@@ -160,8 +192,9 @@ export function chooseIPs(
     records: Object.keys(out).length,
     max,
   });
+  let recordCount = Object.keys(out).length;
   for (const i of pending) {
-    if (Object.keys(out).length >= max) {
+    if (recordCount >= max) {
       outcomes[i] = { ok: false, error: new PoolExhaustedError(name, "max-allocated", counts()) };
       continue;
     }
@@ -174,12 +207,22 @@ export function chooseIPs(
     const ip = formatIP(family, v);
     const rec: AllocationRecord = { pod: requests[i].pod, podUid: requests[i].podUid };
     out[ip] = rec;
+    recordCount++;
     allocated.push(v);
     // Every address below v is taken: searching from v + 1 keeps a batch linear in the records.
     free = free.subtract(IPRangeSet.fromRanges(family, [{ start: free.first()!, end: v }]));
     outcomes[i] = { ok: true, value: { ip, reused: false } };
   }
   return { outcomes, records: out };
+}
+
+function canonical(ip: string): string {
+  try {
+    const p = parseIP(ip);
+    return formatIP(p.family, p.value);
+  } catch {
+    return ip;
+  }
 }
 
 /**

@@ -110,6 +110,17 @@ export function buildEndpoint(input: EndpointInput): SpiderEndpoint {
   };
 }
 
+/**
+ * The endpoint handed to a new pod of a fixed-IP workload (after restampIPs): `uid` and `node` updated,
+ * everything else kept.
+ */
+export function adoptEndpoint(endpoint: SpiderEndpoint, pod: { uid: string; node: string }): SpiderEndpoint {
+  return {
+    ...endpoint,
+    status: { ...endpoint.status, current: { ...endpoint.status.current, uid: pod.uid, node: pod.node } },
+  };
+}
+
 /** The detail of `ifName` on an endpoint, else the first unnamed one (no-name mode), else undefined. */
 export function detailFor(endpoint: SpiderEndpoint, ifName: string): IPAllocationDetail | undefined {
   const ips = endpoint.status.current.ips ?? [];

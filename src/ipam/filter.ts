@@ -5,7 +5,7 @@ import { parseMultusDefaultNetwork, parseMultusNetworks } from "../api/annotatio
 import { ANNOTATION, DEFAULT_NIC, LABEL } from "../api/constants.ts";
 import { matchLabelSelector } from "../api/selector.ts";
 import type { SpiderIPPool } from "../api/types.ts";
-import type { Family } from "../ip/mod.ts";
+import { cidrContains, type Family, parseCIDR, parseIP } from "../ip/mod.ts";
 import type { TopController } from "./workload.ts";
 
 /** A NetworkAttachmentDefinition reference. */
@@ -27,6 +27,11 @@ export interface FilterContext {
   agentNamespace: string;
   /** The pod's top controller; auto-pools only serve their application. */
   top: TopController;
+  /**
+   * With `match_master_subnet` (SR-IOV): the addresses of the VF's PF on the host. A pool is kept only when
+   * one of them lies in its subnet. Undefined when the option is off.
+   */
+  masterAddresses?: readonly string[];
 }
 
 export interface DroppedPool {
@@ -138,7 +143,29 @@ export function dropReason(pool: SpiderIPPool | undefined, ctx: FilterContext): 
     const have = `${net.namespace}/${net.name}`;
     if (!want.includes(have)) return `NIC ${ctx.nic} uses network ${have}, not one of spec.multusName`;
   }
+  if (ctx.masterAddresses !== undefined && !masterInSubnet(pool, ctx.masterAddresses)) {
+    return `no address of the master interface (${ctx.masterAddresses.join(", ") || "none"}) is in subnet ` +
+      `${pool.spec.subnet} (match_master_subnet)`;
+  }
   return undefined;
+}
+
+function masterInSubnet(pool: SpiderIPPool, addresses: readonly string[]): boolean {
+  let subnet;
+  try {
+    subnet = parseCIDR(pool.spec.subnet, { canonical: false });
+  } catch {
+    return false;
+  }
+  return addresses.some((a) => {
+    try {
+      const slash = a.indexOf("/");
+      const ip = parseIP(slash === -1 ? a : a.slice(0, slash));
+      return ip.family === subnet.family && cidrContains(subnet, ip.value);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** An auto-pool: created by the controller for one application (it carries the owner-application labels). */

@@ -1,6 +1,11 @@
 // IPAM allocation rules as pure functions over plain data: which pools a pod may use, in which order, which
 // address it gets, what it is told (address, gateway, routes), what its SpiderEndpoint records, and what ADD
 // and DEL do with an existing endpoint. No I/O, no clock, no randomness: the agent reads and writes objects.
+//
+// ADD: isPodAlive → topController → endpointNameFor → poolCandidates → decideRetrieval; for a fresh
+// allocation nicsToAllocate → per NIC and family requireUsablePools + sortPools → chooseIPs per pool (first
+// pool that answers wins; PoolExhaustedError moves on) → endpointDetailsFor → buildEndpoint →
+// responseFromDetails. DEL: decideRelease → releaseIPs per pool.
 
 export {
   controllerOf,
@@ -47,6 +52,7 @@ export {
 } from "./filter.ts";
 export {
   type AllocationRequest,
+  CandidatesExhaustedError,
   chooseIP,
   chooseIPs,
   type ChooseOptions,
@@ -84,6 +90,7 @@ export {
   withDefaultRoute,
 } from "./routes.ts";
 export {
+  adoptEndpoint,
   buildEndpoint,
   detailFor,
   endpointDetailsFor,
@@ -94,6 +101,7 @@ export {
 } from "./endpoint.ts";
 export {
   decideRetrieval,
+  nicsToAllocate,
   type RetrievalDecision,
   type RetrievalInput,
   statefulSetPoolChanges,

@@ -163,7 +163,10 @@ export interface KubevirtInfo {
 export interface ReleaseInput {
   /** The pod read from the API server (not a cache); undefined when already gone. */
   pod?: PodLike;
-  /** UID from the DEL request; the pod's own UID wins when the pod exists. */
+  /**
+   * UID from the DEL request (`K8S_POD_UID`). When the pod read from the API has another UID, it is a newer
+   * pod of the same name and the DEL concerns the old one.
+   */
   requestUid?: string;
   ifName: string;
   /** The endpoint read from the API server; undefined when not found. */
@@ -197,10 +200,11 @@ export type ReleaseDecision =
  */
 export function decideRelease(input: ReleaseInput): ReleaseDecision {
   const { pod, endpoint, ifName, flags } = input;
-  if (pod !== undefined && isPodAlive(pod)) {
-    return { kind: "nothing", reason: "pod is alive; its IPs are kept" };
-  }
-  const uid = pod?.metadata.uid || input.requestUid || "";
+  // A pod of the same name but another UID is a newer pod: this DEL is for the old one, which is gone.
+  const samePod = pod !== undefined &&
+    (!input.requestUid || !pod.metadata.uid || pod.metadata.uid === input.requestUid);
+  if (samePod && isPodAlive(pod)) return { kind: "nothing", reason: "pod is alive; its IPs are kept" };
+  const uid = (samePod ? pod.metadata.uid : undefined) || input.requestUid || "";
   if (uid === "") return { kind: "nothing", reason: "no pod UID known; IP GC will release the IPs" };
   if (endpoint === undefined) return { kind: "nothing", reason: "no SpiderEndpoint; nothing to release" };
   const type = endpoint.status.ownerControllerType;

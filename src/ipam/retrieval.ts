@@ -3,7 +3,8 @@
 // move a StatefulSet member whose pool annotation changed to its new pools.
 
 import type { IPAllocationDetail, SpiderEndpoint } from "../api/types.ts";
-import type { Candidates } from "./candidates.ts";
+import { ANNOTATION } from "../api/constants.ts";
+import { type Candidates, type NICCandidate, type PoolCandidates, PoolSelectionError } from "./candidates.ts";
 import { detailPoolIPs, endpointPoolIPs, type PoolIP } from "./release.ts";
 import { hasStaticIP, isStatefulSetPod, podKey, type TopController, type WorkloadFlags } from "./workload.ts";
 
@@ -50,10 +51,13 @@ export interface RetrievalInput {
 }
 
 /**
- * Decides how ADD uses an existing SpiderEndpoint (spec §4.2 steps 4–6).
+ * Decides how ADD uses an existing SpiderEndpoint, in this order: a StatefulSet member whose pools changed
+ * moves; a StatefulSet member or KubeVirt VM otherwise re-stamps its fixed IPs whatever the old UID; a
+ * stateless pod with the same UID is answered from the endpoint; another UID means the endpoint is stale.
  *
  * ```ts
- * decideRetrieval({ endpoint: undefined, ... }); // { kind: "fresh" }
+ * decideRetrieval({ endpoint: undefined, pod, endpointName: "web-0", ifName: "eth0", top, flags });
+ * // { kind: "fresh" }
  * ```
  */
 export function decideRetrieval(input: RetrievalInput): RetrievalDecision {
@@ -124,4 +128,29 @@ export function statefulSetPoolChanges(
     pod,
     restamp: detailPoolIPs(kept),
   };
+}
+
+/**
+ * The NICs a fresh allocation still has to serve when `existing` (same pod, or a fixed-IP workload) already
+ * records some: by name, or in no-name mode by position (details are stored in NIC order). Throws
+ * PoolSelectionError when nothing is left for `ifName`, e.g. a third ADD for a no-name `ippools` of two items.
+ */
+export function nicsToAllocate(
+  candidates: PoolCandidates,
+  existing: SpiderEndpoint | undefined,
+  ifName: string,
+): NICCandidate[] {
+  const details = existing?.status.current.ips ?? [];
+  const left = candidates.noNameMode
+    ? candidates.nics.filter((c) => c.index >= details.length)
+    : candidates.nics.filter((c) => !details.some((d) => d.interface === c.nic));
+  if (left.length === 0) {
+    const have = details.map((d) => JSON.stringify(d.interface)).join(", ");
+    throw new PoolSelectionError(
+      ANNOTATION.ippools,
+      `no IPPool left for interface ${JSON.stringify(ifName)}: every NIC named by the pod's pool selection ` +
+        `already has addresses (${have}); add an item for ${JSON.stringify(ifName)} to ${ANNOTATION.ippools}`,
+    );
+  }
+  return left;
 }

@@ -7,10 +7,13 @@ import { API_VERSION, FINALIZER, PLURAL } from "../../src/api/constants.ts";
 import type { SpiderEndpoint, SpiderIPPool } from "../../src/api/types.ts";
 import { decodeAllocatedIPs } from "../../src/api/allocated.ts";
 import { type RunningAgent, startAgent } from "../../src/agent/daemon.ts";
+import { parseAgentConfig } from "../../src/agent/config.ts";
+import { AgentClient, AgentRequestError } from "../../src/agent/client.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
 
 const POOLS = `/apis/${API_VERSION}/${PLURAL.ippool}`;
-const endpointPath = (ns: string, name: string) => `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.endpoint}/${name}`;
+const endpointPath = (ns: string, name: string) =>
+  `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.endpoint}/${name}`;
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures
@@ -63,6 +66,17 @@ async function environment(prefix: string): Promise<Env> {
     async [Symbol.asyncDispose]() {
       for (const a of agents) await a.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      // No kubelet confirms pod deletion and no agent is left to drop endpoint finalizers: do both here, or
+      // the namespace would stay Terminating.
+      const { http } = scope.cluster;
+      const ns = scope.namespace;
+      await http.delete(`/api/v1/namespaces/${ns}/pods`, { gracePeriodSeconds: 0 }).catch(() => {});
+      const eps = `/apis/${API_VERSION}/namespaces/${ns}/${PLURAL.endpoint}`;
+      const { body } = await http.get<{ items: SpiderEndpoint[] }>(eps);
+      for (const ep of body.items) {
+        if (!ep.metadata.finalizers?.length) continue;
+        await http.patch(`${eps}/${ep.metadata.name}`, { metadata: { finalizers: null } }).catch(() => {});
+      }
       await scope[Symbol.asyncDispose]();
     },
   };
@@ -95,7 +109,12 @@ interface PoolSpec {
 }
 
 /** Creates a SpiderIPPool (no webhook runs here, so ipVersion is set explicitly) and waits for `agents` to see it. */
-async function pool(env: Env, suffix: string, spec: PoolSpec, agents: RunningAgent[] = env.agents): Promise<string> {
+async function pool(
+  env: Env,
+  suffix: string,
+  spec: PoolSpec,
+  agents: RunningAgent[] = env.agents,
+): Promise<string> {
   const name = env.scope.name(suffix);
   const ipVersion = spec.subnet.includes(":") ? 6 : 4;
   await env.scope.cluster.http.post(POOLS, {
@@ -106,8 +125,11 @@ async function pool(env: Env, suffix: string, spec: PoolSpec, agents: RunningAge
   });
   env.scope.track(`${POOLS}/${name}`);
   for (const a of agents) {
-    await poll(`agent ${a.socketPath} to cache pool ${name}`, 10_000, () =>
-      Promise.resolve(a.caches.pools.get(name) ? true : undefined));
+    await poll(
+      `agent ${a.socketPath} to cache pool ${name}`,
+      10_000,
+      () => Promise.resolve(a.caches.pools.get(name) ? true : undefined),
+    );
   }
   return name;
 }
@@ -202,47 +224,57 @@ kubeTest("agent: POST /v1/ipam/ips is a no-op 200; unknown paths are 404 with a 
   assert.equal(typeof res.json, "string");
 });
 
-kubeTest("agent: GET /v1/workloadendpoint needs both query parameters (400) and a SpiderEndpoint (404)", async () => {
-  await using env = await environment("agent-wep");
-  const agent = await agentFor(env, env.scope.name("node"));
-  const missing = await call(agent.socketPath, "GET", `/v1/workloadendpoint?podNamespace=${env.scope.namespace}`);
-  assert.equal(missing.status, 400);
-  assert.match(missing.json as string, /podName/);
-  const none = await call(
-    agent.socketPath,
-    "GET",
-    `/v1/workloadendpoint?podNamespace=${env.scope.namespace}&podName=ghost`,
-  );
-  assert.equal(none.status, 404);
-  assert.equal(typeof none.json, "string");
-});
+kubeTest(
+  "agent: GET /v1/workloadendpoint needs both query parameters (400) and a SpiderEndpoint (404)",
+  async () => {
+    await using env = await environment("agent-wep");
+    const agent = await agentFor(env, env.scope.name("node"));
+    const missing = await call(
+      agent.socketPath,
+      "GET",
+      `/v1/workloadendpoint?podNamespace=${env.scope.namespace}`,
+    );
+    assert.equal(missing.status, 400);
+    assert.match(missing.json as string, /podName/);
+    const none = await call(
+      agent.socketPath,
+      "GET",
+      `/v1/workloadendpoint?podNamespace=${env.scope.namespace}&podName=ghost`,
+    );
+    assert.equal(none.status, 404);
+    assert.equal(typeof none.json, "string");
+  },
+);
 
-kubeTest("agent: malformed ADD bodies get 500 with a JSON string naming the field, and allocate nothing", async () => {
-  await using env = await environment("agent-bad");
-  const node = env.scope.name("node");
-  const agent = await agentFor(env, node);
-  const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
-  const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
-  const good = addArgs(env, pod);
-  const cases: [unknown, RegExp][] = [
-    ["{not json", /not valid JSON/],
-    [{ ...good, podUID: undefined }, /podUID in body is required/],
-    [{ ...good, ifName: 7 }, /ifName in body must be of type string/],
-    [{ ...good, cleanGateway: "yes" }, /cleanGateway in body must be of type boolean/],
-    [{ ...good, defaultIPv4IPPool: "p" }, /defaultIPv4IPPool in body must be of type array of string/],
-    [[good], /must be a JSON object/],
-  ];
-  for (const [body, message] of cases) {
-    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", body as string);
-    assert.equal(res.status, 500, JSON.stringify(body));
-    assert.equal(typeof res.json, "string");
-    assert.match(res.json as string, message);
-    assert.ok(res.text.endsWith("\n"));
-  }
-  assert.deepEqual(await allocatedOf(env, p), {});
-  assert.equal(await getEndpoint(env, "web"), undefined);
-  assert.equal(agent.metrics.poolStatusWrites, 0);
-});
+kubeTest(
+  "agent: malformed ADD bodies get 500 with a JSON string naming the field, and allocate nothing",
+  async () => {
+    await using env = await environment("agent-bad");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const good = addArgs(env, pod);
+    const cases: [unknown, RegExp][] = [
+      ["{not json", /not valid JSON/],
+      [{ ...good, podUID: undefined }, /podUID in body is required/],
+      [{ ...good, ifName: 7 }, /ifName in body must be of type string/],
+      [{ ...good, cleanGateway: "yes" }, /cleanGateway in body must be of type boolean/],
+      [{ ...good, defaultIPv4IPPool: "p" }, /defaultIPv4IPPool in body must be of type array of string/],
+      [[good], /must be a JSON object/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", body as string);
+      assert.equal(res.status, 500, JSON.stringify(body));
+      assert.equal(typeof res.json, "string");
+      assert.match(res.json as string, message);
+      assert.ok(res.text.endsWith("\n"));
+    }
+    assert.deepEqual(await allocatedOf(env, p), {});
+    assert.equal(await getEndpoint(env, "web"), undefined);
+    assert.equal(agent.metrics.poolStatusWrites, 0);
+  },
+);
 
 kubeTest("agent: /metrics exposes the spiderpool_ipam_* counters", async () => {
   await using env = await environment("agent-metrics");
@@ -262,3 +294,737 @@ kubeTest("agent: /metrics exposes the spiderpool_ipam_* counters", async () => {
     assert.match(text, new RegExp(`^${name}`, "m"), name);
   }
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// ADD and DEL
+
+async function deletePodNow(env: Env, name: string): Promise<void> {
+  await env.scope.cluster.http.delete(`/api/v1/namespaces/${env.scope.namespace}/pods/${name}`, {
+    gracePeriodSeconds: 0,
+  });
+}
+
+kubeTest(
+  "agent: ADD gives the first free IP with gateway and routes, and records it in the pool and a SpiderEndpoint",
+  async () => {
+    await using env = await environment("agent-add");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", {
+      subnet: "192.0.2.0/24",
+      ips: ["192.0.2.10-192.0.2.20"],
+      gateway: "192.0.2.1",
+      routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }],
+    });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, {
+      ips: [{
+        version: 4,
+        address: "192.0.2.10/24",
+        ipPool: p,
+        gateway: "192.0.2.1",
+        nic: "eth0",
+        vlan: 0,
+        enableGatewayDetection: false,
+        enableIPConflictDetection: false,
+      }],
+      routes: [
+        { ifName: "eth0", dst: "198.51.100.0/24", gw: "192.0.2.1" },
+        { ifName: "eth0", dst: "0.0.0.0/0", gw: "192.0.2.1" },
+      ],
+    });
+
+    const stored = await readPool(env, p);
+    assert.deepEqual(decodeAllocatedIPs(stored.status?.allocatedIPs, p), {
+      "192.0.2.10": { pod: `${env.scope.namespace}/web`, podUid: pod.uid },
+    });
+    assert.equal(stored.status?.allocatedIPCount, 1);
+
+    const ep = await getEndpoint(env, "web");
+    assert.ok(ep, "SpiderEndpoint web exists");
+    assert.deepEqual(ep.metadata.finalizers, [FINALIZER]);
+    assert.deepEqual(
+      ep.metadata.ownerReferences?.map((o) => [o.kind, o.name, o.uid, o.controller]),
+      [["Pod", "web", pod.uid, true]],
+    );
+    assert.equal(ep.status.ownerControllerType, "Pod");
+    assert.equal(ep.status.ownerControllerName, "web");
+    assert.deepEqual(ep.status.current, {
+      uid: pod.uid,
+      node,
+      ips: [{
+        interface: "eth0",
+        ipv4: "192.0.2.10/24",
+        ipv4Pool: p,
+        ipv4Gateway: "192.0.2.1",
+        vlan: 0,
+        cleanGateway: false,
+        routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }],
+      }],
+    });
+
+    const wep = await call(
+      agent.socketPath,
+      "GET",
+      `/v1/workloadendpoint?podNamespace=${env.scope.namespace}&podName=web`,
+    );
+    assert.equal(wep.status, 200);
+    assert.deepEqual(wep.json, {
+      podNamespace: env.scope.namespace,
+      podName: "web",
+      podUID: pod.uid,
+      node,
+      interfaces: [{
+        interface: "eth0",
+        ipv4: "192.0.2.10/24",
+        ipv4Pool: p,
+        ipv4Gateway: "192.0.2.1",
+        routes: [{ ifName: "eth0", dst: "198.51.100.0/24", gw: "192.0.2.1" }],
+      }],
+    });
+  },
+);
+
+kubeTest(
+  "agent: a repeated ADD for the same pod UID returns the same answer and writes nothing",
+  async () => {
+    await using env = await environment("agent-again");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", {
+      subnet: "192.0.2.0/24",
+      ips: ["192.0.2.10-192.0.2.20"],
+      gateway: "192.0.2.1",
+    });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const first = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(first.status, 200, first.text);
+    const writes = [agent.metrics.poolStatusWrites, agent.metrics.endpointWrites];
+    const again = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.text, first.text);
+    assert.deepEqual([agent.metrics.poolStatusWrites, agent.metrics.endpointWrites], writes);
+    assert.equal(Object.keys(await allocatedOf(env, p)).length, 1);
+  },
+);
+
+kubeTest(
+  "agent: DEL frees the address once the pod is gone; repeating it and DEL of an unknown pod succeed",
+  async () => {
+    await using env = await environment("agent-del");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+
+    // The pod is alive: DEL keeps its address (the runtime may be retrying a sandbox).
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, pod))).status, 200);
+    assert.equal(Object.keys(await allocatedOf(env, p)).length, 1);
+
+    await deletePodNow(env, "web");
+    const del = await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, pod));
+    assert.equal(del.status, 200, del.text);
+    assert.equal(del.text, "");
+    assert.deepEqual(await allocatedOf(env, p), {});
+    assert.equal((await readPool(env, p)).status?.allocatedIPCount, 0);
+    // The finalizer is gone, so the garbage collector removes the endpoint of the deleted pod.
+    await poll(
+      "SpiderEndpoint web to be deleted",
+      20_000,
+      async () => (await getEndpoint(env, "web")) ? undefined : true,
+    );
+
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, pod))).status, 200);
+    const ghost = { ...delArgs(env, pod), podName: "ghost", podUID: crypto.randomUUID() };
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", ghost)).status, 200);
+  },
+);
+
+kubeTest("agent: an exhausted pool fails ADD with 500 naming the pool and leaves no record", async () => {
+  await using env = await environment("agent-full");
+  const node = env.scope.name("node");
+  const agent = await agentFor(env, node);
+  const p = await pool(env, "tiny", { subnet: "192.0.2.0/24", ips: ["192.0.2.10"] });
+  const a = await podOn(env, "a", node, ippoolAnnotation([p]));
+  const b = await podOn(env, "b", node, ippoolAnnotation([p]));
+  assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, a))).status, 200);
+  const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, b));
+  assert.equal(res.status, 500);
+  assert.equal(typeof res.json, "string");
+  assert.match(res.json as string, new RegExp(`SpiderIPPool "${p}"`));
+  assert.match(res.json as string, /1 of 1 allocated/);
+  assert.deepEqual(Object.values(await allocatedOf(env, p)).map((r) => r.podUid), [a.uid]);
+  assert.equal(await getEndpoint(env, "b"), undefined);
+});
+
+kubeTest("agent: ADD falls through to the next pool when the first is exhausted", async () => {
+  await using env = await environment("agent-next");
+  const node = env.scope.name("node");
+  const agent = await agentFor(env, node);
+  const first = await pool(env, "first", { subnet: "192.0.2.0/24", ips: ["192.0.2.10"] });
+  const second = await pool(env, "second", { subnet: "198.51.100.0/24", ips: ["198.51.100.5-198.51.100.9"] });
+  const a = await podOn(env, "a", node, ippoolAnnotation([first, second]));
+  const b = await podOn(env, "b", node, ippoolAnnotation([first, second]));
+  const ra = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, a));
+  const rb = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, b));
+  assert.equal(ra.status, 200, ra.text);
+  assert.equal(rb.status, 200, rb.text);
+  const ipOf = (r: Answer) => (r.json as { ips: { address: string; ipPool: string }[] }).ips[0];
+  assert.deepEqual(ipOf(ra), { ...ipOf(ra), address: "192.0.2.10/24", ipPool: first });
+  assert.deepEqual(ipOf(rb), { ...ipOf(rb), address: "198.51.100.5/24", ipPool: second });
+});
+
+kubeTest("agent: a dual-stack ADD gets one IPv4 and one IPv6 address on the same NIC", async () => {
+  await using env = await environment("agent-dual");
+  const node = env.scope.name("node");
+  const agent = await agentFor(env, node);
+  const v4 = await pool(env, "v4", {
+    subnet: "203.0.113.0/24",
+    ips: ["203.0.113.100-203.0.113.110"],
+    gateway: "203.0.113.1",
+  });
+  const v6 = await pool(env, "v6", {
+    subnet: "2001:db8:1::/64",
+    ips: ["2001:db8:1::10-2001:db8:1::20"],
+    gateway: "2001:db8:1::1",
+  });
+  const pod = await podOn(env, "web", node, ippoolAnnotation([v4], [v6]));
+  const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+  assert.equal(res.status, 200, res.text);
+  const body = res.json as { ips: { version: number; address: string; nic: string }[]; routes: unknown[] };
+  assert.deepEqual(body.ips.map((i) => [i.version, i.address, i.nic]), [
+    [4, "203.0.113.100/24", "eth0"],
+    [6, "2001:db8:1::10/64", "eth0"],
+  ]);
+  assert.deepEqual(body.routes, [
+    { ifName: "eth0", dst: "0.0.0.0/0", gw: "203.0.113.1" },
+    { ifName: "eth0", dst: "::/0", gw: "2001:db8:1::1" },
+  ]);
+  const ep = await getEndpoint(env, "web");
+  assert.equal(ep?.status.current.ips[0].ipv4, "203.0.113.100/24");
+  assert.equal(ep?.status.current.ips[0].ipv6, "2001:db8:1::10/64");
+  assert.deepEqual(Object.keys(await allocatedOf(env, v6)), ["2001:db8:1::10"]);
+});
+
+kubeTest(
+  "agent: DELETE /v1/ipam/ips releases a conflicting pod's addresses and empties its endpoint",
+  async () => {
+    await using env = await environment("agent-batch");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+    const { ifName: _, ...batch } = delArgs(env, pod);
+    const res = await call(agent.socketPath, "DELETE", "/v1/ipam/ips", {
+      ...batch,
+      isReleaseConflictIPs: true,
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(await allocatedOf(env, p), {});
+    assert.deepEqual((await getEndpoint(env, "web"))?.status.current.ips, []);
+  },
+);
+
+kubeTest(
+  "agent: POST /v1/ipam/gc releases this node's endpoints whose attachments the runtime no longer has",
+  async () => {
+    await using env = await environment("agent-gc");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const keep = await podOn(env, "keep", node, ippoolAnnotation([p]));
+    const gone = await podOn(env, "gone", node, ippoolAnnotation([p]));
+    for (const pod of [keep, gone]) {
+      assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+    }
+    await deletePodNow(env, "gone");
+    await poll("agent to cache both endpoints", 10_000, () =>
+      Promise.resolve(
+        agent.caches.endpoints.list().filter((e) => e.metadata.namespace === env.scope.namespace)
+              .length === 2 || undefined,
+      ));
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/gc", {
+      validAttachments: [{ containerID: `cid-${keep.uid}`, ifName: "eth0" }],
+    });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(
+      Object.values(await allocatedOf(env, p)).map((r) => r.podUid),
+      [keep.uid],
+    );
+    await poll(
+      "SpiderEndpoint gone to be deleted",
+      20_000,
+      async () => (await getEndpoint(env, "gone")) ? undefined : true,
+    );
+    assert.ok(await getEndpoint(env, "keep"));
+  },
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Concurrency
+
+/** Creates `n` pods named `<prefix>-<i>` on `node`, all naming `pools`. */
+async function pods(env: Env, prefix: string, n: number, node: string, pools: string[]): Promise<PodInfo[]> {
+  return await Promise.all(
+    Array.from({ length: n }, (_, i) => podOn(env, `${prefix}-${i}`, node, ippoolAnnotation(pools))),
+  );
+}
+
+/** Every record of the pool has a SpiderEndpoint of the same pod UID listing that address, and vice versa. */
+async function assertPoolMatchesEndpoints(env: Env, poolName: string, expected: number): Promise<void> {
+  const records = await allocatedOf(env, poolName);
+  assert.equal(Object.keys(records).length, expected);
+  const { body } = await env.scope.cluster.http.get<{ items: SpiderEndpoint[] }>(
+    `/apis/${API_VERSION}/namespaces/${env.scope.namespace}/${PLURAL.endpoint}`,
+  );
+  const byIP = new Map<string, SpiderEndpoint>();
+  for (const ep of body.items) {
+    for (const d of ep.status.current.ips) {
+      if (d.ipv4Pool === poolName && d.ipv4) byIP.set(d.ipv4.split("/")[0], ep);
+    }
+  }
+  assert.equal(byIP.size, expected, "each endpoint lists a distinct address");
+  for (const [ip, rec] of Object.entries(records)) {
+    const ep = byIP.get(ip);
+    assert.ok(ep, `record ${ip} (${rec.pod}) has a SpiderEndpoint`);
+    assert.equal(ep.status.current.uid, rec.podUid, `${ip}: endpoint and record agree on the pod UID`);
+    assert.equal(`${ep.metadata.namespace}/${ep.metadata.name}`, rec.pod);
+  }
+}
+
+kubeTest(
+  "agent: two agents allocating concurrently from one pool never hand out the same address",
+  async () => {
+    await using env = await environment("agent-race");
+    const nodeA = env.scope.name("node-a");
+    const nodeB = env.scope.name("node-b");
+    const a = await agentFor(env, nodeA);
+    const b = await agentFor(env, nodeB);
+    const p = await pool(env, "shared", { subnet: "198.18.0.0/15", ips: ["198.18.0.10-198.18.0.49"] });
+    const onA = await pods(env, "a", 15, nodeA, [p]);
+    const onB = await pods(env, "b", 15, nodeB, [p]);
+    const results = await Promise.all([
+      ...onA.map((pod) => call(a.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))),
+      ...onB.map((pod) => call(b.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))),
+    ]);
+    for (const r of results) assert.equal(r.status, 200, r.text);
+    const addresses = results.map((r) => (r.json as { ips: { address: string }[] }).ips[0].address);
+    assert.equal(new Set(addresses).size, 30, `distinct addresses: ${addresses.join(" ")}`);
+    await assertPoolMatchesEndpoints(env, p, 30);
+    const conflicts = async (agent: RunningAgent) =>
+      (await agent.metrics.allocationConflicts.get()).values[0].value;
+    console.log(
+      `two agents: 30 ADDs → ${a.metrics.poolStatusWrites + b.metrics.poolStatusWrites} status writes, ` +
+        `${await conflicts(a) + await conflicts(b)} conflict(s) retried`,
+    );
+  },
+);
+
+kubeTest(
+  "agent: group commit serves 20 concurrent ADDs on one pool with far fewer than 20 status writes",
+  async () => {
+    await using env = await environment("agent-group");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "busy", { subnet: "198.18.0.0/15", ips: ["198.18.1.0-198.18.1.255"] });
+    const list = await pods(env, "w", 20, node, [p]);
+    const before = agent.metrics.poolStatusWrites;
+    const results = await Promise.all(
+      list.map((pod) => call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))),
+    );
+    for (const r of results) assert.equal(r.status, 200, r.text);
+    const writes = agent.metrics.poolStatusWrites - before;
+    console.log(
+      `group commit: 20 ADDs → ${writes} pool status writes (${(writes / 20).toFixed(2)} per pod), ` +
+        `largest batch ${agent.ipam.maxBatch}, ${agent.metrics.endpointWrites} endpoint writes`,
+    );
+    assert.ok(writes <= 6, `expected at most 6 status writes for 20 ADDs, got ${writes}`);
+    await assertPoolMatchesEndpoints(env, p, 20);
+  },
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Wire format, multi-NIC, recreated pods, StatefulSets, configuration
+
+/** Sends raw bytes on the socket the way the Go plugin client does and returns the whole answer. */
+async function rawHTTP(socket: string, request: string): Promise<string> {
+  const conn = await Deno.connect({ transport: "unix", path: socket });
+  try {
+    await conn.write(new TextEncoder().encode(request));
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(16384);
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+    return new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c])));
+  } finally {
+    conn.close();
+  }
+}
+
+kubeTest(
+  "agent: raw HTTP/1.1 with Host = socket path and Connection: close gets status line and JSON string body",
+  async () => {
+    await using env = await environment("agent-raw");
+    const agent = await agentFor(env, env.scope.name("node"));
+    const healthy = await rawHTTP(
+      agent.socketPath,
+      `GET /v1/ipam/healthy HTTP/1.1\r\nHost: ${agent.socketPath}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.match(healthy, /^HTTP\/1\.1 200 OK\r\n/);
+    const body = JSON.stringify({ containerID: "c", ifName: "eth0" });
+    const bad = await rawHTTP(
+      agent.socketPath,
+      `POST /v1/ipam/ip HTTP/1.1\r\nHost: ${agent.socketPath}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    assert.match(bad, /^HTTP\/1\.1 500 Internal Server Error\r\n/);
+    assert.match(bad, /content-type: application\/json/i);
+    assert.ok(bad.endsWith(`\r\n\r\n"netNamespace in body is required"\n`), bad);
+  },
+);
+
+kubeTest(
+  "agent: an ippools annotation for two NICs from one pool gives each NIC its own address, then serves net1 from the endpoint",
+  async () => {
+    await using env = await environment("agent-nics");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", {
+      subnet: "192.0.2.0/24",
+      ips: ["192.0.2.10-192.0.2.20"],
+      gateway: "192.0.2.1",
+    });
+    const pod = await podOn(env, "multi", node, {
+      "ipam.spidernet.io/ippools": JSON.stringify([
+        { interface: "eth0", ipv4: [p] },
+        { interface: "net1", ipv4: [p], cleangateway: true },
+      ]),
+    });
+    const first = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod, "eth0"));
+    assert.equal(first.status, 200, first.text);
+    const ips = (first.json as { ips: { address: string; nic: string }[] }).ips;
+    assert.deepEqual(ips.map((i) => [i.nic, i.address]), [["eth0", "192.0.2.10/24"], [
+      "net1",
+      "192.0.2.11/24",
+    ]]);
+    assert.deepEqual((first.json as { routes: unknown[] }).routes, [
+      { ifName: "eth0", dst: "0.0.0.0/0", gw: "192.0.2.1" },
+    ]);
+    const writes = agent.metrics.poolStatusWrites;
+    assert.equal(writes, 1, "both NICs' addresses are written in one status update");
+    const second = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod, "net1"));
+    assert.equal(second.status, 200, second.text);
+    assert.equal(second.text, first.text);
+    assert.equal(agent.metrics.poolStatusWrites, writes);
+    assert.equal(Object.keys(await allocatedOf(env, p)).length, 2);
+  },
+);
+
+kubeTest(
+  "agent: a recreated pod of the same name replaces the stale endpoint and the old pod's records",
+  async () => {
+    await using env = await environment("agent-stale");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const old = await podOn(env, "web", node, ippoolAnnotation([p]));
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, old))).status, 200);
+    // The old pod goes away without a CNI DEL; its endpoint lingers (finalizer), its record stays in the pool.
+    await deletePodNow(env, "web");
+    const fresh = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, fresh));
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(Object.values(await allocatedOf(env, p)).map((r) => r.podUid), [fresh.uid]);
+    const ep = await poll("the new pod's endpoint", 20_000, async () => {
+      const e = await getEndpoint(env, "web");
+      return e?.status.current.uid === fresh.uid ? e : undefined;
+    });
+    assert.deepEqual(ep.metadata.ownerReferences?.map((o) => o.uid), [fresh.uid]);
+    // A late DEL of the old pod must not touch the new pod's address.
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, old))).status, 200);
+    assert.deepEqual(Object.values(await allocatedOf(env, p)).map((r) => r.podUid), [fresh.uid]);
+  },
+);
+
+/** Binds a pod to a node through the binding subresource, as the scheduler does. */
+async function bind(env: Env, pod: string, node: string): Promise<void> {
+  await env.scope.cluster.http.post(`/api/v1/namespaces/${env.scope.namespace}/pods/${pod}/binding`, {
+    apiVersion: "v1",
+    kind: "Binding",
+    metadata: { name: pod },
+    target: { apiVersion: "v1", kind: "Node", name: node },
+  });
+}
+
+async function podUID(env: Env, name: string, not?: string): Promise<PodInfo> {
+  return await poll(`pod ${name}${not ? ` with a UID other than ${not}` : ""}`, 30_000, async () => {
+    try {
+      const { body } = await env.scope.cluster.http.get<
+        { metadata: { uid: string; deletionTimestamp?: string } }
+      >(
+        `/api/v1/namespaces/${env.scope.namespace}/pods/${name}`,
+      );
+      if (body.metadata.uid === not || body.metadata.deletionTimestamp) return undefined;
+      return { name, uid: body.metadata.uid };
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+kubeTest(
+  "agent: a StatefulSet member keeps its IP across pod recreation and loses it when scaled away",
+  async () => {
+    await using env = await environment("agent-sts");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
+    await env.scope.cluster.http.post(stsPath, {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: "db" },
+      spec: {
+        replicas: 1,
+        serviceName: "db",
+        selector: { matchLabels: { app: "db" } },
+        template: {
+          metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
+          spec: {
+            containers: [{ name: "c", image: "registry.invalid/pause:1" }],
+            terminationGracePeriodSeconds: 0,
+          },
+        },
+      },
+    });
+    const first = await podUID(env, "db-0");
+    await bind(env, "db-0", node);
+    const a = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, first));
+    assert.equal(a.status, 200, a.text);
+    const ep = await getEndpoint(env, "db-0");
+    assert.equal(ep?.status.ownerControllerType, "StatefulSet");
+    assert.equal(ep?.metadata.ownerReferences, undefined, "a StatefulSet endpoint outlives its pod");
+
+    // The pod is recreated by the StatefulSet controller with a new UID and gets the same address back.
+    await deletePodNow(env, "db-0");
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, first))).status, 200);
+    assert.equal(Object.keys(await allocatedOf(env, p)).length, 1, "DEL keeps a wanted member's IP");
+    const second = await podUID(env, "db-0", first.uid);
+    await bind(env, "db-0", node);
+    const b = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, second));
+    assert.equal(b.status, 200, b.text);
+    assert.deepEqual(
+      (b.json as { ips: { address: string }[] }).ips.map((i) => i.address),
+      (a.json as { ips: { address: string }[] }).ips.map((i) => i.address),
+    );
+    assert.deepEqual(Object.values(await allocatedOf(env, p)).map((r) => r.podUid), [second.uid]);
+    assert.equal((await getEndpoint(env, "db-0"))?.status.current.uid, second.uid);
+
+    // Scaled to zero: the member is no longer wanted, DEL releases the IP and removes the endpoint.
+    await env.scope.cluster.http.patch(`${stsPath}/db`, { spec: { replicas: 0 } });
+    await deletePodNow(env, "db-0").catch(() => {});
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, second))).status, 200);
+    assert.deepEqual(await allocatedOf(env, p), {});
+    await poll(
+      "SpiderEndpoint db-0 to be deleted",
+      20_000,
+      async () => (await getEndpoint(env, "db-0")) ? undefined : true,
+    );
+  },
+);
+
+kubeTest(
+  "agent: with enableIPv6: false in conf.yml a dual-stack pod gets only its IPv4 address",
+  async () => {
+    await using env = await environment("agent-conf");
+    const node = env.scope.name("node");
+    const { http } = env.scope.cluster;
+    await http.post("/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: node } });
+    env.scope.track(`/api/v1/nodes/${node}`);
+    const agent = await startAgent({
+      nodeName: node,
+      socketPath: `${env.dir}/conf.sock`,
+      kubeConfig: env.scope.cluster.kc,
+      config: parseAgentConfig("enableIPv6: false\nenableStatefulSet: true\n"),
+      log: () => {},
+    });
+    env.agents.push(agent);
+    const v4 = await pool(env, "v4", { subnet: "203.0.113.0/24", ips: ["203.0.113.10-203.0.113.20"] });
+    const v6 = await pool(env, "v6", { subnet: "2001:db8:2::/64", ips: ["2001:db8:2::10-2001:db8:2::20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([v4], [v6]));
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual((res.json as { ips: { version: number }[] }).ips.map((i) => i.version), [4]);
+    assert.deepEqual(await allocatedOf(env, v6), {});
+  },
+);
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+kubeTest(
+  "agent: `spiderpool agent` runs as a process, serves its socket and probes, and exits 0 on SIGTERM",
+  async () => {
+    await using env = await environment("agent-proc");
+    const node = env.scope.name("node");
+    const socket = `${env.dir}/proc.sock`;
+    const [healthPort, metricsPort] = [freePort(), freePort()];
+    const args = [
+      "--node-name",
+      node,
+      "--kubeconfig",
+      env.scope.cluster.kubeconfigPath,
+      "--socket-path",
+      socket,
+      "--config-path",
+      `${env.dir}/missing-conf.yml`,
+      "--health-port",
+      String(healthPort),
+      "--metrics-port",
+      String(metricsPort),
+    ];
+    const entry = new URL("../../src/cmd/agent.ts", import.meta.url).href;
+    const code = `const { main } = await import(${JSON.stringify(entry)}); Deno.exit(await main(${
+      JSON.stringify(args)
+    }));`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", code],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    try {
+      await poll("the agent's readiness probe", 30_000, async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${healthPort}/v1/runtime/readiness`);
+          await res.body?.cancel();
+          return res.status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      assert.equal((await call(socket, "GET", "/v1/ipam/healthy")).status, 200);
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(metrics, /^spiderpool_ipam_allocation_counts_total 0$/m);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const status = await child.status;
+    const stderr = new TextDecoder().decode(
+      (await child.output().catch(() => ({ stderr: new Uint8Array() }))).stderr,
+    );
+    assert.equal(status.code, 0, stderr);
+    await assert.rejects(Deno.stat(socket), Deno.errors.NotFound);
+  },
+);
+
+kubeTest(
+  "agent: GET /v1/coordinator/config (JSON body) serves the Synced SpiderCoordinator with the pod's route-NIC override",
+  async () => {
+    await using env = await environment("agent-coord");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const { http } = env.scope.cluster;
+    const coords = `/apis/${API_VERSION}/${PLURAL.coordinator}`;
+    const name = env.scope.name("coord");
+    const { body: created } = await http.post<{ metadata: { resourceVersion: string } }>(coords, {
+      apiVersion: API_VERSION,
+      kind: "SpiderCoordinator",
+      metadata: { name },
+      spec: { mode: "underlay", podCIDRType: "cluster", hijackCIDR: ["169.254.0.0/16"], hostRuleTable: 600 },
+    });
+    env.scope.track(`${coords}/${name}`);
+    await http.put(`${coords}/${name}/status`, {
+      apiVersion: API_VERSION,
+      kind: "SpiderCoordinator",
+      metadata: { name, resourceVersion: created.metadata.resourceVersion },
+      status: { phase: "NotReady", reason: "no kubeadm-config" },
+    });
+    const pod = await podOn(env, "web", node, { "ipam.spidernet.io/default-route-nic": "net1" });
+    const ask = async () => {
+      const body = JSON.stringify({ podName: pod.name, podNamespace: env.scope.namespace });
+      const raw = await rawHTTP(
+        agent.socketPath,
+        `GET /v1/coordinator/config HTTP/1.1\r\nHost: ${agent.socketPath}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      );
+      return { status: Number(raw.split(" ")[1]), json: JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)) };
+    };
+    await poll(
+      "agent to see the coordinator",
+      10_000,
+      () => Promise.resolve(agent.caches.coordinators.get(name)?.status?.phase === "NotReady" || undefined),
+    );
+    const notReady = await ask();
+    assert.equal(notReady.status, 500);
+    assert.match(notReady.json, /is not ready \(phase NotReady\): no kubeadm-config/);
+
+    const { body: current } = await http.get<{ metadata: { resourceVersion: string } }>(`${coords}/${name}`);
+    await http.put(`${coords}/${name}/status`, {
+      apiVersion: API_VERSION,
+      kind: "SpiderCoordinator",
+      metadata: { name, resourceVersion: current.metadata.resourceVersion },
+      status: { phase: "Synced", overlayPodCIDR: ["198.18.0.0/16"], serviceCIDR: ["198.19.0.0/16"] },
+    });
+    await poll(
+      "agent to see the Synced coordinator",
+      10_000,
+      () => Promise.resolve(agent.caches.coordinators.get(name)?.status?.phase === "Synced" || undefined),
+    );
+    const ok = await ask();
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.deepEqual(ok.json, {
+      mode: "underlay",
+      overlayPodCIDR: ["198.18.0.0/16"],
+      serviceCIDR: ["198.19.0.0/16"],
+      hijackCIDR: ["169.254.0.0/16"],
+      policyRoutes: [],
+      podMACPrefix: "",
+      tunePodRoutes: true,
+      podDefaultRouteNIC: "net1",
+      hostRuleTable: 600,
+      podRPFilter: 0,
+      txQueueLen: 0,
+      vethLinkAddress: "",
+      vethMTU: 1500,
+    });
+  },
+);
+
+kubeTest(
+  "agent: the plugins' AgentClient talks to the agent: health, ADD, endpoint query, errors, DEL",
+  async () => {
+    await using env = await environment("agent-client");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const client = new AgentClient(agent.socketPath, { timeoutMs: 30_000 });
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.30"], gateway: "192.0.2.1" });
+    const a = await podOn(env, "a", node, ippoolAnnotation([p]));
+    const b = await podOn(env, "b", node, ippoolAnnotation([p]));
+    await client.healthy();
+    const res = await client.allocate(addArgs(env, a));
+    assert.deepEqual(res.ips.map((i) => i.address), ["192.0.2.30/24"]);
+    const wep = await client.workloadEndpoint(env.scope.namespace, "a");
+    assert.equal(wep.podUID, a.uid);
+    const err = await client.allocate(addArgs(env, b)).catch((e) => e);
+    assert.ok(err instanceof AgentRequestError, String(err));
+    assert.equal(err.kind, "http");
+    assert.equal(err.status, 500);
+    assert.match(err.message, new RegExp(`no free IP in SpiderIPPool "${p}"`));
+    await deletePodNow(env, "a");
+    await client.release(delArgs(env, a));
+    assert.deepEqual(await allocatedOf(env, p), {});
+    const again = await client.allocate(addArgs(env, b));
+    assert.deepEqual(again.ips.map((i) => i.address), ["192.0.2.30/24"]);
+  },
+);

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../../src/kube/client.ts";
 import { type ControlPlane, startControlPlane } from "../kube/controlplane.ts";
-import { installCrds } from "../kube/harness.ts";
+import { installCrds } from "../kube/crds.ts";
 
 const GROUP = "spiderpool.spidernet.io";
 const VERSION = "v2beta1";

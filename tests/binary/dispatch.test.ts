@@ -115,6 +115,7 @@ async function staticClosure(lib: string, entry: string): Promise<Set<string>> {
       todo.push(m[1] ?? m[2]);
     }
     assert.doesNotMatch(text, /import\("/, `${name} has a literal dynamic import that Deno would preload`);
+    assert.doesNotMatch(text, /from\s*"node:/, `${name} statically imports a node: module`);
   }
   return seen;
 }

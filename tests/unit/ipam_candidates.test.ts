@@ -194,10 +194,14 @@ Deno.test("globs: a pool named explicitly keeps its place and is not repeated by
   ]);
 });
 
-Deno.test("globs: a pattern matching no pool of the family is an error naming the pattern", () => {
+Deno.test("globs: a pattern matching no pool contributes nothing, as upstream", () => {
+  assert.deepEqual(expandPoolNames(["v6-*", "v4-a"], 4, POOLS, IPPOOL), ["v4-a"]);
+});
+
+Deno.test("globs: a NIC left with no pool because patterns match nothing is an error naming them", () => {
   assert.throws(
-    () => expandPoolNames(["v6-*"], 4, POOLS, IPPOOL),
-    /pattern "v6-\*" matches no IPv4 SpiderIPPool/,
+    () => poolCandidates(input({ pod: { [IPPOOL]: `{"ipv4":["blue-*"]}` } })),
+    /pattern "blue-\*" matches no SpiderIPPool/,
   );
 });
 

@@ -1,0 +1,109 @@
+// The requests the agent queues on one SpiderIPPool (allocate, release, re-stamp a fixed IP) and the batch
+// plan the group committer runs for them: decode `status.allocatedIPs` once, apply every request through the
+// rules of src/ipam, encode once. Only glue lives here; each decision is an src/ipam call.
+
+import { type AllocatedIPs, decodeAllocatedIPs, encodeAllocatedIPs } from "../api/allocated.ts";
+import type { SpiderIPPool } from "../api/types.ts";
+import type { IPRangeSet } from "../ip/mod.ts";
+import {
+  type AllocationRequest,
+  chooseIPs,
+  type Chosen,
+  poolStatusWith,
+  releaseIPs,
+  restampIPs,
+} from "../ipam/mod.ts";
+import { usableAddresses } from "../ipam/mod.ts";
+import type { Outcome, Plan } from "./commit.ts";
+
+export type PoolOp =
+  /**
+   * Addresses for one pod: one per entry of `requests` (each NIC/family of this ADD that uses this pool).
+   * `hold` are addresses this pod already holds in the pool for other NICs; they are not handed out again.
+   */
+  | { kind: "allocate"; requests: AllocationRequest[]; hold: string[] }
+  /** Remove `ips` where the record's podUid is `podUid`. */
+  | { kind: "release"; ips: string[]; podUid: string }
+  /** Hand fixed `ips` (StatefulSet/KubeVirt) to the new UID of `pod`. */
+  | { kind: "restamp"; ips: string[]; pod: string; podUid: string };
+
+export type PoolOpResult =
+  | { kind: "allocate"; chosen: Chosen[] }
+  | { kind: "release"; released: string[] }
+  | { kind: "restamp" };
+
+/**
+ * Plans one batch on `pool`: releases and re-stamps first (in queue order), then every allocation through
+ * ONE chooseIPs call. An error of one request (an exhausted pool, a broken fixed IP) is that request's
+ * outcome; the others still commit.
+ */
+export function planPoolBatch(
+  pool: SpiderIPPool,
+  ops: readonly PoolOp[],
+  reservedFor: (family: 4 | 6) => IPRangeSet,
+): Plan<PoolOpResult> {
+  const name = pool.metadata.name;
+  const before = decodeAllocatedIPs(pool.status?.allocatedIPs, name);
+  let records: AllocatedIPs = before;
+  const outcomes: Outcome<PoolOpResult>[] = new Array(ops.length);
+
+  ops.forEach((op, i) => {
+    if (op.kind === "release") {
+      const r = releaseIPs(records, op.ips, op.podUid);
+      records = r.records;
+      outcomes[i] = { ok: true, value: { kind: "release", released: r.released } };
+    } else if (op.kind === "restamp") {
+      try {
+        records = restampIPs(pool, records, op.ips, { pod: op.pod, podUid: op.podUid }).records;
+        outcomes[i] = { ok: true, value: { kind: "restamp" } };
+      } catch (err) {
+        outcomes[i] = { ok: false, error: err as Error };
+      }
+    }
+  });
+
+  const allocs = ops.map((op, i) => ({ op, i })).filter((x) => x.op.kind === "allocate") as {
+    op: Extract<PoolOp, { kind: "allocate" }>;
+    i: number;
+  }[];
+  if (allocs.length > 0) {
+    let reserved: IPRangeSet;
+    try {
+      reserved = reservedFor(usableAddresses(pool).family);
+    } catch (err) {
+      for (const { i } of allocs) outcomes[i] = { ok: false, error: err as Error };
+      return finish();
+    }
+    // Every allocation of the batch in ONE chooseIPs call: distinct addresses for all of them.
+    const requests = allocs.flatMap(({ op }) => op.requests.map((r) => ({ ...r, otherNICs: op.hold })));
+    let result;
+    try {
+      result = chooseIPs(pool, reserved, records, requests);
+    } catch (err) {
+      for (const { i } of allocs) outcomes[i] = { ok: false, error: err as Error };
+      return finish();
+    }
+    const next = result.records;
+    // A pod asking for several addresses gets all of them or none, so a failure never leaves a record.
+    let k = 0;
+    for (const { op, i } of allocs) {
+      const mine = result.outcomes.slice(k, k + op.requests.length);
+      k += op.requests.length;
+      const failed = mine.find((o) => !o.ok);
+      if (failed && !failed.ok) {
+        for (const o of mine) if (o.ok && !o.value.reused) delete next[o.value.ip];
+        outcomes[i] = { ok: false, error: failed.error };
+      } else {
+        const chosen = mine.map((o) => (o as { value: Chosen }).value);
+        outcomes[i] = { ok: true, value: { kind: "allocate", chosen } };
+      }
+    }
+    records = next;
+  }
+  return finish();
+
+  function finish(): Plan<PoolOpResult> {
+    const changed = encodeAllocatedIPs(records) !== encodeAllocatedIPs(before);
+    return { status: changed ? poolStatusWith(pool, records) : undefined, outcomes };
+  }
+}

@@ -137,12 +137,15 @@ export class ResourceCache<T extends Meta> {
     };
     if (this.#opts.fieldSelector) params.fieldSelector = this.#opts.fieldSelector;
     try {
-      this.#abort = await this.#watch.watch(
+      const abort = await this.#watch.watch(
         this.#opts.path,
         params,
         (phase, obj) => this.#event(generation, phase, obj),
         (err) => this.#done(generation, err),
       );
+      // stop() or a restart may have happened while the watch was being opened.
+      if (this.#stopped || generation !== this.#generation) abort.abort();
+      else this.#abort = abort;
     } catch (err) {
       this.#done(generation, err);
     }

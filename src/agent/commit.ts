@@ -59,6 +59,26 @@ export class PoolNotFoundError extends Error {
   }
 }
 
+/** The API server did not answer before the deadline of every request in the batch. */
+export class CommitTimeoutError extends Error {
+  constructor(readonly pool: string) {
+    super(`timed out updating SpiderIPPool "${pool}": the API server did not answer in time`);
+    this.name = "CommitTimeoutError";
+  }
+}
+
+async function withDeadline<T>(pool: string, deadline: number, fn: () => Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CommitTimeoutError(pool)), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([fn(), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface Waiter<Op, R> {
   op: Op;
   deadline: number;
@@ -139,12 +159,19 @@ export class PoolCommitter<Op, R> {
       const ops = batch.map((w) => w.op);
       let plan: Plan<R>;
       try {
-        const current = await this.#io.read(pool);
-        plan = this.#plan(current, ops);
-        if (plan.status !== undefined) {
-          await this.#io.writeStatus({ ...current, status: plan.status });
-          this.#hooks.written?.(pool, ops);
-        }
+        // A hung API call must not hold the pool hostage: once every waiter's deadline has passed the batch
+        // fails and the queue moves on. A write that still lands later only leaves records of pods that
+        // were told the ADD failed; their retried ADD gets the same address back (same pod UID).
+        const latest = Math.max(...batch.map((w) => w.deadline));
+        plan = await withDeadline(pool, latest, async () => {
+          const current = await this.#io.read(pool);
+          const plan = this.#plan(current, ops);
+          if (plan.status !== undefined) {
+            await this.#io.writeStatus({ ...current, status: plan.status });
+            this.#hooks.written?.(pool, ops);
+          }
+          return plan;
+        });
       } catch (err) {
         if (err instanceof ConflictError && attempt < this.#backoff.steps) {
           this.#hooks.conflict?.(ops);

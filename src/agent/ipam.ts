@@ -14,12 +14,14 @@ import { type Family, IPRangeSet } from "../ip/mod.ts";
 import { ConflictError } from "../kube/client.ts";
 import {
   adoptEndpoint,
+  type AllocationRequest,
   buildEndpoint,
   byPool,
   type Candidates,
   CandidatesExhaustedError,
   decideRelease,
   decideRetrieval,
+  detailFor,
   detailPoolIPs,
   endpointDetailsFor,
   endpointNameFor,
@@ -30,6 +32,7 @@ import {
   type KubevirtInfo,
   multusNetworkFor,
   type NICAllocation,
+  type NICCandidate,
   NoPoolAvailableError,
   ownerToResolve,
   podKey,
@@ -46,11 +49,11 @@ import {
   topController,
   unmatchedRoutes,
 } from "../ipam/mod.ts";
-import { PoolCommitter, PoolNotFoundError, QueueTimeoutError, RetriesExhaustedError } from "./commit.ts";
+import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "./commit.ts";
 import type { AgentConfig } from "./config.ts";
 import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
 import type { AgentCaches } from "./daemon.ts";
-import type { AgentKube, KubeObject, OwnerRef, Pod } from "./kube.ts";
+import { type AgentKube, type KubeObject, type OwnerRef, type Pod, POOLS } from "./kube.ts";
 import type { AgentMetrics, AllocationFailure } from "./metrics.ts";
 import type {
   CoordinatorConfig,
@@ -148,6 +151,9 @@ export class IpamAgent implements IpamService {
       return res;
     } catch (err) {
       metrics.allocationFailed(allocationFailure(err));
+      this.#o.log(
+        `ADD ${args.podNamespace}/${args.podName} ${args.ifName} failed: ${(err as Error).message}`,
+      );
       throw err;
     }
   }
@@ -202,28 +208,24 @@ export class IpamAgent implements IpamService {
         return await this.#fresh(args, pod, top, epName, candidates(), undefined, deadline);
       }
       case "pool-changed": {
+        // The endpoint stops listing the moved NICs before their addresses go back to the pools.
+        let existing: SpiderEndpoint | undefined;
+        if (decision.deleteEndpoint) {
+          await this.#dropEndpoint(endpoint!);
+        } else {
+          const current = { uid: pod.metadata.uid, node: nodeName, ips: decision.keep };
+          existing = await kube.updateEndpoint({ ...endpoint!, status: { ...endpoint!.status, current } });
+        }
         await this.#poolOps(
           decision.release,
           (ips) => ({ kind: "release", ips, podUid: decision.releaseUid }),
           deadline,
         );
-        let existing: SpiderEndpoint | undefined;
-        if (decision.deleteEndpoint) {
-          await this.#dropEndpoint(endpoint!);
-        } else {
-          await this.#poolOps(
-            decision.restamp,
-            (ips) => ({ kind: "restamp", ips, pod: decision.pod, podUid: pod.metadata.uid }),
-            deadline,
-          );
-          existing = {
-            ...endpoint!,
-            status: {
-              ...endpoint!.status,
-              current: { uid: pod.metadata.uid, node: nodeName, ips: decision.keep },
-            },
-          };
-        }
+        await this.#poolOps(
+          decision.restamp,
+          (ips) => ({ kind: "restamp", ips, pod: decision.pod, podUid: pod.metadata.uid }),
+          deadline,
+        );
         return await this.#fresh(args, pod, top, epName, candidates(), existing, deadline);
       }
       case "fresh":
@@ -241,7 +243,7 @@ export class IpamAgent implements IpamService {
     existing: SpiderEndpoint | undefined,
     deadline: number,
   ): Promise<IpamAddResponse> {
-    const { config, caches, kube, nodeName, log } = this.#o;
+    const { config, kube, nodeName, log } = this.#o;
     if (candidates.kind === "subnet") {
       throw new PoolSelectionError(
         candidates.annotation,
@@ -254,7 +256,71 @@ export class IpamAgent implements IpamService {
       (existing?.status.current.ips ?? []).map((d) => d.interface).filter((n) => n !== ""),
     );
     const nics = candidates.nics.filter((c) => c.nic === "" || !recorded.has(c.nic));
-    const poolMap = new Map(caches.pools.list().map((p) => [p.metadata.name, p]));
+    const slots = await this.#slots(pod, top, nics);
+    if (slots.length === 0) {
+      throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);
+    }
+    const request = { pod: podKey(ns, epName), podUid: pod.metadata.uid };
+    const got: NICAllocation[] = [];
+    /** Addresses this ADD added to pools (not those the pod already held): what a failure gives back. */
+    const taken: PoolIP[] = [];
+    try {
+      const held = detailPoolIPs(existing?.status.current.ips ?? []);
+      await this.#fillSlots(slots, request, held, got, taken, deadline);
+      const customRoutes = this.#customRoutes(pod);
+      const dropped = unmatchedRoutes(customRoutes, got.map((g) => g.pool));
+      if (dropped.length > 0) {
+        log(
+          `pod ${ns}/${pod.metadata.name}: ${ANNOTATION.routes} entries ${
+            JSON.stringify(dropped)
+          } match no ` +
+            "allocated subnet; dropped",
+        );
+      }
+      const details = endpointDetailsFor(got, customRoutes);
+      const ep = buildEndpoint({
+        namespace: ns,
+        name: epName,
+        pod: { name: pod.metadata.name, uid: pod.metadata.uid },
+        node: nodeName,
+        top,
+        details,
+        flags: config,
+        existing,
+      });
+      // Pool records are written; now the endpoint. If this fails, the records are given back below.
+      if (existing) {
+        await kube.updateEndpoint(withContainerID(ep, args.containerID));
+      } else {
+        try {
+          await kube.createEndpoint(withContainerID(ep, args.containerID));
+        } catch (err) {
+          // A concurrent ADD of the same pod (a runtime retry) recorded it first: answer what it recorded.
+          if (!(err instanceof ConflictError)) throw err;
+          const winner = await kube.getEndpoint(ns, epName);
+          if (winner?.status.current.uid !== pod.metadata.uid || !detailFor(winner, args.ifName)) throw err;
+          await this.#rollback(taken, request.podUid);
+          return responseFromEndpoint(winner, args.ifName, config).response;
+        }
+      }
+      return responseFromDetails(details, config);
+    } catch (err) {
+      await this.#rollback(taken, request.podUid);
+      throw err;
+    }
+  }
+
+  /** One slot per NIC and family with candidate pools: the usable pools, filtered and sorted by src/ipam. */
+  async #slots(pod: Pod, top: TopController, nics: NICCandidate[]): Promise<Slot[]> {
+    const { caches, nodeName } = this.#o;
+    const ns = pod.metadata.namespace;
+    const pools = new Map(caches.pools.list().map((p) => [p.metadata.name, p]));
+    // A pool created a moment ago may not be in the cache yet: read the named ones that are missing.
+    const missing = [...new Set(nics.flatMap((c) => [...c.ipv4, ...c.ipv6]))].filter((n) => !pools.has(n));
+    for (const name of missing) {
+      const pool = await this.#o.kube.getObject<SpiderIPPool>(`${POOLS}/${encodeURIComponent(name)}`);
+      if (pool) pools.set(name, pool);
+    }
     const namespace = caches.namespaces.get(ns);
     const node = caches.nodes.get(nodeName);
     const slots: Slot[] = [];
@@ -262,14 +328,14 @@ export class IpamAgent implements IpamService {
       for (const family of [4, 6] as const) {
         const names = family === 4 ? c.ipv4 : c.ipv6;
         if (names.length === 0) continue;
-        const nicName = c.nic !== "" ? c.nic : `${c.index}`;
-        const usable = requireUsablePools(names, poolMap, {
+        const nic = c.nic !== "" ? c.nic : `${c.index}`;
+        const usable = requireUsablePools(names, pools, {
           family,
-          nic: nicName,
+          nic,
           pod: { namespace: ns, labels: pod.metadata.labels },
           namespace: { name: ns, labels: namespace?.metadata.labels },
           node: { name: nodeName, labels: node?.metadata.labels },
-          multusNetwork: multusNetworkFor(nicName, pod.metadata, this.#o.namespace, this.#o.clusterNetwork),
+          multusNetwork: multusNetworkFor(nic, pod.metadata, this.#o.namespace, this.#o.clusterNetwork),
           agentNamespace: this.#o.namespace,
           top,
         });
@@ -284,101 +350,84 @@ export class IpamAgent implements IpamService {
         });
       }
     }
-    if (slots.length === 0) {
-      throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);
-    }
+    return slots;
+  }
 
-    const request = { pod: podKey(ns, epName), podUid: pod.metadata.uid };
-    const endpointHeld = detailPoolIPs(existing?.status.current.ips ?? []);
-    const got: NICAllocation[] = [];
-    try {
-      // Rounds: every slot still without an address tries its next pool; slots on the same pool share one request.
-      while (true) {
-        const open = slots.filter((s) => s.got === undefined);
-        if (open.length === 0) break;
-        const exhausted = open.find((s) => s.next >= s.pools.length);
-        if (exhausted) {
-          const nic = exhausted.nic || `NIC #${exhausted.index}`;
-          if (exhausted.errors.length > 0) {
-            throw new CandidatesExhaustedError(exhausted.family, nic, exhausted.errors);
-          }
-          throw new Error(
-            `every IPv${exhausted.family} SpiderIPPool of ${nic} was deleted while allocating; retry`,
-          );
+  /**
+   * Gives every slot an address, in rounds: each slot still without one tries its next pool, and the slots
+   * that are on the same pool in a round share one queued request (one status update). A pool that is
+   * exhausted sends its slots on to their next pool. Addresses are pushed to `got` (and, when new, to
+   * `taken`) as they arrive, so the caller can give them back whatever happens.
+   */
+  async #fillSlots(
+    slots: Slot[],
+    request: AllocationRequest,
+    endpointHeld: PoolIP[],
+    got: NICAllocation[],
+    taken: PoolIP[],
+    deadline: number,
+  ): Promise<void> {
+    while (true) {
+      const open = slots.filter((s) => s.got === undefined);
+      if (open.length === 0) return;
+      const exhausted = open.find((s) => s.next >= s.pools.length);
+      if (exhausted) {
+        const nic = exhausted.nic || `NIC #${exhausted.index}`;
+        if (exhausted.errors.length > 0) {
+          throw new CandidatesExhaustedError(exhausted.family, nic, exhausted.errors);
         }
-        const groups = new Map<string, Slot[]>();
-        for (const s of open) {
-          const name = s.pools[s.next].metadata.name;
-          groups.set(name, [...(groups.get(name) ?? []), s]);
-        }
-        await Promise.all([...groups].map(async ([poolName, group]) => {
-          const hold = [
-            ...endpointHeld.filter((h) => h.pool === poolName).map((h) => h.ip),
-            ...got.filter((g) => g.pool.metadata.name === poolName).map((g) => g.ip),
-          ];
-          try {
-            const r = await this.#committer.submit(
-              poolName,
-              { kind: "allocate", requests: group.map(() => request), hold },
-              deadline,
-            );
-            if (r.kind !== "allocate") throw new Error("internal error: allocate answered with " + r.kind);
-            group.forEach((s, k) => {
-              s.got = {
-                nic: s.nic,
-                index: s.index,
-                ip: r.chosen[k].ip,
-                pool: s.pools[s.next],
-                cleanGateway: s.cleanGateway,
-              };
-              got.push(s.got);
-            });
-          } catch (err) {
-            if (!(err instanceof PoolExhaustedError || err instanceof PoolNotFoundError)) throw err;
-            for (const s of group) {
-              if (err instanceof PoolExhaustedError) s.errors.push(err);
-              s.next++;
-            }
-          }
-        }));
-      }
-
-      const customRoutes = this.#customRoutes(pod);
-      const dropped = unmatchedRoutes(customRoutes, got.map((g) => g.pool));
-      if (dropped.length > 0) {
-        log(
-          `pod ${ns}/${pod.metadata.name}: ${ANNOTATION.routes} entries ${
-            JSON.stringify(dropped)
-          } match no ` +
-            `allocated subnet; dropped`,
+        throw new Error(
+          `every IPv${exhausted.family} SpiderIPPool of ${nic} was deleted while allocating; retry`,
         );
       }
-      const details = endpointDetailsFor(got, customRoutes);
-      const ep = withContainerID(
-        buildEndpoint({
-          namespace: ns,
-          name: epName,
-          pod: { name: pod.metadata.name, uid: pod.metadata.uid },
-          node: nodeName,
-          top,
-          details,
-          flags: config,
-          existing,
-        }),
-        args.containerID,
-      );
-      if (existing) await kube.updateEndpoint(ep);
-      else await kube.createEndpoint(ep);
-      return responseFromDetails(details, config);
-    } catch (err) {
-      if (got.length > 0) await this.#rollback(got, request.podUid);
-      throw err;
+      const groups = new Map<string, Slot[]>();
+      for (const s of open) {
+        const name = s.pools[s.next].metadata.name;
+        groups.set(name, [...(groups.get(name) ?? []), s]);
+      }
+      // allSettled, not all: every answer must be in `got` before a failure is thrown and rolled back.
+      const results = await Promise.allSettled([...groups].map(async ([poolName, group]) => {
+        const hold = [
+          ...endpointHeld.filter((h) => h.pool === poolName).map((h) => h.ip),
+          ...got.filter((g) => g.pool.metadata.name === poolName).map((g) => g.ip),
+        ];
+        try {
+          const r = await this.#committer.submit(
+            poolName,
+            { kind: "allocate", requests: group.map(() => request), hold },
+            deadline,
+          );
+          if (r.kind !== "allocate") throw new Error(`internal error: allocate answered with ${r.kind}`);
+          group.forEach((s, k) => {
+            s.got = {
+              nic: s.nic,
+              index: s.index,
+              ip: r.chosen[k].ip,
+              pool: s.pools[s.next],
+              cleanGateway: s.cleanGateway,
+            };
+            got.push(s.got);
+            if (!r.chosen[k].reused) taken.push({ pool: poolName, ip: r.chosen[k].ip });
+          });
+        } catch (err) {
+          if (!(err instanceof PoolExhaustedError || err instanceof PoolNotFoundError)) throw err;
+          for (const s of group) {
+            if (err instanceof PoolExhaustedError) s.errors.push(err);
+            s.next++;
+          }
+        }
+      }));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
     }
   }
 
-  /** Gives back what a failed ADD took; a failure here is logged (the IP GC reclaims records without endpoint). */
-  async #rollback(got: NICAllocation[], podUid: string): Promise<void> {
-    const ips: PoolIP[] = got.map((g) => ({ pool: g.pool.metadata.name, ip: g.ip }));
+  /**
+   * Gives back what a failed ADD added to pools. Addresses the pod already held are kept: a concurrent ADD of
+   * the same pod may be recording them. A failure here is logged; the IP GC reclaims records without endpoint.
+   */
+  async #rollback(ips: PoolIP[], podUid: string): Promise<void> {
+    if (ips.length === 0) return;
     try {
       await this.#poolOps(ips, (list) => ({ kind: "release", ips: list, podUid }), Date.now() + 30_000);
     } catch (err) {
@@ -508,6 +557,9 @@ export class IpamAgent implements IpamService {
       metrics.releaseDuration.observe((performance.now() - started) / 1000);
     } catch (err) {
       metrics.releaseFailed(err instanceof RetriesExhaustedError ? "retries_exhausted" : "internal");
+      this.#o.log(
+        `DEL ${args.podNamespace}/${args.podName} ${args.ifName} failed: ${(err as Error).message}`,
+      );
       throw err;
     }
   }
@@ -515,6 +567,11 @@ export class IpamAgent implements IpamService {
   async #release(args: IpamDelArgs, deadline: number): Promise<void> {
     const { kube, config } = this.#o;
     const pod = await kube.getPod(args.podNamespace, args.podName);
+    const grace = pod?.metadata.deletionGracePeriodSeconds;
+    if (grace !== undefined) {
+      // The runtime gives up on a terminating pod after its grace period; finish (or fail) before that.
+      deadline = Math.min(deadline, Date.now() + Math.max(5, grace - 5) * 1000);
+    }
     let epName = args.podName;
     if (pod) epName = endpointNameFor(pod, await this.#topController(pod), config);
     const endpoint = await kube.getEndpoint(args.podNamespace, epName);
@@ -705,7 +762,6 @@ function allocationFailure(err: unknown): AllocationFailure {
   if (err instanceof RetriesExhaustedError) return "retries_exhausted";
   if (err instanceof NoPoolAvailableError || err instanceof PoolSelectionError) return "no_available_pool";
   if (err instanceof CandidatesExhaustedError) return "ip_used_out";
-  if (err instanceof QueueTimeoutError) return "internal";
   return "internal";
 }
 

@@ -1,6 +1,6 @@
 // The agent's reads and writes of Kubernetes objects through the project's KubeHttp client: direct (uncached)
-// reads of pools, pods and endpoints where correctness depends on freshness, and every write, counted in the
-// agent's metrics.
+// reads of pools, pods and endpoints where correctness depends on freshness, and every write request (409s
+// included), counted in the agent's metrics.
 
 import { API_VERSION, FINALIZER, KIND, PLURAL } from "../api/constants.ts";
 import type { SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
@@ -72,8 +72,11 @@ export class AgentKube {
   /** PUT on the status subresource with the pool's resourceVersion: 409 when someone wrote in between. */
   async writePoolStatus(pool: SpiderIPPool): Promise<void> {
     const name = pool.metadata?.name ?? "";
-    await this.http.put(`${POOLS}/${enc(name)}/status`, pool);
-    this.metrics.poolStatusWritten();
+    try {
+      await this.http.put(`${POOLS}/${enc(name)}/status`, pool);
+    } finally {
+      this.metrics.poolStatusWritten();
+    }
   }
 
   /** Undefined when absent. */
@@ -110,7 +113,10 @@ export class AgentKube {
     }
   }
 
-  /** Removes our finalizer (guarded by resourceVersion: 409 if it changed); a no-op when it is not there or the object is gone. */
+  /**
+   * Removes our finalizer, guarded by resourceVersion (409 if the endpoint changed since it was read); a no-op
+   * when the finalizer is not there or the endpoint is gone.
+   */
   async removeEndpointFinalizer(ep: SpiderEndpoint): Promise<void> {
     const finalizers = ep.metadata?.finalizers ?? [];
     if (!finalizers.includes(FINALIZER)) return;

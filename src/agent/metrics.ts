@@ -125,7 +125,7 @@ export class AgentMetrics {
     labelNames: ["kind"],
     registers: [this.registry],
   });
-  /** Pool status updates, counted here too so tests and benchmarks can read them without parsing. */
+  /** Pool status update requests (conflicts included), also as plain numbers for tests and benchmarks. */
   poolStatusWrites = 0;
   endpointWrites = 0;
 

@@ -2,8 +2,9 @@
 // extra routes) and for the two Multus network annotations. Each returns plain typed data or throws an
 // AnnotationError that names the key, quotes the value and says what shape was expected.
 
-import { familyName, formatCIDR, formatIP, IPError, parseCIDR, parseIP } from "../ip/mod.ts";
+import { familyName, formatCIDR, formatIP, parseCIDR, parseIP } from "../ip/mod.ts";
 import { ANNOTATION, DEFAULT_NIC } from "./constants.ts";
+import { ipMessage } from "./validate/common.ts";
 import {
   interfaceNameProblem,
   isDNS1123Label,
@@ -105,14 +106,7 @@ export function parseIPPoolAnnotation(value: string): PoolNames {
  */
 export function parseIPPoolsAnnotation(value: string): IPPoolsAnnotation {
   const key = ANNOTATION.ippools;
-  const list = parseJSONArray(key, value, IPPOOLS_SHAPE);
-  if (list.length === 0) {
-    throw new AnnotationError(
-      key,
-      value,
-      `the list is empty; expected at least one item like ${IPPOOLS_SHAPE}`,
-    );
-  }
+  const list = parseJSONArray(key, value, IPPOOLS_SHAPE, true);
   const items: NICPools[] = [];
   const seen = new Set<string>();
   let named: boolean | undefined;
@@ -165,23 +159,17 @@ export function parseIPPoolsAnnotation(value: string): IPPoolsAnnotation {
 export function parseSubnetAnnotation(value: string): SubnetSource {
   const key = ANNOTATION.subnet;
   const obj = parseJSONObject(key, value, SUBNET_SHAPE);
-  return subnetSource(key, value, obj, "", SUBNET_SHAPE, DEFAULT_NIC);
+  return subnetSource(key, value, obj, "", SUBNET_SHAPE);
 }
 
 /**
- * Parses pod annotation `ipam.spidernet.io/subnets` (multi-NIC auto-pool sources). Every item names a unique
- * interface and at least one family; a subnet may serve only one NIC.
+ * Parses pod annotation `ipam.spidernet.io/subnets` (multi-NIC auto-pool sources). Each item is for a unique
+ * interface (`eth0` when it names none, as upstream admits such items) and names at least one family; a subnet
+ * may serve only one NIC.
  */
 export function parseSubnetsAnnotation(value: string): SubnetSource[] {
   const key = ANNOTATION.subnets;
-  const list = parseJSONArray(key, value, SUBNETS_SHAPE);
-  if (list.length === 0) {
-    throw new AnnotationError(
-      key,
-      value,
-      `the list is empty; expected at least one item like ${SUBNETS_SHAPE}`,
-    );
-  }
+  const list = parseJSONArray(key, value, SUBNETS_SHAPE, true);
   const out: SubnetSource[] = [];
   const nics = new Set<string>();
   const subnets = { 4: new Set<string>(), 6: new Set<string>() };
@@ -190,7 +178,7 @@ export function parseSubnetsAnnotation(value: string): SubnetSource[] {
     if (!isPlainObject(raw)) {
       throw new AnnotationError(key, value, `${where} is not an object; expected ${SUBNETS_SHAPE}`);
     }
-    const src = subnetSource(key, value, raw, `${where}.`, SUBNETS_SHAPE, undefined);
+    const src = subnetSource(key, value, raw, `${where}.`, SUBNETS_SHAPE);
     if (nics.has(src.interface)) {
       throw new AnnotationError(
         key,
@@ -225,9 +213,10 @@ export function parseSubnetsAnnotation(value: string): SubnetSource[] {
  * ```
  */
 export function parsePoolIPNumber(value: string): PoolIPNumber {
-  const m = /^(\+?)([0-9]+)$/.exec(value);
-  const n = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isSafeInteger(n)) {
+  // Upstream strips one "+" and reads the rest with strconv.Atoi, which also takes a "-" sign: "-0" is 0.
+  const m = /^(\+?)(-?)([0-9]+)$/.exec(value);
+  const n = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isSafeInteger(n) || (m[2] === "-" && n !== 0)) {
     throw new AnnotationError(
       ANNOTATION.ippoolIPNumber,
       value,
@@ -257,8 +246,8 @@ export function parsePoolReclaim(value: string): boolean {
 }
 
 /**
- * Parses `ipam.spidernet.io/routes`: each `dst` a subnet in network form, each `gw` an address of the same
- * family. Values are returned in canonical form.
+ * Parses `ipam.spidernet.io/routes`: each `dst` a CIDR, each `gw` an address of the same family. Values are
+ * returned in canonical form; a `dst` with host bits set (accepted upstream) becomes its network.
  */
 export function parseRoutesAnnotation(value: string): AnnotationRoute[] {
   const key = ANNOTATION.routes;
@@ -279,7 +268,7 @@ export function parseRoutesAnnotation(value: string): AnnotationRoute[] {
     }
     let cidr;
     try {
-      cidr = parseCIDR(dst);
+      cidr = parseCIDR(dst, { canonical: false });
     } catch (e) {
       throw new AnnotationError(key, value, `${where}.dst: ${ipMessage(e)}`);
     }
@@ -373,11 +362,6 @@ function quoteValue(value: string): string {
   return JSON.stringify(cut) + (value.length > MAX_QUOTED ? ` (${value.length} characters)` : "");
 }
 
-function ipMessage(e: unknown): string {
-  if (e instanceof IPError) return e.message;
-  throw e;
-}
-
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
@@ -393,7 +377,7 @@ function parseJSONObject(key: string, value: string, shape: string): Record<stri
   return v;
 }
 
-function parseJSONArray(key: string, value: string, shape: string): unknown[] {
+function parseJSONArray(key: string, value: string, shape: string, nonEmpty = false): unknown[] {
   let v: unknown;
   try {
     v = JSON.parse(value);
@@ -401,6 +385,9 @@ function parseJSONArray(key: string, value: string, shape: string): unknown[] {
     throw new AnnotationError(key, value, `not valid JSON; expected a list like ${shape}`);
   }
   if (!Array.isArray(v)) throw new AnnotationError(key, value, `expected a JSON list like ${shape}`);
+  if (nonEmpty && v.length === 0) {
+    throw new AnnotationError(key, value, `the list is empty; expected at least one item like ${shape}`);
+  }
   return v;
 }
 
@@ -433,15 +420,8 @@ function subnetSource(
   obj: Record<string, unknown>,
   prefix: string,
   shape: string,
-  defaultNIC: string | undefined,
 ): SubnetSource {
-  let nic = optionalString(key, value, obj.interface, `${prefix}interface`) ?? "";
-  if (nic === "") {
-    if (defaultNIC === undefined) {
-      throw new AnnotationError(key, value, `${prefix}interface is missing; name the NIC, e.g. ${shape}`);
-    }
-    nic = defaultNIC;
-  }
+  const nic = optionalString(key, value, obj.interface, `${prefix}interface`) || DEFAULT_NIC;
   checkInterfaceName(key, value, nic, `${prefix}interface`);
   const src: SubnetSource = { interface: nic };
   for (const fam of ["ipv4", "ipv6"] as const) {

@@ -58,20 +58,8 @@ export function cidrLabelValue(subnet: string): string {
 export function defaultIPPool(pool: SpiderIPPool, ctx: IPPoolDefaultsContext): SpiderIPPool {
   const out = structuredClone(pool);
   const meta = ensureMeta(out);
-  addFinalizer(meta);
   const spec = out.spec ??= {} as IPPoolSpec;
-  canonicaliseAddresses(spec);
-  const family = subnetFamily(spec.subnet);
-  if (family !== undefined && (spec.ipVersion === undefined || spec.ipVersion === null)) {
-    spec.ipVersion = family;
-  }
-  if (spec.subnet) (meta.labels ??= {})[LABEL.ippoolCIDR] = cidrLabelValue(spec.subnet);
-  if (family !== undefined && spec.ipVersion === family) {
-    const ips = mergeRanges(spec.ips, family);
-    if (ips !== undefined) spec.ips = ips;
-    const ex = mergeRanges(spec.excludeIPs, family);
-    if (ex !== undefined) spec.excludeIPs = ex;
-  }
+  const family = defaultAddresses(meta, spec, LABEL.ippoolCIDR);
   if (ctx.enableSpiderSubnet && family !== undefined) {
     const owner = findOwningSubnet(out, ctx.subnets.filter((s) => !s.metadata?.deletionTimestamp));
     if (owner?.metadata?.name) {
@@ -102,22 +90,33 @@ export function defaultIPPool(pool: SpiderIPPool, ctx: IPPoolDefaultsContext): S
 /** Defaults a SpiderSubnet: finalizer, `ipVersion`, the `subnet-cidr` label, canonical ips and excludeIPs. */
 export function defaultSubnet(subnet: SpiderSubnet): SpiderSubnet {
   const out = structuredClone(subnet);
-  const meta = ensureMeta(out);
+  defaultAddresses(ensureMeta(out), out.spec ??= {} as SubnetSpec, LABEL.subnetCIDR);
+  return out;
+}
+
+/**
+ * The defaulting pools and subnets share, in place: finalizer, canonical addresses, `ipVersion` from the
+ * subnet, the CIDR label `cidrLabel`, ips and excludeIPs merged. Returns the family of the subnet, if it parses.
+ */
+function defaultAddresses(
+  meta: ObjectMeta,
+  spec: IPPoolSpec | SubnetSpec,
+  cidrLabel: string,
+): 4 | 6 | undefined {
   addFinalizer(meta);
-  const spec = out.spec ??= {} as SubnetSpec;
   canonicaliseAddresses(spec);
   const family = subnetFamily(spec.subnet);
   if (family !== undefined && (spec.ipVersion === undefined || spec.ipVersion === null)) {
     spec.ipVersion = family;
   }
-  if (spec.subnet) (meta.labels ??= {})[LABEL.subnetCIDR] = cidrLabelValue(spec.subnet);
+  if (spec.subnet) (meta.labels ??= {})[cidrLabel] = cidrLabelValue(spec.subnet);
   if (family !== undefined && spec.ipVersion === family) {
     const ips = mergeRanges(spec.ips, family);
     if (ips !== undefined) spec.ips = ips;
     const ex = mergeRanges(spec.excludeIPs, family);
     if (ex !== undefined) spec.excludeIPs = ex;
   }
-  return out;
+  return family;
 }
 
 /** Defaults a SpiderReservedIP: `ipVersion` from `ips[0]`, ips merged into canonical minimal ranges. */
@@ -279,7 +278,10 @@ export function normaliseCoordinatorSpec(spec: CoordinatorSpec): void {
   }
 }
 
-/** `192.0.2.1` → `192.0.2.1/32`, `2001:db8::1` → `2001:db8::1/128`; a valid CIDR is rewritten canonically. */
+/**
+ * `192.0.2.1` → `192.0.2.1/32`, `2001:db8::1` → `2001:db8::1/128`; a valid CIDR is rewritten canonically, host
+ * bits cleared (`10.96.0.1/12` → `10.96.0.0/12`).
+ */
 export function hostCIDR(text: string): string {
   if (typeof text !== "string") return text;
   try {
@@ -288,7 +290,7 @@ export function hostCIDR(text: string): string {
   } catch (e) {
     if (!(e instanceof IPError)) throw e;
   }
-  return canonicalCIDR(text);
+  return networkCIDR(text);
 }
 
 function canonicalIP(text: string): string {
@@ -302,21 +304,37 @@ function canonicalIP(text: string): string {
   }
 }
 
-/** Writes subnet, gateway and route addresses in canonical form (`2001:DB8:0::/64` → `2001:db8::/64`). */
+/**
+ * Writes subnet, gateway and route addresses in canonical form (`2001:DB8:0::/64` → `2001:db8::/64`), route
+ * destinations as networks.
+ */
 function canonicaliseAddresses(spec: { subnet?: string; gateway?: string; routes?: Route[] }): void {
   if (typeof spec.subnet === "string") spec.subnet = canonicalCIDR(spec.subnet);
   if (typeof spec.gateway === "string") spec.gateway = canonicalIP(spec.gateway);
   if (Array.isArray(spec.routes)) {
     spec.routes = spec.routes.map((r) =>
-      r && typeof r === "object" ? { ...r, dst: canonicalCIDR(r.dst), gw: canonicalIP(r.gw) } : r
+      r && typeof r === "object" ? { ...r, dst: networkCIDR(r.dst), gw: canonicalIP(r.gw) } : r
     );
   }
 }
 
+/** A subnet written canonically; one with host bits set is left for validation to name the canonical form. */
 function canonicalCIDR(text: string): string {
+  return rewriteCIDR(text, true);
+}
+
+/**
+ * A route destination written canonically as its network: upstream accepts host bits there (net.ParseCIDR),
+ * and the route is to the network either way.
+ */
+function networkCIDR(text: string): string {
+  return rewriteCIDR(text, false);
+}
+
+function rewriteCIDR(text: string, canonical: boolean): string {
   if (typeof text !== "string") return text;
   try {
-    return formatCIDR(parseCIDR(text));
+    return formatCIDR(parseCIDR(text, { canonical }));
   } catch (e) {
     if (!(e instanceof IPError)) throw e;
     return text;

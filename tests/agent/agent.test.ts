@@ -3,6 +3,7 @@
 // across agents, group commit within one agent).
 
 import assert from "node:assert/strict";
+import { loadAllYaml } from "@kubernetes/client-node";
 import { API_VERSION, FINALIZER, PLURAL } from "../../src/api/constants.ts";
 import type { SpiderEndpoint, SpiderIPPool } from "../../src/api/types.ts";
 import { decodeAllocatedIPs } from "../../src/api/allocated.ts";
@@ -1026,5 +1027,188 @@ kubeTest(
     assert.deepEqual(await allocatedOf(env, p), {});
     const again = await client.allocate(addArgs(env, b));
     assert.deepEqual(again.ips.map((i) => i.address), ["192.0.2.30/24"]);
+  },
+);
+
+kubeTest(
+  "agent: three agents racing for the last addresses fill the pool exactly; the losers get 500 and leave nothing",
+  async () => {
+    await using env = await environment("agent-fill");
+    const nodes = [env.scope.name("n1"), env.scope.name("n2"), env.scope.name("n3")];
+    const agents: RunningAgent[] = [];
+    for (const n of nodes) agents.push(await agentFor(env, n));
+    const p = await pool(env, "last", { subnet: "198.18.0.0/15", ips: ["198.18.2.0-198.18.2.49"] });
+    const perNode = await Promise.all(nodes.map((n, i) => pods(env, `p${i}`, 20, n, [p])));
+    const results = await Promise.all(
+      perNode.flatMap((list, i) =>
+        list.map((pod) => call(agents[i].socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod)))
+      ),
+    );
+    const ok = results.filter((r) => r.status === 200);
+    const failed = results.filter((r) => r.status !== 200);
+    assert.equal(ok.length, 50, failed.map((r) => r.text).join("\n"));
+    for (const r of failed) {
+      assert.equal(r.status, 500);
+      assert.match(
+        r.json as string,
+        new RegExp(`no free IP in SpiderIPPool "${p}" \\(50 of 50 allocated\\)`),
+      );
+    }
+    const addresses = ok.map((r) => (r.json as { ips: { address: string }[] }).ips[0].address);
+    assert.equal(new Set(addresses).size, 50);
+    await assertPoolMatchesEndpoints(env, p, 50);
+    let conflicts = 0;
+    for (const a of agents) conflicts += (await a.metrics.allocationConflicts.get()).values[0].value;
+    const writes = agents.reduce((n, a) => n + a.metrics.poolStatusWrites, 0);
+    console.log(
+      `three agents: 60 ADDs for 50 addresses → ${writes} status writes, ${conflicts} conflict(s) retried`,
+    );
+  },
+);
+
+kubeTest(
+  "agent: concurrent ADDs of the same pod (runtime retries) all get the one recorded address",
+  async () => {
+    await using env = await environment("agent-dup");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () => call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))),
+    );
+    for (const r of results) assert.equal(r.status, 200, r.text);
+    assert.equal(new Set(results.map((r) => r.text)).size, 1, results.map((r) => r.text).join("\n"));
+    const records = await allocatedOf(env, p);
+    assert.deepEqual(Object.values(records).map((r) => r.podUid), [pod.uid]);
+    const address = (results[0].json as { ips: { address: string }[] }).ips[0].address;
+    assert.equal((await getEndpoint(env, "web"))?.status.current.ips[0].ipv4, address);
+    assert.equal(`${Object.keys(records)[0]}/24`, address);
+  },
+);
+
+kubeTest(
+  "agent: a StatefulSet member whose pool annotation changed moves to the new pool on recreation",
+  async () => {
+    await using env = await environment("agent-move");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const oldPool = await pool(env, "old", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const newPool = await pool(env, "new", {
+      subnet: "198.51.100.0/24",
+      ips: ["198.51.100.10-198.51.100.20"],
+    });
+    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
+    const template = (p: string) => ({
+      metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
+      spec: {
+        containers: [{ name: "c", image: "registry.invalid/pause:1" }],
+        terminationGracePeriodSeconds: 0,
+      },
+    });
+    await env.scope.cluster.http.post(stsPath, {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: "db" },
+      spec: {
+        replicas: 1,
+        serviceName: "db",
+        selector: { matchLabels: { app: "db" } },
+        template: template(oldPool),
+      },
+    });
+    const first = await podUID(env, "db-0");
+    await bind(env, "db-0", node);
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, first))).status, 200);
+    assert.equal(Object.keys(await allocatedOf(env, oldPool)).length, 1);
+
+    await env.scope.cluster.http.patch(`${stsPath}/db`, { spec: { template: template(newPool) } });
+    await deletePodNow(env, "db-0");
+    const second = await poll("db-0 with the new template", 30_000, async () => {
+      const p = await podUID(env, "db-0", first.uid);
+      const { body } = await env.scope.cluster.http.get<
+        { metadata: { annotations?: Record<string, string> } }
+      >(
+        `/api/v1/namespaces/${env.scope.namespace}/pods/db-0`,
+      );
+      if (body.metadata.annotations?.["ipam.spidernet.io/ippool"]?.includes(newPool)) return p;
+      await deletePodNow(env, "db-0").catch(() => {});
+      return undefined;
+    });
+    await bind(env, "db-0", node);
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, second));
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual((res.json as { ips: { ipPool: string }[] }).ips.map((i) => i.ipPool), [newPool]);
+    assert.deepEqual(await allocatedOf(env, oldPool), {});
+    assert.deepEqual(Object.values(await allocatedOf(env, newPool)).map((r) => r.podUid), [second.uid]);
+    const ep = await getEndpoint(env, "db-0");
+    assert.equal(ep?.status.current.uid, second.uid);
+    assert.equal(ep?.status.current.ips[0].ipv4Pool, newPool);
+  },
+);
+
+kubeTest(
+  "agent: running as a ServiceAccount with the ClusterRole of deploy/rbac.yaml, ADD, queries, DEL and GC are allowed",
+  async () => {
+    await using env = await environment("agent-rbac");
+    const { http } = env.scope.cluster;
+    const ns = env.scope.namespace;
+    const docs = loadAllYaml(await Deno.readTextFile(new URL("../../deploy/rbac.yaml", import.meta.url)));
+    const role = docs.find((d) => d?.kind === "ClusterRole" && d.metadata?.name === "spiderpool-agent");
+    assert.ok(role, "deploy/rbac.yaml has ClusterRole spiderpool-agent");
+    // The rules of the shipped role, under names of this test so that nothing shared is touched.
+    const name = env.scope.name("agent");
+    await http.post(`/api/v1/namespaces/${ns}/serviceaccounts`, { metadata: { name: "agent" } });
+    await http.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", {
+      metadata: { name },
+      rules: role.rules,
+    });
+    env.scope.track(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`);
+    await http.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+      metadata: { name },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+      subjects: [{ kind: "ServiceAccount", name: "agent", namespace: ns }],
+    });
+    env.scope.track(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${name}`);
+    const { body: token } = await http.post<{ status: { token: string } }>(
+      `/api/v1/namespaces/${ns}/serviceaccounts/agent/token`,
+      { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+    );
+    const admin = JSON.parse(await Deno.readTextFile(env.scope.cluster.kubeconfigPath));
+    const kubeconfig = `${env.dir}/agent.kubeconfig`;
+    await Deno.writeTextFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: admin.clusters,
+        users: [{ name: "agent", user: { token: token.status.token } }],
+        contexts: [{ name: "agent", context: { cluster: admin.clusters[0].name, user: "agent" } }],
+        "current-context": "agent",
+      }),
+    );
+
+    const node = env.scope.name("node");
+    await http.post("/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: node } });
+    env.scope.track(`/api/v1/nodes/${node}`);
+    const agent = await startAgent({
+      nodeName: node,
+      socketPath: `${env.dir}/rbac.sock`,
+      kubeconfig,
+      log: () => {},
+    });
+    env.agents.push(agent);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const add = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(add.status, 200, add.text);
+    const wep = await call(agent.socketPath, "GET", `/v1/workloadendpoint?podNamespace=${ns}&podName=web`);
+    assert.equal(wep.status, 200, wep.text);
+    await deletePodNow(env, "web");
+    const del = await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, pod));
+    assert.equal(del.status, 200, del.text);
+    assert.deepEqual(await allocatedOf(env, p), {});
+    const gc = await call(agent.socketPath, "POST", "/v1/ipam/gc", { validAttachments: [] });
+    assert.equal(gc.status, 200, gc.text);
   },
 );

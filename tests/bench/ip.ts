@@ -6,6 +6,7 @@
 // Usage: deno run -A tests/bench/ip.ts [--min-ms 300]
 import { parseArgs } from "node:util";
 import { type Family, firstFree, formatIP, IPRangeSet, parseCIDR, parseIP } from "../../src/ip/mod.ts";
+import { prng } from "../unit/_helpers.ts";
 
 const { values } = parseArgs({ options: { "min-ms": { type: "string", default: "300" } }, strict: true });
 const MIN_MS = Number(values["min-ms"]);
@@ -23,14 +24,6 @@ function time(fn: () => unknown): number {
   return ((performance.now() - started) * 1000) / runs;
 }
 
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = prng(3541);
 
 function shuffled<T>(xs: T[]): T[] {

@@ -122,7 +122,14 @@ export function spiderpoolBridgeConf(o: BridgeConfOptions): Record<string, unkno
 
 /** `bridge` with Debian's node-local `host-local` IPAM over `subnet` (state kept in `dataDir`). */
 export function hostLocalBridgeConf(
-  o: { name: string; bridge: string; subnet: string; rangeStart?: string; rangeEnd?: string; dataDir: string },
+  o: {
+    name: string;
+    bridge: string;
+    subnet: string;
+    rangeStart?: string;
+    rangeEnd?: string;
+    dataDir: string;
+  },
 ): Record<string, unknown> {
   return {
     cniVersion: "1.0.0",

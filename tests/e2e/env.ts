@@ -48,7 +48,11 @@ export async function listEndpoints(http: KubeHttp, ns: string): Promise<SpiderE
   return (await http.get<{ items: SpiderEndpoint[] }>(endpointsIn(ns))).body.items;
 }
 
-export async function getEndpoint(http: KubeHttp, ns: string, name: string): Promise<SpiderEndpoint | undefined> {
+export async function getEndpoint(
+  http: KubeHttp,
+  ns: string,
+  name: string,
+): Promise<SpiderEndpoint | undefined> {
   try {
     return (await http.get<SpiderEndpoint>(`${endpointsIn(ns)}/${name}`)).body;
   } catch (err) {
@@ -78,7 +82,11 @@ export function endpointClaims(ep: SpiderEndpoint): { pool: string; ip: string; 
  * Compares the records of `pools` held by pods of `namespace` with the namespace's SpiderEndpoints; returns
  * one line per mismatch (a record without endpoint, an endpoint address without record, a UID disagreement).
  */
-export async function consistencyProblems(http: KubeHttp, namespace: string, pools: string[]): Promise<string[]> {
+export async function consistencyProblems(
+  http: KubeHttp,
+  namespace: string,
+  pools: string[],
+): Promise<string[]> {
   const problems: string[] = [];
   const records = new Map<string, AllocationRecord>();
   for (const p of pools) {
@@ -99,11 +107,15 @@ export async function consistencyProblems(http: KubeHttp, namespace: string, poo
     const c = claimed.get(key);
     if (!c) problems.push(`pool record ${key} (${r.pod} uid ${r.podUid}) has no SpiderEndpoint`);
     else if (c.uid !== r.podUid || c.pod !== r.pod) {
-      problems.push(`pool record ${key} is ${r.pod} uid ${r.podUid}, its endpoint says ${c.pod} uid ${c.uid}`);
+      problems.push(
+        `pool record ${key} is ${r.pod} uid ${r.podUid}, its endpoint says ${c.pod} uid ${c.uid}`,
+      );
     }
   }
   for (const [key, c] of claimed) {
-    if (!records.has(key)) problems.push(`SpiderEndpoint ${c.pod} claims ${key} (uid ${c.uid}) with no pool record`);
+    if (!records.has(key)) {
+      problems.push(`SpiderEndpoint ${c.pod} claims ${key} (uid ${c.uid}) with no pool record`);
+    }
   }
   return problems;
 }
@@ -114,8 +126,8 @@ export interface Sandbox {
   node: SimNode;
   netns: string;
   containerId: string;
-  /** Set after a successful ADD, cleared after DEL. */
-  added: boolean;
+  /** Interfaces set up by a successful ADD (name → the configuration used), until their DEL. */
+  attached: Map<string, unknown>;
 }
 
 export interface E2E extends AsyncDisposable {
@@ -140,10 +152,20 @@ export interface E2E extends AsyncDisposable {
   sandbox(pod: PodRef, node: SimNode): Promise<Sandbox>;
   /** The bridge + spiderpool network configuration of `node`, with `ipam` overrides. */
   conf(node: SimNode, ipam?: Record<string, unknown>): Record<string, unknown>;
-  add(sb: Sandbox, conf?: unknown): Promise<CniRun>;
-  del(sb: Sandbox, conf?: unknown): Promise<CniRun>;
+  /** CNI ADD for one interface of `sb` (default eth0, with `conf(sb.node)`). */
+  add(sb: Sandbox, opts?: AttachOptions): Promise<CniRun>;
+  /** CNI DEL for one interface of `sb`; by default with the configuration its ADD used. */
+  del(sb: Sandbox, opts?: AttachOptions): Promise<CniRun>;
   /** What a kubelet does when a pod is deleted: graceful delete, CNI DEL, then the final delete. */
   deletePod(sb: Sandbox): Promise<CniRun>;
+}
+
+export interface AttachOptions {
+  /** The network configuration (object, or raw text); default the node's bridge + spiderpool. */
+  conf?: unknown;
+  ifName?: string;
+  /** The pod identity put in CNI_ARGS; default the sandbox's pod (e.g. a late DEL names an older UID). */
+  pod?: PodRef;
 }
 
 const KUBELET_PHASE = { phase: "Running", conditions: [{ type: "Ready", status: "True" }] };
@@ -174,8 +196,11 @@ export async function e2e(prefix: string): Promise<E2E> {
     async startNodes(count) {
       const base = nodes.length;
       const started = await Promise.allSettled(
-        Array.from({ length: count }, (_, i) =>
-          startSimNode({ http, kubeconfig: kubeconfigPath, name: `${namespace}-n${base + i + 1}`, dir })),
+        Array.from(
+          { length: count },
+          (_, i) =>
+            startSimNode({ http, kubeconfig: kubeconfigPath, name: `${namespace}-n${base + i + 1}`, dir }),
+        ),
       );
       const ok = started.filter((s): s is PromiseFulfilledResult<SimNode> => s.status === "fulfilled");
       nodes.push(...ok.map((s) => s.value));
@@ -218,7 +243,7 @@ export async function e2e(prefix: string): Promise<E2E> {
       const id = shortId(8);
       const netns = `${namespace}-${id}`;
       await addNetns(netns);
-      const sb: Sandbox = { pod, node, netns, containerId: `${id}${shortId(24)}`, added: false };
+      const sb: Sandbox = { pod, node, netns, containerId: `${id}${shortId(24)}`, attached: new Map() };
       sandboxes.push(sb);
       return sb;
     },
@@ -233,28 +258,33 @@ export async function e2e(prefix: string): Promise<E2E> {
         },
       });
     },
-    async add(sb, conf) {
+    async add(sb, opts = {}) {
+      const ifName = opts.ifName ?? "eth0";
+      const conf = opts.conf ?? env.conf(sb.node);
       const run = await execCni({
         command: "ADD",
-        conf: conf ?? env.conf(sb.node),
+        conf,
         containerId: sb.containerId,
         netns: netnsPath(sb.netns),
-        pod: sb.pod,
+        ifName,
+        pod: opts.pod ?? sb.pod,
         nodeNetns: sb.node.netns,
       });
-      if (run.code === 0) sb.added = true;
+      if (run.code === 0) sb.attached.set(ifName, conf);
       return run;
     },
-    async del(sb, conf) {
+    async del(sb, opts = {}) {
+      const ifName = opts.ifName ?? "eth0";
       const run = await execCni({
         command: "DEL",
-        conf: conf ?? env.conf(sb.node),
+        conf: opts.conf ?? sb.attached.get(ifName) ?? env.conf(sb.node),
         containerId: sb.containerId,
         netns: netnsPath(sb.netns),
-        pod: sb.pod,
+        ifName,
+        pod: opts.pod ?? sb.pod,
         nodeNetns: sb.node.netns,
       });
-      if (run.code === 0) sb.added = false;
+      if (run.code === 0) sb.attached.delete(ifName);
       return run;
     },
     async deletePod(sb) {
@@ -279,7 +309,9 @@ export async function e2e(prefix: string): Promise<E2E> {
       };
       // A runtime tears down every sandbox it set up before the node goes away.
       for (const sb of sandboxes) {
-        if (sb.added) await attempt(`DEL ${sb.pod.name}`, () => env.del(sb));
+        for (const ifName of [...sb.attached.keys()].reverse()) {
+          await attempt(`DEL ${sb.pod.name} ${ifName}`, () => env.del(sb, { ifName }));
+        }
         await delNetns(sb.netns);
       }
       for (const node of nodes) await attempt(`stop node ${node.name}`, () => node[Symbol.asyncDispose]());
@@ -288,7 +320,9 @@ export async function e2e(prefix: string): Promise<E2E> {
       await attempt("drop endpoint finalizers", async () => {
         for (const ep of await listEndpoints(http, namespace)) {
           if (!ep.metadata.finalizers?.length) continue;
-          await http.patch(`${endpointsIn(namespace)}/${ep.metadata.name}`, { metadata: { finalizers: null } })
+          await http.patch(`${endpointsIn(namespace)}/${ep.metadata.name}`, {
+            metadata: { finalizers: null },
+          })
             .catch(() => {});
         }
       });
@@ -296,13 +330,19 @@ export async function e2e(prefix: string): Promise<E2E> {
       if (Deno.env.get("SPIDERPOOL_E2E_KEEP") === "1") console.error(`e2e: logs kept in ${dir}`);
       else await Deno.remove(dir, { recursive: true }).catch(() => {});
       await attempt("delete test scope", () => scope[Symbol.asyncDispose]());
-      if (errors.length > 0) throw new Error(`end-to-end clean-up of ${namespace} failed:\n${errors.join("\n")}`);
+      if (errors.length > 0) {
+        throw new Error(`end-to-end clean-up of ${namespace} failed:\n${errors.join("\n")}`);
+      }
     },
   };
   return env;
 }
 
 /** Waits (bounded) until `check` holds; `what` names the condition in the timeout error. */
-export function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+export function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   return poll(what, timeoutMs, check);
 }

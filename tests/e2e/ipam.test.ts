@@ -2,10 +2,28 @@
 // simulated node, Debian's bridge plugin delegating to `dist/cni/spiderpool` in one network namespace per pod.
 
 import assert from "node:assert/strict";
+import type { KubeHttp } from "../../src/kube/client.ts";
 import { kubeTest } from "../kube/harness.ts";
 import { resultAddresses } from "./cni.ts";
-import { bareIP, consistencyProblems, e2e, eventually, getEndpoint, listEndpoints, poolRecords } from "./env.ts";
+import {
+  bareIP,
+  consistencyProblems,
+  e2e,
+  eventually,
+  getEndpoint,
+  listEndpoints,
+  poolRecords,
+} from "./env.ts";
 import { addressesIn, linksIn, ping } from "./netns.ts";
+
+/** Polls the pool every few ms (not the harness's 100–500 ms) so that a burst can be interrupted early. */
+async function untilFirstRecord(http: KubeHttp, pool: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Object.keys(await poolRecords(http, pool)).length === 0) {
+    if (Date.now() > deadline) throw new Error(`no address of ${pool} was allocated within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 const ippool = (v4: string[], v6: string[] = []) => ({
   "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: v4, ipv6: v6 }),
@@ -36,3 +54,323 @@ kubeTest("e2e: a pod gets the pool's first free address, set on eth0 in its netw
     ["eth0", "192.0.2.11", pool],
   ]);
 });
+
+kubeTest("e2e: pods on one node's bridge reach each other by their allocated addresses", async () => {
+  await using env = await e2e("e2e-ping");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "203.0.113.0/24", ips: ["203.0.113.50-203.0.113.60"] });
+  const sandboxes = [];
+  for (const name of ["client", "server"]) {
+    const pod = await env.createPod(name, node, { annotations: ippool([pool]) });
+    const sb = await env.sandbox(pod, node);
+    const add = await env.add(sb);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    sandboxes.push({ sb, ip: bareIP(resultAddresses(add)[0])! });
+  }
+  const [a, b] = sandboxes;
+  assert.notEqual(a.ip, b.ip);
+  assert.ok(await ping(a.sb.netns, b.ip), `${a.sb.pod.name} (${a.ip}) cannot ping ${b.ip}`);
+  assert.ok(await ping(b.sb.netns, a.ip), `${b.sb.pod.name} (${b.ip}) cannot ping ${a.ip}`);
+});
+
+kubeTest(
+  "e2e: three agents allocating at once from one pool never give an address twice; records match endpoints",
+  async () => {
+    await using env = await e2e("e2e-race");
+    const nodes = await env.startNodes(3);
+    const pool = await env.pool("shared", {
+      subnet: "198.51.100.0/24",
+      ips: ["198.51.100.10-198.51.100.250"],
+      gateway: "198.51.100.1",
+    });
+    const perNode = 8;
+    const sandboxes = await Promise.all(
+      nodes.flatMap((node, n) =>
+        Array.from({ length: perNode }, async (_, i) => {
+          const pod = await env.createPod(`p${n}-${i}`, node, { annotations: ippool([pool]) });
+          return await env.sandbox(pod, node);
+        })
+      ),
+    );
+    // Every ADD of every node at once: the agents race on the same pool status.
+    const runs = await Promise.all(sandboxes.map((sb) => env.add(sb)));
+    runs.forEach((r, i) => assert.equal(r.code, 0, `${sandboxes[i].pod.name}: ${r.stdout} ${r.stderr}`));
+
+    const given = runs.map((r) => resultAddresses(r)[0]);
+    assert.equal(new Set(given).size, given.length, `an address was given twice: ${given.join(" ")}`);
+    for (const [i, sb] of sandboxes.entries()) {
+      assert.deepEqual(await addressesIn(sb.netns, "eth0", 4), [given[i]], sb.pod.name);
+    }
+    const records = await poolRecords(env.http, pool);
+    assert.equal(Object.keys(records).length, sandboxes.length);
+    const endpoints = await listEndpoints(env.http, env.namespace);
+    assert.equal(endpoints.length, sandboxes.length);
+    for (const [i, sb] of sandboxes.entries()) {
+      const ep = endpoints.find((e) => e.metadata.name === sb.pod.name);
+      assert.equal(ep?.status.current.uid, sb.pod.uid, sb.pod.name);
+      assert.equal(ep?.status.current.node, sb.node.name, sb.pod.name);
+      assert.equal(ep?.status.current.ips?.[0]?.ipv4, given[i], sb.pod.name);
+      assert.deepEqual(records[bareIP(given[i])!], {
+        pod: `${env.namespace}/${sb.pod.name}`,
+        podUid: sb.pod.uid,
+      });
+    }
+    assert.deepEqual(await consistencyProblems(env.http, env.namespace, [pool]), []);
+  },
+);
+
+kubeTest("e2e: DEL of a deleted pod frees its address in the pool and its SpiderEndpoint", async () => {
+  await using env = await e2e("e2e-del");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.30-192.0.2.39"] });
+  const pod = await env.createPod("gone", node, { annotations: ippool([pool]) });
+  const sb = await env.sandbox(pod, node);
+  const add = await env.add(sb);
+  assert.equal(add.code, 0, add.stdout + add.stderr);
+  assert.equal(Object.keys(await poolRecords(env.http, pool)).length, 1);
+
+  const del = await env.deletePod(sb);
+  assert.equal(del.code, 0, del.stdout + del.stderr);
+  assert.deepEqual(await poolRecords(env.http, pool), {});
+  assert.equal((await linksIn(sb.netns)).includes("eth0"), false);
+  // The endpoint is owned by the pod: once the pod is gone (and our finalizer dropped) it goes too.
+  await eventually(
+    "SpiderEndpoint of the deleted pod to be gone",
+    async () => await getEndpoint(env.http, env.namespace, "gone") === undefined ? true : undefined,
+  );
+
+  // The freed address is the first free one again.
+  const next = await env.createPod("next", node, { annotations: ippool([pool]) });
+  const again = await env.add(await env.sandbox(next, node));
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.deepEqual(resultAddresses(again), resultAddresses(add));
+});
+
+kubeTest(
+  "e2e: repeated ADD for the same pod UID returns the same address and writes no new record",
+  async () => {
+    await using env = await e2e("e2e-again");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("v4", { subnet: "198.51.100.0/24", ips: ["198.51.100.40-198.51.100.49"] });
+    const pod = await env.createPod("twice", node, { annotations: ippool([pool]) });
+    const first = await env.add(await env.sandbox(pod, node));
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const recordsBefore = await poolRecords(env.http, pool);
+    const epBefore = await getEndpoint(env.http, env.namespace, "twice");
+
+    // A runtime that lost the first result retries with a new sandbox for the same pod (same UID).
+    const sb2 = await env.sandbox(pod, node);
+    const second = await env.add(sb2);
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    assert.deepEqual(resultAddresses(second), resultAddresses(first));
+    assert.deepEqual(await addressesIn(sb2.netns, "eth0", 4), resultAddresses(first));
+    assert.deepEqual(await poolRecords(env.http, pool), recordsBefore);
+    const eps = await listEndpoints(env.http, env.namespace);
+    assert.equal(eps.length, 1);
+    assert.equal(eps[0].metadata.uid, epBefore?.metadata.uid, "the SpiderEndpoint was replaced");
+    assert.deepEqual(eps[0].status.current, epBefore?.status.current);
+  },
+);
+
+kubeTest(
+  "e2e: a StatefulSet pod deleted and recreated with a new UID gets its old address back",
+  async () => {
+    await using env = await e2e("e2e-sts");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("v4", { subnet: "203.0.113.0/24", ips: ["203.0.113.70-203.0.113.79"] });
+    const { http, namespace } = env;
+    const stsPath = `/apis/apps/v1/namespaces/${namespace}/statefulsets`;
+    await http.post(stsPath, {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: "db" },
+      spec: {
+        replicas: 1,
+        serviceName: "db",
+        selector: { matchLabels: { app: "db" } },
+        template: {
+          metadata: { labels: { app: "db" }, annotations: ippool([pool]) },
+          spec: { containers: [{ name: "c", image: "registry.invalid/pause:1" }] },
+        },
+      },
+    });
+    const podPath = `/api/v1/namespaces/${namespace}/pods/db-0`;
+    type PodObj = { metadata: { uid: string; deletionTimestamp?: string }; spec: { nodeName?: string } };
+    const controllerPod = (notUid?: string) =>
+      eventually(`kube-controller-manager to create pod db-0${notUid ? " again" : ""}`, async () => {
+        try {
+          const { body } = await http.get<PodObj>(podPath);
+          return body.metadata.uid !== notUid && !body.metadata.deletionTimestamp ? body : undefined;
+        } catch {
+          return undefined;
+        }
+      }, 60_000);
+
+    await controllerPod();
+    const pod1 = await env.bindPod("db-0", node);
+    const sb1 = await env.sandbox(pod1, node);
+    const add1 = await env.add(sb1);
+    assert.equal(add1.code, 0, add1.stdout + add1.stderr);
+    const [address] = resultAddresses(add1);
+
+    // The pod is deleted (a restart, an eviction): the runtime's DEL keeps the fixed IP for the StatefulSet.
+    const del = await env.deletePod(sb1);
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.deepEqual(await poolRecords(http, pool), {
+      [bareIP(address)!]: { pod: `${namespace}/db-0`, podUid: pod1.uid },
+    });
+
+    await controllerPod(pod1.uid);
+    const pod2 = await env.bindPod("db-0", node);
+    assert.notEqual(pod2.uid, pod1.uid);
+    const sb2 = await env.sandbox(pod2, node);
+    const add2 = await env.add(sb2);
+    assert.equal(add2.code, 0, add2.stdout + add2.stderr);
+    assert.deepEqual(resultAddresses(add2), [address]);
+    assert.deepEqual(await addressesIn(sb2.netns, "eth0", 4), [address]);
+    assert.deepEqual(await poolRecords(http, pool), {
+      [bareIP(address)!]: { pod: `${namespace}/db-0`, podUid: pod2.uid },
+    });
+    const ep = await getEndpoint(http, namespace, "db-0");
+    assert.equal(ep?.status.current.uid, pod2.uid);
+    assert.equal(ep?.status.current.ips?.[0]?.ipv4, address);
+  },
+);
+
+kubeTest(
+  "e2e: an exhausted pool fails ADD with a CNI error naming the pool and records nothing",
+  async () => {
+    await using env = await e2e("e2e-full");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("tiny", { subnet: "198.18.0.0/15", ips: ["198.18.5.1-198.18.5.2"] });
+    for (const name of ["a", "b"]) {
+      const pod = await env.createPod(name, node, { annotations: ippool([pool]) });
+      const add = await env.add(await env.sandbox(pod, node));
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+    }
+    const recordsFull = await poolRecords(env.http, pool);
+    const pod = await env.createPod("c", node, { annotations: ippool([pool]) });
+    const sb = await env.sandbox(pod, node);
+    const add = await env.add(sb);
+    assert.notEqual(add.code, 0);
+    assert.ok((add.json?.code as number) >= 100, add.stdout);
+    assert.match(add.json?.msg as string, new RegExp(`no free IP .*"${pool}"`), add.stdout);
+    assert.deepEqual(await poolRecords(env.http, pool), recordsFull);
+    assert.equal(await getEndpoint(env.http, env.namespace, "c"), undefined);
+    assert.deepEqual(await addressesIn(sb.netns, "eth0", 4), []);
+  },
+);
+
+kubeTest("e2e: malformed pool annotations are rejected with an error naming the annotation", async () => {
+  await using env = await e2e("e2e-badanno");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.40-192.0.2.49"] });
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ["bad-ippool", { "ipam.spidernet.io/ippool": "{not json" }, /ipam\.spidernet\.io\/ippool\b/],
+    ["bad-ippools", { "ipam.spidernet.io/ippools": '{"interface":"eth0"}' }, /ipam\.spidernet\.io\/ippools/],
+    ["bad-routes", {
+      ...ippool([pool]),
+      "ipam.spidernet.io/routes": '[{"dst":"not-a-cidr","gw":"192.0.2.1"}]',
+    }, /ipam\.spidernet\.io\/routes/],
+  ];
+  for (const [name, annotations, names] of cases) {
+    const pod = await env.createPod(name, node, { annotations });
+    const sb = await env.sandbox(pod, node);
+    // Without the broken annotation this pod would get an address from the CNI default pool.
+    const add = await env.add(sb, { conf: env.conf(node, { default_ipv4_ippool: [pool] }) });
+    assert.notEqual(add.code, 0, `${name}: ${add.stdout}`);
+    assert.match(add.json?.msg as string, names, `${name}: ${add.stdout}`);
+    assert.deepEqual(await addressesIn(sb.netns, "eth0", 4), [], name);
+  }
+  assert.deepEqual(await poolRecords(env.http, pool), {});
+  assert.deepEqual(await listEndpoints(env.http, env.namespace), []);
+});
+
+kubeTest("e2e: a malformed IPAM configuration is rejected with code 7 naming the key", async () => {
+  await using env = await e2e("e2e-badconf");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.50-192.0.2.59"] });
+  const pod = await env.createPod("p", node, { annotations: ippool([pool]) });
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ default_ipv4_ippool: pool }, /ipam\.default_ipv4_ippool: expected a list/],
+    [{ clean_gateway: "yes" }, /ipam\.clean_gateway: expected true or false/],
+    [{ ipam_unix_socket_path: "relative.sock" }, /ipam\.ipam_unix_socket_path: expected an absolute path/],
+  ];
+  for (const [ipam, message] of cases) {
+    const sb = await env.sandbox(pod, node);
+    const add = await env.add(sb, { conf: env.conf(node, ipam) });
+    assert.equal(add.json?.code, 7, add.stdout);
+    assert.match(add.json?.msg as string, message);
+  }
+  assert.deepEqual(await poolRecords(env.http, pool), {});
+  assert.deepEqual(await listEndpoints(env.http, env.namespace), []);
+});
+
+kubeTest(
+  "e2e: an agent killed mid-burst and restarted, with ADDs retried and DELs sent, leaves pools and endpoints consistent",
+  async () => {
+    await using env = await e2e("e2e-crash");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("v4", { subnet: "198.18.0.0/15", ips: ["198.18.10.1-198.18.10.200"] });
+    const count = 20;
+    const pods = await Promise.all(
+      Array.from(
+        { length: count },
+        (_, i) => env.createPod(`burst-${i}`, node, { annotations: ippool([pool]) }),
+      ),
+    );
+    const sandboxes = await Promise.all(pods.map((p) => env.sandbox(p, node)));
+
+    // The burst; the agent is SIGKILLed as soon as its first pool write lands.
+    const burst = Promise.all(sandboxes.map((sb) => env.add(sb)));
+    await untilFirstRecord(env.http, pool, 60_000);
+    await node.agent.kill();
+    const runs = await burst;
+    const failed = sandboxes.filter((_, i) => runs[i].code !== 0);
+    assert.ok(
+      failed.length > 0,
+      "every ADD finished before the agent was killed; the crash was not exercised",
+    );
+
+    await node.restartAgent();
+    // As a runtime does for a sandbox whose ADD failed: DEL it, then set up a new sandbox and ADD again.
+    const live = sandboxes.filter((sb) => !failed.includes(sb));
+    for (const sb of failed) {
+      const del = await env.del(sb);
+      assert.equal(del.code, 0, `DEL ${sb.pod.name}: ${del.stdout} ${del.stderr}`);
+    }
+    const retried = await Promise.all(failed.map(async (old) => {
+      const sb = await env.sandbox(old.pod, node);
+      const add = await env.add(sb);
+      assert.equal(add.code, 0, `retry ${sb.pod.name}: ${add.stdout} ${add.stderr}`);
+      return sb;
+    }));
+    const all = [...live, ...retried];
+
+    assert.deepEqual(await consistencyProblems(env.http, env.namespace, [pool]), []);
+    const records = await poolRecords(env.http, pool);
+    assert.equal(Object.keys(records).length, count, JSON.stringify(records));
+    const endpoints = await listEndpoints(env.http, env.namespace);
+    assert.equal(endpoints.length, count);
+    for (const sb of all) {
+      const ep = endpoints.find((e) => e.metadata.name === sb.pod.name);
+      assert.equal(ep?.status.current.uid, sb.pod.uid, sb.pod.name);
+      assert.deepEqual(
+        await addressesIn(sb.netns, "eth0", 4),
+        [ep?.status.current.ips?.[0]?.ipv4],
+        sb.pod.name,
+      );
+    }
+
+    // Every pod goes away: nothing may be left behind.
+    for (const sb of all) {
+      const del = await env.deletePod(sb);
+      assert.equal(del.code, 0, `DEL ${sb.pod.name}: ${del.stdout} ${del.stderr}`);
+    }
+    assert.deepEqual(await poolRecords(env.http, pool), {});
+    await eventually(
+      "every SpiderEndpoint of the deleted pods to be gone",
+      async () => (await listEndpoints(env.http, env.namespace)).length === 0 ? true : undefined,
+    );
+  },
+);

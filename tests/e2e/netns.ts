@@ -67,7 +67,10 @@ export async function linksIn(ns: string): Promise<string[]> {
   return links.map((l) => l.ifname);
 }
 
-/** One ping from inside `ns` to `target` (1 s wait); true when it was answered. */
+/**
+ * One ping from inside `ns` to `target` (1 s wait); true when it was answered. Throws when `ping` is not
+ * installed (Debian package iputils-ping), so that a missing tool is not mistaken for a network failure.
+ */
 export async function ping(ns: string, target: string): Promise<boolean> {
   const out = await new Deno.Command("ip", {
     args: ["netns", "exec", ns, "ping", target.includes(":") ? "-6" : "-4", "-c1", "-W1", target],
@@ -76,5 +79,9 @@ export async function ping(ns: string, target: string): Promise<boolean> {
     stderr: "piped",
     signal: AbortSignal.timeout(10_000),
   }).output();
+  const stderr = decoder.decode(out.stderr);
+  if (/exec of "ping" failed/.test(stderr)) {
+    throw new Error(`ping is not installed (Debian package iputils-ping): ${stderr.trim()}`);
+  }
   return out.success;
 }

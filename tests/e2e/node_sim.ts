@@ -112,7 +112,9 @@ export async function startAgentProcess(o: AgentStartOptions): Promise<AgentProc
   const client = new AgentClient(socketPath, { timeoutMs: 2_000 });
   while (true) {
     if (done) {
-      throw new Error(`agent for node ${o.node} exited during start-up; log ${logPath}:\n${await tail(logPath)}`);
+      throw new Error(
+        `agent for node ${o.node} exited during start-up; log ${logPath}:\n${await tail(logPath)}`,
+      );
     }
     try {
       await client.healthy();
@@ -120,7 +122,9 @@ export async function startAgentProcess(o: AgentStartOptions): Promise<AgentProc
     } catch { /* not serving yet */ }
     if (Date.now() > deadline) {
       await proc.kill();
-      throw new Error(`agent for node ${o.node} did not serve ${socketPath} in time; log:\n${await tail(logPath)}`);
+      throw new Error(
+        `agent for node ${o.node} did not serve ${socketPath} in time; log:\n${await tail(logPath)}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }

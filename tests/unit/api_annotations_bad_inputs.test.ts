@@ -85,10 +85,10 @@ const CORPUS: [string, [string, Parser], string, string[]][] = [
   ["subnet uses a glob", subnet, '{"ipv4":["s4-*"]}', ["globs are not allowed here"]],
   ["subnet is not JSON", subnet, "s4-a", ["not valid JSON"]],
   [
-    "subnets item without interface",
+    "subnets has two items without interface (both for eth0)",
     subnets,
-    '[{"ipv4":["s4-a"]}]',
-    ["interface is missing", "name the NIC"],
+    '[{"ipv4":["s4-a"]},{"ipv4":["s4-b"]}]',
+    ['interface "eth0" appears twice'],
   ],
   [
     "subnets repeats an interface",
@@ -123,9 +123,9 @@ const CORPUS: [string, [string, Parser], string, string[]][] = [
     "item [0].dst",
     "/prefix",
   ]],
-  ["route dst has host bits", routes, '[{"dst":"198.51.100.7/24","gw":"192.0.2.1"}]', [
-    "host bits",
-    "198.51.100.0/24",
+  ["route dst prefix is too long", routes, '[{"dst":"198.51.100.0/33","gw":"192.0.2.1"}]', [
+    "item [0].dst",
+    'prefix length "33" is not valid',
   ]],
   ["route gw is not an IP", routes, '[{"dst":"198.51.100.0/24","gw":"gateway"}]', ["item [0].gw"]],
   [

@@ -184,11 +184,11 @@ const CORPUS: [string, () => FieldError[], string, string, string[]][] = [
     ["is IPv6; use an IPv4 CIDR"],
   ],
   [
-    "pool route dst with host bits",
-    () => ippool({ routes: [{ dst: "198.51.100.9/24", gw: "192.0.2.1" }] }),
+    "pool route dst prefix too long",
+    () => ippool({ routes: [{ dst: "198.51.100.0/33", gw: "192.0.2.1" }] }),
     'SpiderIPPool "v4-a"',
     "spec.routes[0].dst",
-    ["host bits", "198.51.100.0/24"],
+    ['prefix length "33" is not valid', "0-32"],
   ],
   [
     "pool duplicate route dst",

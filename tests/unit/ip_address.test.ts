@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { formatIP, IPError, isIP, parseIP } from "../../src/ip/mod.ts";
+import { prng } from "./_helpers.ts";
 
 Deno.test("parseIP reads a dotted quad as family 4", () => {
   assert.deepEqual(parseIP("192.0.2.1"), { family: 4, value: 0xc0000201n });
@@ -90,16 +91,6 @@ Deno.test("formatIP rejects values outside the family", () => {
   assert.throws(() => formatIP(4, 1n << 32n), /out of range/);
   assert.throws(() => formatIP(6, -1n), /out of range/);
 });
-
-/** Deterministic PRNG (mulberry32) so failures reproduce from the printed seed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("formatIP agrees with the WHATWG URL serializer and round-trips through parseIP (random, seeded)", () => {
   const seed = 5952;

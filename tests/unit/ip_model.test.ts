@@ -3,6 +3,7 @@
 // end + 1 overflows the family), an IPv6 window crossing a group boundary, and one leaving the IPv4-mapped block.
 import assert from "node:assert/strict";
 import { type Family, firstFree, formatIP, IPRangeSet, parseIP, type Range } from "../../src/ip/mod.ts";
+import { prng } from "./_helpers.ts";
 
 const SEED = 20260412;
 const CASES_PER_WINDOW = 1000;
@@ -19,16 +20,6 @@ const WINDOWS: { name: string; family: Family; base: bigint }[] = [
     base: parseIP("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffc0").value,
   },
 ];
-
-/** Deterministic PRNG (mulberry32) so a failure reproduces from the printed seed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Model = boolean[];
 

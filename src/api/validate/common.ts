@@ -7,6 +7,7 @@ import {
   cidrContains,
   type Family,
   familyName,
+  familyOf,
   formatCIDR,
   IPError,
   IPRangeSet,
@@ -14,6 +15,7 @@ import {
   parseIP,
   parseRange,
 } from "../../ip/mod.ts";
+import { FINALIZER } from "../constants.ts";
 import type { SelectorProblem } from "../selector.ts";
 import type { LabelSelector, Route } from "../types.ts";
 import { isEmptySelector, validateLabelSelector } from "../selector.ts";
@@ -150,14 +152,7 @@ export function mergeRanges(items: readonly string[] | undefined, family: Family
 
 /** The family of a CIDR, bare IP or range string, or undefined when it parses as none of them. */
 export function familyOfText(text: string): Family | undefined {
-  for (const parse of [() => parseCIDR(text, { canonical: false }).family, () => parseRange(text).family]) {
-    try {
-      return parse();
-    } catch (e) {
-      ipMessage(e);
-    }
-  }
-  return undefined;
+  return familyOf(text);
 }
 
 /**
@@ -205,7 +200,7 @@ export function checkGateway(
 }
 
 /**
- * Checks routes handed to pods: each `dst` a CIDR in network form of the family and not the default route
+ * Checks routes handed to pods: each `dst` a CIDR of the family (host bits allowed) and not the default route
  * (the gateway provides that), no `dst` twice, each `gw` an address inside the subnet.
  */
 export function checkRoutes(
@@ -222,7 +217,8 @@ export function checkRoutes(
       p.add(`${at}.dst`, `${at}.dst is required; set the destination CIDR, e.g. "198.51.100.0/24"`);
     } else {
       try {
-        const c = parseCIDR(r.dst);
+        // Host bits are allowed, as upstream's net.ParseCIDR allows them; the route is to the network.
+        const c = parseCIDR(r.dst, { canonical: false });
         if (c.family !== family) {
           p.add(
             `${at}.dst`,
@@ -278,6 +274,98 @@ export function checkRoutes(
       p.add(`${at}.gw`, `${at}.gw: ${ipMessage(e)}`);
     }
   });
+}
+
+/** The address fields SpiderIPPool and SpiderSubnet share. */
+export interface AddressSpec {
+  ipVersion?: number;
+  subnet?: string;
+  ips?: string[];
+  excludeIPs?: string[];
+  gateway?: string;
+  routes?: Route[];
+}
+
+/** The checked address part of a SpiderIPPool or SpiderSubnet. */
+export interface CheckedAddresses {
+  family: Family;
+  /** Undefined when `spec.subnet` is missing or malformed (already recorded). */
+  subnet: CIDR | undefined;
+  /** ips − excludeIPs, of the items that parse. */
+  usable: IPRangeSet;
+}
+
+/**
+ * Checks the address part shared by SpiderIPPool and SpiderSubnet: `spec.subnet` and `spec.ipVersion` (both
+ * immutable when `old` is given), ips and excludeIPs inside the subnet, the gateway outside the usable
+ * addresses, and the routes. Returns undefined when the family cannot be known.
+ */
+export function checkAddressSpec(
+  p: Problems,
+  spec: AddressSpec,
+  old: AddressSpec | undefined,
+  flags: Pick<FeatureFlags, "enableIPv4" | "enableIPv6">,
+): CheckedAddresses | undefined {
+  const subnet = checkSubnet(p, "spec.subnet", spec.subnet);
+  const family = checkIPVersion(p, spec.ipVersion, subnet?.family, flags, "spec.subnet");
+  if (old !== undefined) {
+    checkImmutable(p, "spec.ipVersion", old.ipVersion, spec.ipVersion);
+    checkImmutable(p, "spec.subnet", old.subnet, spec.subnet);
+  }
+  if (family === undefined) return undefined;
+  const ips = checkRanges(p, "spec.ips", spec.ips, family, subnet);
+  const excluded = checkRanges(p, "spec.excludeIPs", spec.excludeIPs, family, subnet);
+  const usable = ips.subtract(excluded);
+  checkGateway(p, "spec.gateway", spec.gateway, family, subnet, usable);
+  checkRoutes(p, "spec.routes", spec.routes, family, subnet);
+  return { family, subnet, usable };
+}
+
+/**
+ * On UPDATE of a terminating object: records `problem` while it still holds the finalizer (removing the
+ * finalizer is how deletion completes, so that change alone passes). True when the object is terminating and
+ * nothing else needs checking.
+ */
+export function checkTerminating(
+  p: Problems,
+  meta: { deletionTimestamp?: string; finalizers?: string[] } | undefined,
+  isUpdate: boolean,
+  problem: string,
+): boolean {
+  if (!isUpdate || !meta?.deletionTimestamp) return false;
+  if ((meta.finalizers ?? []).includes(FINALIZER)) p.add("metadata.deletionTimestamp", problem);
+  return true;
+}
+
+/** The subnet of another object, host bits tolerated; undefined when missing or malformed. */
+export function parseOtherSubnet(text: string | undefined): CIDR | undefined {
+  if (!text) return undefined;
+  try {
+    return parseCIDR(text, { canonical: false });
+  } catch (e) {
+    ipMessage(e);
+    return undefined;
+  }
+}
+
+/** True when both subnets are the same network. */
+export function sameCIDR(a: CIDR, b: CIDR): boolean {
+  return a.family === b.family && a.base === b.base && a.prefix === b.prefix;
+}
+
+/** ips − excludeIPs of a pool's or subnet's spec, or undefined when a range does not parse. */
+export function usableAddresses(
+  spec: Pick<AddressSpec, "ips" | "excludeIPs"> | undefined,
+  family: Family,
+): IPRangeSet | undefined {
+  try {
+    return IPRangeSet.parse(family, spec?.ips ?? []).subtract(
+      IPRangeSet.parse(family, spec?.excludeIPs ?? []),
+    );
+  } catch (e) {
+    ipMessage(e);
+    return undefined;
+  }
 }
 
 /** Checks `spec.ipVersion`: 4 or 6, equal to `family` when known, and enabled in the ConfigMap. */

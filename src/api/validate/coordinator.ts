@@ -45,10 +45,11 @@ export function checkCoordinatorSpec(
       } is not supported; use auto, cluster, calico, cilium or none`,
     );
   }
+  // Host bits are allowed in hijackCIDR and policyRoutes dst, as upstream allows them; defaulting clears them.
   (s.hijackCIDR ?? []).forEach((text, i) => {
     const at = `${path}.hijackCIDR[${i}]`;
     try {
-      parseCIDR(text);
+      parseCIDR(text, { canonical: false });
     } catch (e) {
       p.add(at, `${at}: ${ipMessage(e)}`);
     }
@@ -57,7 +58,7 @@ export function checkCoordinatorSpec(
     const at = `${path}.policyRoutes[${i}]`;
     let dstFamily;
     try {
-      dstFamily = parseCIDR(r?.dst ?? "").family;
+      dstFamily = parseCIDR(r?.dst ?? "", { canonical: false }).family;
     } catch (e) {
       p.add(`${at}.dst`, `${at}.dst: ${ipMessage(e)}`);
     }

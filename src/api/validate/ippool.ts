@@ -2,34 +2,25 @@
 // ranges, overlap with the other pools of the cluster, addresses still held by pods, gateway and routes,
 // affinities, and — with the SpiderSubnet feature — containment in the owning subnet.
 
-import {
-  type CIDR,
-  cidrsOverlap,
-  type Family,
-  formatCIDR,
-  IPRangeSet,
-  parseCIDR,
-  parseIP,
-} from "../../ip/mod.ts";
+import { type CIDR, cidrsOverlap, type Family, formatCIDR, IPRangeSet, parseIP } from "../../ip/mod.ts";
 import { decodeAllocatedIPs, decodeControlledIPPools, StatusDecodeError } from "../allocated.ts";
-import { AUTO_POOL_AFFINITY_LABELS, FINALIZER, KIND, LABEL } from "../constants.ts";
+import { AUTO_POOL_AFFINITY_LABELS, KIND, LABEL } from "../constants.ts";
 import type { SpiderIPPool, SpiderSubnet } from "../types.ts";
 import {
-  checkGateway,
-  checkImmutable,
-  checkIPVersion,
+  checkAddressSpec,
   checkMultusNames,
   checkNamespaceNames,
   checkObjectNames,
-  checkRanges,
-  checkRoutes,
   checkSelector,
-  checkSubnet,
+  checkTerminating,
   describeSet,
   type FeatureFlags,
   type FieldError,
   ipMessage,
+  parseOtherSubnet,
   Problems,
+  sameCIDR,
+  usableAddresses,
 } from "./common.ts";
 
 /** What SpiderIPPool validation needs besides the object: the ConfigMap flags and the cluster's objects. */
@@ -54,31 +45,17 @@ export function validateIPPool(
 ): FieldError[] {
   const name = pool.metadata?.name ?? "";
   const p = new Problems(KIND.ippool, name);
-  if (old !== undefined && pool.metadata?.deletionTimestamp) {
-    // Removing the finalizer is how deletion completes; anything else must wait.
-    if ((pool.metadata.finalizers ?? []).includes(FINALIZER)) {
-      p.add(
-        "metadata.deletionTimestamp",
-        `the pool is being deleted and cannot be changed; wait for its pods to release their IPs, or create a ` +
-          `new pool`,
-      );
-    }
-    return p.errors;
-  }
+  const terminating = checkTerminating(
+    p,
+    pool.metadata,
+    old !== undefined,
+    `the pool is being deleted and cannot be changed; wait for its pods to release their IPs, or create a new pool`,
+  );
+  if (terminating) return p.errors;
   const spec = pool.spec ?? {};
-  const subnet = checkSubnet(p, "spec.subnet", spec.subnet);
-  const family = checkIPVersion(p, spec.ipVersion, subnet?.family, ctx, "spec.subnet");
-  if (old !== undefined) {
-    checkImmutable(p, "spec.ipVersion", old.spec?.ipVersion, spec.ipVersion);
-    checkImmutable(p, "spec.subnet", old.spec?.subnet, spec.subnet);
-  }
-  if (family === undefined) return p.errors;
-
-  const ips = checkRanges(p, "spec.ips", spec.ips, family, subnet);
-  const excluded = checkRanges(p, "spec.excludeIPs", spec.excludeIPs, family, subnet);
-  const usable = ips.subtract(excluded);
-  checkGateway(p, "spec.gateway", spec.gateway, family, subnet, usable);
-  checkRoutes(p, "spec.routes", spec.routes, family, subnet);
+  const checked = checkAddressSpec(p, spec, old?.spec, ctx);
+  if (checked === undefined) return p.errors;
+  const { family, subnet, usable } = checked;
 
   checkSelector(p, "spec.podAffinity", spec.podAffinity, true);
   checkSelector(p, "spec.namespaceAffinity", spec.namespaceAffinity, false);
@@ -126,27 +103,7 @@ export function isAutoPool(pool: SpiderIPPool): boolean {
 
 /** The usable addresses of a pool (ips − excludeIPs), or undefined when its spec does not parse. */
 export function poolUsableSet(pool: SpiderIPPool, family: Family): IPRangeSet | undefined {
-  try {
-    const ips = IPRangeSet.parse(family, pool.spec?.ips ?? []);
-    return ips.subtract(IPRangeSet.parse(family, pool.spec?.excludeIPs ?? []));
-  } catch (e) {
-    ipMessage(e);
-    return undefined;
-  }
-}
-
-function parsedSubnet(text: string | undefined): CIDR | undefined {
-  if (!text) return undefined;
-  try {
-    return parseCIDR(text, { canonical: false });
-  } catch (e) {
-    ipMessage(e);
-    return undefined;
-  }
-}
-
-function sameCIDR(a: CIDR, b: CIDR): boolean {
-  return a.family === b.family && a.base === b.base && a.prefix === b.prefix;
+  return usableAddresses(pool.spec, family);
 }
 
 function checkOtherPools(
@@ -160,7 +117,7 @@ function checkOtherPools(
   for (const other of pools) {
     const otherName = other.metadata?.name ?? "";
     if (otherName === name) continue;
-    const os = parsedSubnet(other.spec?.subnet);
+    const os = parseOtherSubnet(other.spec?.subnet);
     if (os === undefined || os.family !== family) continue;
     if (!sameCIDR(os, subnet)) {
       if (cidrsOverlap(os, subnet)) {
@@ -241,10 +198,10 @@ export function findOwningSubnet(
     const s = subnets.find((s) => s.metadata?.name === byLabel);
     if (s) return s;
   }
-  const cidr = parsedSubnet(pool.spec?.subnet);
+  const cidr = parseOtherSubnet(pool.spec?.subnet);
   if (cidr === undefined) return undefined;
   return subnets.find((s) => {
-    const sc = parsedSubnet(s.spec?.subnet);
+    const sc = parseOtherSubnet(s.spec?.subnet);
     return sc !== undefined && sameCIDR(sc, cidr);
   });
 }
@@ -260,17 +217,10 @@ function checkOwningSubnet(
   const owner = findOwningSubnet(pool, subnets);
   if (owner === undefined) return;
   const ownerName = owner.metadata?.name ?? "";
-  const oc = parsedSubnet(owner.spec?.subnet);
+  const oc = parseOtherSubnet(owner.spec?.subnet);
   if (oc === undefined || !sameCIDR(oc, subnet)) return;
-  let total: IPRangeSet;
-  try {
-    total = IPRangeSet.parse(family, owner.spec?.ips ?? []).subtract(
-      IPRangeSet.parse(family, owner.spec?.excludeIPs ?? []),
-    );
-  } catch (e) {
-    ipMessage(e);
-    return;
-  }
+  const total = usableAddresses(owner.spec, family);
+  if (total === undefined) return;
   const outside = usable.subtract(total);
   if (!outside.isEmpty()) {
     p.add(

@@ -2,22 +2,20 @@
 // no overlap with another SpiderSubnet, pools of the same CIDR fitting inside, and IPs already handed to pools
 // (status.controlledIPPools) kept on UPDATE.
 
-import { type CIDR, cidrsOverlap, formatCIDR, IPRangeSet, parseCIDR } from "../../ip/mod.ts";
+import { cidrsOverlap, formatCIDR, IPRangeSet } from "../../ip/mod.ts";
 import { decodeControlledIPPools, StatusDecodeError } from "../allocated.ts";
-import { FINALIZER, KIND } from "../constants.ts";
+import { KIND } from "../constants.ts";
 import type { SpiderIPPool, SpiderSubnet } from "../types.ts";
 import {
-  checkGateway,
-  checkImmutable,
-  checkIPVersion,
-  checkRanges,
-  checkRoutes,
-  checkSubnet,
+  checkAddressSpec,
+  checkTerminating,
   describeSet,
   type FeatureFlags,
   type FieldError,
   ipMessage,
+  parseOtherSubnet,
   Problems,
+  sameCIDR,
 } from "./common.ts";
 import { poolUsableSet } from "./ippool.ts";
 
@@ -37,35 +35,21 @@ export function validateSubnet(
 ): FieldError[] {
   const name = subnet.metadata?.name ?? "";
   const p = new Problems(KIND.subnet, name);
-  if (old !== undefined && subnet.metadata?.deletionTimestamp) {
-    if ((subnet.metadata.finalizers ?? []).includes(FINALIZER)) {
-      p.add(
-        "metadata.deletionTimestamp",
-        `the subnet is being deleted and cannot be changed; wait until its pools are gone, or create a new subnet`,
-      );
-    }
-    return p.errors;
-  }
-  const spec = subnet.spec ?? {};
-  const cidr = checkSubnet(p, "spec.subnet", spec.subnet);
-  const family = checkIPVersion(p, spec.ipVersion, cidr?.family, ctx, "spec.subnet");
-  if (old !== undefined) {
-    checkImmutable(p, "spec.ipVersion", old.spec?.ipVersion, spec.ipVersion);
-    checkImmutable(p, "spec.subnet", old.spec?.subnet, spec.subnet);
-  }
-  if (family === undefined) return p.errors;
-
-  const ips = checkRanges(p, "spec.ips", spec.ips, family, cidr);
-  const excluded = checkRanges(p, "spec.excludeIPs", spec.excludeIPs, family, cidr);
-  const total = ips.subtract(excluded);
-  checkGateway(p, "spec.gateway", spec.gateway, family, cidr, total);
-  checkRoutes(p, "spec.routes", spec.routes, family, cidr);
-  if (cidr === undefined) return p.errors;
+  const terminating = checkTerminating(
+    p,
+    subnet.metadata,
+    old !== undefined,
+    `the subnet is being deleted and cannot be changed; wait until its pools are gone, or create a new subnet`,
+  );
+  if (terminating) return p.errors;
+  const checked = checkAddressSpec(p, subnet.spec ?? {}, old?.spec, ctx);
+  if (checked?.subnet === undefined) return p.errors;
+  const { family, subnet: cidr, usable: total } = checked;
 
   for (const other of ctx.subnets) {
     const otherName = other.metadata?.name ?? "";
     if (otherName === name) continue;
-    const oc = parsed(other.spec?.subnet);
+    const oc = parseOtherSubnet(other.spec?.subnet);
     if (oc !== undefined && oc.family === family && cidrsOverlap(oc, cidr)) {
       p.add(
         "spec.subnet",
@@ -80,10 +64,8 @@ export function validateSubnet(
   if (old === undefined) {
     // Existing pools of this CIDR become the subnet's pools, so they must fit inside it.
     for (const pool of ctx.pools) {
-      const pc = parsed(pool.spec?.subnet);
-      if (pc === undefined || pc.family !== family || pc.base !== cidr.base || pc.prefix !== cidr.prefix) {
-        continue;
-      }
+      const pc = parseOtherSubnet(pool.spec?.subnet);
+      if (pc === undefined || !sameCIDR(pc, cidr)) continue;
       const usable = poolUsableSet(pool, family);
       if (usable === undefined) continue;
       const outside = usable.subtract(total);
@@ -145,14 +127,4 @@ export function validateSubnetDelete(
     );
   }
   return p.errors;
-}
-
-function parsed(text: string | undefined): CIDR | undefined {
-  if (!text) return undefined;
-  try {
-    return parseCIDR(text, { canonical: false });
-  } catch (e) {
-    ipMessage(e);
-    return undefined;
-  }
 }

@@ -1,0 +1,149 @@
+// deploy/rbac.yaml against the real API server with RBAC authorization: the agent's ServiceAccount can do
+// what IPAM needs (read pools, write pool status, own SpiderEndpoints) and nothing that would let a node
+// rewrite a pool's spec or delete pools.
+import assert from "node:assert/strict";
+import { loadAll } from "js-yaml";
+import { KubeHttp, KubeHttpError } from "../../src/kube/client.ts";
+import { kubeTest, type TestScope, testScope } from "../kube/harness.ts";
+
+const POOLS = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools";
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+const PATHS: Record<string, (m: Manifest) => string> = {
+  ServiceAccount: (m) => `/api/v1/namespaces/${m.metadata.namespace}/serviceaccounts/${m.metadata.name}`,
+  ClusterRole: (m) => `/apis/rbac.authorization.k8s.io/v1/clusterroles/${m.metadata.name}`,
+  ClusterRoleBinding: (m) => `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${m.metadata.name}`,
+};
+
+/** Server-side applies every object of deploy/rbac.yaml; returns their paths for clean-up. */
+async function applyRbac(http: KubeHttp): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL("../../deploy/rbac.yaml", import.meta.url));
+  const paths: string[] = [];
+  for (const m of loadAll(text) as Manifest[]) {
+    const path = PATHS[m.kind]?.(m);
+    assert.ok(path, `deploy/rbac.yaml has a ${m.kind}, which this test does not know how to apply`);
+    await http.patch(`${path}?fieldManager=spiderpool-test&force=true`, m, "apply");
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** A client authenticated as `namespace/name`'s ServiceAccount with a short-lived token. */
+async function clientAs(scope: TestScope, namespace: string, name: string): Promise<KubeHttp> {
+  const { http, kc } = scope.cluster;
+  const { body } = await http.post<{ status: { token: string } }>(
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
+  );
+  const cluster = kc.getCurrentCluster()!;
+  const caPem = cluster.caData ? atob(cluster.caData) : await Deno.readTextFile(cluster.caFile!);
+  const token = body.status.token;
+  return new KubeHttp({
+    server: cluster.server,
+    caPem,
+    authorization: () => Promise.resolve(`Bearer ${token}`),
+  });
+}
+
+async function statusOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+    return 200;
+  } catch (err) {
+    if (err instanceof KubeHttpError) return err.status;
+    throw err;
+  }
+}
+
+kubeTest(
+  "the agent's ServiceAccount may allocate (pool status, endpoints) but not change or delete pools",
+  async () => {
+    await using scope = await testScope("rbac");
+    const { http } = scope.cluster;
+    for (const path of await applyRbac(http)) scope.track(path);
+    const name = scope.name("pool");
+    scope.track(`${POOLS}/${name}`);
+    const { body: pool } = await http.post<{ metadata: { resourceVersion: string } }>(POOLS, {
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderIPPool",
+      metadata: { name },
+      spec: { ipVersion: 4, subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] },
+    });
+    // RBAC changes reach the authorizer's cache asynchronously; the first allowed call is retried briefly.
+    const agent = await clientAs(scope, "kube-system", "spiderpool-agent");
+    try {
+      let listed = 0;
+      for (let i = 0; i < 50 && (listed = await statusOf(agent.get(POOLS))) === 403; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(listed, 200, "agent cannot list SpiderIPPools");
+
+      const status = {
+        apiVersion: "spiderpool.spidernet.io/v2beta1",
+        kind: "SpiderIPPool",
+        metadata: { name, resourceVersion: pool.metadata.resourceVersion },
+        spec: { ipVersion: 4, subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] },
+        status: {
+          allocatedIPs: JSON.stringify({ "192.0.2.10": { pod: `${scope.namespace}/p`, podUid: "u1" } }),
+          allocatedIPCount: 1,
+        },
+      };
+      assert.equal(
+        await statusOf(agent.put(`${POOLS}/${name}/status`, status)),
+        200,
+        "agent cannot write status",
+      );
+      assert.equal(
+        await statusOf(agent.patch(`${POOLS}/${name}`, { spec: { ips: ["192.0.2.10-192.0.2.30"] } })),
+        403,
+        "agent may change a pool's spec",
+      );
+      assert.equal(await statusOf(agent.delete(`${POOLS}/${name}`)), 403, "agent may delete pools");
+
+      const endpoints = `/apis/spiderpool.spidernet.io/v2beta1/namespaces/${scope.namespace}/spiderendpoints`;
+      const endpoint = {
+        apiVersion: "spiderpool.spidernet.io/v2beta1",
+        kind: "SpiderEndpoint",
+        metadata: { name: "p" },
+        status: {
+          current: {
+            uid: "u1",
+            node: "node-a",
+            ips: [{ interface: "eth0", ipv4: "192.0.2.10/24", ipv4Pool: name }],
+          },
+          ownerControllerType: "Pod",
+          ownerControllerName: "p",
+        },
+      };
+      assert.equal(
+        await statusOf(agent.post(endpoints, endpoint)),
+        200,
+        "agent cannot create SpiderEndpoints",
+      );
+      assert.equal(
+        await statusOf(agent.delete(`${endpoints}/p`)),
+        200,
+        "agent cannot delete SpiderEndpoints",
+      );
+      assert.equal(await statusOf(agent.get(`/api/v1/namespaces/${scope.namespace}/pods`)), 200);
+      assert.equal(
+        await statusOf(agent.post(`/api/v1/namespaces/${scope.namespace}/configmaps`, {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "x" },
+        })),
+        403,
+        "agent may create ConfigMaps",
+      );
+      const { body: after } = await http.get<{ status?: { allocatedIPCount?: number } }>(`${POOLS}/${name}`);
+      assert.equal(after.status?.allocatedIPCount, 1);
+    } finally {
+      agent.close();
+    }
+  },
+);

@@ -12,3 +12,7 @@ echo; echo '$ CNI_COMMAND=VERSION dist/cni/spiderpool </dev/null'
 CNI_COMMAND=VERSION dist/cni/spiderpool </dev/null; echo
 echo; echo '$ dist/spiderpool crds   # the six CustomResourceDefinitions, to pipe into kubectl apply -f -'
 dist/spiderpool crds | grep -E '^(kind|  name):'
+# A pod getting its address: real control plane, one agent, Debian's bridge plugin with spiderpool as IPAM.
+export SPIDERPOOL_KUBE_BIN="${SPIDERPOOL_KUBE_BIN:-$(bash scripts/kube-build.sh | tail -n 1)}"
+echo; echo '$ deno run -A scripts/demo-ipam.ts'
+"$(deno_bin)" run -A scripts/demo-ipam.ts

@@ -32,5 +32,12 @@ fi
 DENO="$(deno_bin)"
 "$DENO" --version | head -n 1
 
+# Go builds the test control plane (tests/kube); the machines ship it in /usr/local/go. Debian's golang is too old.
+GO="$(command -v go || echo /usr/local/go/bin/go)"
+if ! "$GO" version >/dev/null 2>&1; then
+  echo "setup: no Go toolchain (need Go >= 1.26 on PATH or in /usr/local/go) to build the test control plane" >&2
+  exit 1
+fi
+
 # npm dependencies pinned in deno.json / deno.lock.
 "$DENO" install --frozen --quiet

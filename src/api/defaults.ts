@@ -264,7 +264,7 @@ export function defaultMultusCoordinator(given: CoordinatorSpec | undefined): Co
 
 /**
  * Normalises a coordinator spec in place: `disable` → `disabled`; a bare IP in hijackCIDR or policyRoutes dst
- * becomes a host CIDR; addresses are written canonically.
+ * becomes a host CIDR and a CIDR with host bits set its network; addresses are written canonically.
  */
 export function normaliseCoordinatorSpec(spec: CoordinatorSpec): void {
   if (spec.mode === "disable") spec.mode = "disabled";

@@ -4,6 +4,7 @@
 import { parseMultusDefaultNetwork, parseMultusNetworks } from "../api/annotations.ts";
 import { ANNOTATION, DEFAULT_NIC, LABEL } from "../api/constants.ts";
 import { matchLabelSelector } from "../api/selector.ts";
+import { isAutoPool } from "../api/validate/ippool.ts";
 import type { SpiderIPPool } from "../api/types.ts";
 import { cidrContains, type Family, parseCIDR, parseIP } from "../ip/mod.ts";
 import type { TopController } from "./workload.ts";
@@ -169,10 +170,6 @@ function masterInSubnet(pool: SpiderIPPool, addresses: readonly string[]): boole
 }
 
 /** An auto-pool: created by the controller for one application (it carries the owner-application labels). */
-export function isAutoPool(pool: SpiderIPPool): boolean {
-  const l = pool.metadata.labels ?? {};
-  return l[LABEL.ownerApplicationName] !== undefined || l[LABEL.ownerApplicationKind] !== undefined;
-}
 
 function splitAPIVersion(apiVersion: string): { group: string; version: string } {
   const slash = apiVersion.indexOf("/");
@@ -249,3 +246,5 @@ export function sortPools(pools: readonly SpiderIPPool[]): SpiderIPPool[] {
     return a.i - b.i;
   }).map((x) => x.p);
 }
+
+export { isAutoPool };

@@ -15,6 +15,7 @@ import {
   parseIP,
   parseRange,
 } from "../../ip/mod.ts";
+import { decodeControlledIPPools, StatusDecodeError } from "../allocated.ts";
 import { FINALIZER } from "../constants.ts";
 import type { SelectorProblem } from "../selector.ts";
 import type { LabelSelector, Route } from "../types.ts";
@@ -366,6 +367,50 @@ export function usableAddresses(
     ipMessage(e);
     return undefined;
   }
+}
+
+/**
+ * The IPs a SpiderSubnet pre-allocated to each pool (`status.controlledIPPools`), parsed as `family`; a share
+ * that does not parse maps to undefined. Undefined when the status cannot be decoded: there is nothing
+ * trustworthy to check against, and the controller reports it.
+ */
+export function preAllocatedIPs(
+  subnet: { metadata?: { name?: string }; status?: { controlledIPPools?: string } },
+  family: Family,
+): Map<string, IPRangeSet | undefined> | undefined {
+  let controlled;
+  try {
+    controlled = decodeControlledIPPools(subnet.status?.controlledIPPools, subnet.metadata?.name ?? "");
+  } catch (e) {
+    if (e instanceof StatusDecodeError) return undefined;
+    throw e;
+  }
+  const out = new Map<string, IPRangeSet | undefined>();
+  for (const [pool, share] of Object.entries(controlled)) {
+    try {
+      out.set(pool, IPRangeSet.parse(family, share.ips));
+    } catch (e) {
+      ipMessage(e);
+      out.set(pool, undefined);
+    }
+  }
+  return out;
+}
+
+/**
+ * The DELETE check of pools and subnets: with `enableValidatingResourcesDeletedWebhook`, an object whose
+ * `status.allocatedIPCount` is above 0 may not be deleted; `problem(n)` says why and what to do.
+ */
+export function checkDeletable(
+  kind: string,
+  obj: { metadata?: { name?: string }; status?: { allocatedIPCount?: number } },
+  enableValidatingResourcesDeletedWebhook: boolean,
+  problem: (allocated: number) => string,
+): FieldError[] {
+  const p = new Problems(kind, obj.metadata?.name);
+  const n = obj.status?.allocatedIPCount ?? 0;
+  if (enableValidatingResourcesDeletedWebhook && n > 0) p.add("status.allocatedIPCount", problem(n));
+  return p.errors;
 }
 
 /** Checks `spec.ipVersion`: 4 or 6, equal to `family` when known, and enabled in the ConfigMap. */

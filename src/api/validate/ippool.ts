@@ -3,11 +3,12 @@
 // affinities, and — with the SpiderSubnet feature — containment in the owning subnet.
 
 import { type CIDR, cidrsOverlap, type Family, formatCIDR, IPRangeSet, parseIP } from "../../ip/mod.ts";
-import { decodeAllocatedIPs, decodeControlledIPPools, StatusDecodeError } from "../allocated.ts";
+import { decodeAllocatedIPs, StatusDecodeError } from "../allocated.ts";
 import { AUTO_POOL_AFFINITY_LABELS, KIND, LABEL } from "../constants.ts";
 import type { SpiderIPPool, SpiderSubnet } from "../types.ts";
 import {
   checkAddressSpec,
+  checkDeletable,
   checkMultusNames,
   checkNamespaceNames,
   checkObjectNames,
@@ -18,6 +19,7 @@ import {
   type FieldError,
   ipMessage,
   parseOtherSubnet,
+  preAllocatedIPs,
   Problems,
   sameCIDR,
   usableAddresses,
@@ -81,24 +83,23 @@ export function validateIPPoolDelete(
   pool: SpiderIPPool,
   enableValidatingResourcesDeletedWebhook: boolean,
 ): FieldError[] {
-  const p = new Problems(KIND.ippool, pool.metadata?.name);
-  const n = pool.status?.allocatedIPCount ?? 0;
-  if (enableValidatingResourcesDeletedWebhook && n > 0) {
-    p.add(
-      "status.allocatedIPCount",
+  return checkDeletable(
+    KIND.ippool,
+    pool,
+    enableValidatingResourcesDeletedWebhook,
+    (n) =>
       `cannot be deleted while ${n} IP${
         n === 1 ? " is" : "s are"
       } allocated from it; delete or move the pods ` +
-        `using the pool first`,
-    );
-  }
-  return p.errors;
+      `using the pool first`,
+  );
 }
 
 /** True for pools the application controller created (they carry the owner-application labels). */
 export function isAutoPool(pool: SpiderIPPool): boolean {
   const labels = pool.metadata?.labels ?? {};
-  return LABEL.ownerApplicationUID in labels || LABEL.ownerApplicationName in labels;
+  return LABEL.ownerApplicationUID in labels || LABEL.ownerApplicationName in labels ||
+    LABEL.ownerApplicationKind in labels;
 }
 
 /** The usable addresses of a pool (ips − excludeIPs), or undefined when its spec does not parse. */
@@ -233,21 +234,10 @@ function checkOwningSubnet(
   }
   if (isAutoPool(pool)) {
     const name = pool.metadata?.name ?? "";
-    let controlled;
-    try {
-      controlled = decodeControlledIPPools(owner.status?.controlledIPPools, ownerName);
-    } catch (e) {
-      if (e instanceof StatusDecodeError) return;
-      throw e;
-    }
-    const share = controlled[name];
-    let given: IPRangeSet | undefined;
-    try {
-      given = share ? IPRangeSet.parse(family, share.ips) : undefined;
-    } catch (e) {
-      ipMessage(e);
-      return;
-    }
+    const shares = preAllocatedIPs(owner, family);
+    if (shares === undefined) return;
+    const given = shares.get(name);
+    if (shares.has(name) && given === undefined) return;
     let mine: IPRangeSet;
     try {
       mine = IPRangeSet.parse(family, pool.spec?.ips ?? []);

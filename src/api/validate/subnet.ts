@@ -2,22 +2,22 @@
 // no overlap with another SpiderSubnet, pools of the same CIDR fitting inside, and IPs already handed to pools
 // (status.controlledIPPools) kept on UPDATE.
 
-import { cidrsOverlap, formatCIDR, IPRangeSet } from "../../ip/mod.ts";
-import { decodeControlledIPPools, StatusDecodeError } from "../allocated.ts";
+import { cidrsOverlap, formatCIDR } from "../../ip/mod.ts";
 import { KIND } from "../constants.ts";
 import type { SpiderIPPool, SpiderSubnet } from "../types.ts";
 import {
   checkAddressSpec,
+  checkDeletable,
   checkTerminating,
   describeSet,
   type FeatureFlags,
   type FieldError,
-  ipMessage,
   parseOtherSubnet,
+  preAllocatedIPs,
   Problems,
   sameCIDR,
+  usableAddresses,
 } from "./common.ts";
-import { poolUsableSet } from "./ippool.ts";
 
 /** What SpiderSubnet validation needs besides the object. */
 export interface SubnetValidationContext extends Pick<FeatureFlags, "enableIPv4" | "enableIPv6"> {
@@ -66,7 +66,7 @@ export function validateSubnet(
     for (const pool of ctx.pools) {
       const pc = parseOtherSubnet(pool.spec?.subnet);
       if (pc === undefined || !sameCIDR(pc, cidr)) continue;
-      const usable = poolUsableSet(pool, family);
+      const usable = usableAddresses(pool.spec, family);
       if (usable === undefined) continue;
       const outside = usable.subtract(total);
       if (!outside.isEmpty()) {
@@ -80,21 +80,8 @@ export function validateSubnet(
       }
     }
   } else {
-    let controlled;
-    try {
-      controlled = decodeControlledIPPools(old.status?.controlledIPPools, name);
-    } catch (e) {
-      if (!(e instanceof StatusDecodeError)) throw e;
-      controlled = {};
-    }
-    for (const [pool, share] of Object.entries(controlled)) {
-      let given: IPRangeSet;
-      try {
-        given = IPRangeSet.parse(family, share.ips);
-      } catch (e) {
-        ipMessage(e);
-        continue;
-      }
+    for (const [pool, given] of preAllocatedIPs(old, family) ?? []) {
+      if (given === undefined) continue;
       const lost = given.subtract(total);
       if (!lost.isEmpty()) {
         p.add(
@@ -118,13 +105,10 @@ export function validateSubnetDelete(
   subnet: SpiderSubnet,
   enableValidatingResourcesDeletedWebhook: boolean,
 ): FieldError[] {
-  const p = new Problems(KIND.subnet, subnet.metadata?.name);
-  const n = subnet.status?.allocatedIPCount ?? 0;
-  if (enableValidatingResourcesDeletedWebhook && n > 0) {
-    p.add(
-      "status.allocatedIPCount",
-      `cannot be deleted while its pools hold ${n} of its IPs; delete those pools first`,
-    );
-  }
-  return p.errors;
+  return checkDeletable(
+    KIND.subnet,
+    subnet,
+    enableValidatingResourcesDeletedWebhook,
+    (n) => `cannot be deleted while its pools hold ${n} of its IPs; delete those pools first`,
+  );
 }

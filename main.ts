@@ -10,6 +10,10 @@ const SUBCOMMANDS: Record<string, Mode> = {
     summary: "run the per-node IPAM agent (unix-socket API for the plugin)",
     load: () => import("./src/cmd/agent.ts"),
   },
+  controller: {
+    summary: "the cluster-wide controller (not available in this release)",
+    load: () => import("./src/cmd/controller.ts"),
+  },
   version: {
     summary: "print the version and the supported CNI versions",
     load: () => import("./src/cmd/version.ts"),

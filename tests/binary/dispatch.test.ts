@@ -137,3 +137,27 @@ Deno.test("the plugin's chunks never contain the Kubernetes client or prom-clien
     }
   }
 });
+
+Deno.test("started as spiderpool-agent or spiderpool-controller, the binary runs that mode", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "spiderpool-names-" });
+  try {
+    for (const name of ["spiderpool-agent", "spiderpool-controller"]) {
+      await Deno.symlink(`${dist}spiderpool`, `${dir}/${name}`);
+    }
+    const agent = await run(`${dir}/spiderpool-agent`, ["--help"]);
+    assert.equal(agent.code, 0, agent.stderr);
+    assert.match(agent.stdout, /usage: spiderpool agent/);
+    const controller = await run(`${dir}/spiderpool-controller`);
+    assert.equal(controller.code, 1);
+    assert.match(controller.stderr, /controller: not available in spiderpool/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("agent flags are checked strictly: an unknown flag is a usage error with exit code 2", async () => {
+  const r = await run(`${dist}spiderpool`, ["agent", "--no-such-flag"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /no-such-flag/);
+  assert.match(r.stderr, /usage: spiderpool agent/);
+});

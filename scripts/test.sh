@@ -17,7 +17,7 @@ suite() { # name, then a command that succeeds or fails as one check
   local name="$1"; shift
   if "$@"; then passed=$((passed + 1)); echo "check $name ... ok"; else failed=$((failed + 1)); echo "check $name ... FAILED"; fi
 }
-suite "deno fmt --check" "$DENO" fmt --check --quiet
+suite "deno fmt --check" "$DENO" fmt --check
 suite "deno lint" "$DENO" lint --quiet
 suite "deno check" "$DENO" check --quiet main.ts tests/
 

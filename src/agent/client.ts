@@ -11,6 +11,7 @@ import {
   type IpamBatchDelArgs,
   type IpamDelArgs,
   type IpamGcArgs,
+  type IpamStatusArgs,
   type WorkloadEndpointStatus,
 } from "./models.ts";
 
@@ -271,6 +272,15 @@ export class AgentClient {
 
   async gc(args: IpamGcArgs): Promise<void> {
     await this.#call("POST", AgentPaths.gc, args);
+  }
+
+  /**
+   * `POST /v1/ipam/status`: throws AgentRequestError kind "http" (status 500, the message names the pools)
+   * when a pod without pool annotations could not get an address. Answered from the agent's caches, so it
+   * has the health check's timeout.
+   */
+  async status(args: IpamStatusArgs): Promise<void> {
+    await this.#call("POST", AgentPaths.status, args, this.healthTimeoutMs);
   }
 
   /** A GET with a JSON body, as upstream's API defines it. */

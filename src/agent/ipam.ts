@@ -1,6 +1,6 @@
-// The agent's IPAM service: ADD, DEL, batch DEL, GC and workload-endpoint queries, orchestrated from the
-// decisions of src/ipam (pure rules) and carried out through the caches, the per-pool group committer and
-// direct API calls. No allocation rule lives here.
+// The agent's IPAM service: ADD, DEL, batch DEL, GC, STATUS and workload-endpoint queries, orchestrated from
+// the decisions of src/ipam (pure rules) and carried out through the caches, the per-pool group committer
+// and direct API calls. No allocation rule lives here.
 //
 // Write order and crashes: ADD writes the pool records first, then the SpiderEndpoint; if the endpoint write
 // fails the records just written are released again. A crash between the two leaves pool records whose pod
@@ -26,6 +26,7 @@ import {
   endpointDetailsFor,
   endpointNameFor,
   endpointPoolIPs,
+  ipamStatus,
   isPodAlive,
   isStatefulSetPod,
   KUBEVIRT_VMI,
@@ -64,6 +65,7 @@ import type {
   IpamBatchDelArgs,
   IpamDelArgs,
   IpamGcArgs,
+  IpamStatusArgs,
   WorkloadEndpointStatus,
 } from "./models.ts";
 import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
@@ -730,6 +732,19 @@ export class IpamAgent implements IpamService {
 
   // -------------------------------------------------------------------------------------------------------
   // Queries
+
+  /** CNI 1.1 STATUS: whether a pod without pool annotations could get an address, from the caches. */
+  status(args: IpamStatusArgs): void {
+    const { caches, config, nodeName } = this.#o;
+    const verdict = ipamStatus({
+      cniDefaults: { ipv4: args.defaultIPv4IPPool ?? [], ipv6: args.defaultIPv6IPPool ?? [] },
+      pools: caches.pools.list(),
+      reserved: { 4: this.#reservedSet(4), 6: this.#reservedSet(6) },
+      flags: config,
+      node: { name: nodeName, labels: caches.nodes.get(nodeName)?.metadata.labels },
+    });
+    if (!verdict.available) throw new Error(verdict.message);
+  }
 
   async coordinatorConfig(args: GetCoordinatorArgs): Promise<CoordinatorConfig> {
     const ns = args.podNamespace ?? "";

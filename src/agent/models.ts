@@ -14,6 +14,11 @@ export const AgentPaths = {
   ips: "/v1/ipam/ips",
   /** POST IpamGcArgs → empty. Our addition for CNI 1.1 GC; see IpamGcArgs. */
   gc: "/v1/ipam/gc",
+  /**
+   * POST IpamStatusArgs → empty, or 500 naming the pools.
+   * Our addition for CNI 1.1 STATUS; see IpamStatusArgs.
+   */
+  status: "/v1/ipam/status",
   /** GET with a JSON body GetCoordinatorArgs → CoordinatorConfig. */
   coordinatorConfig: "/v1/coordinator/config",
   /** GET ?podNamespace=&podName= → WorkloadEndpointStatus. */
@@ -97,6 +102,17 @@ export interface GcAttachment {
  */
 export interface IpamGcArgs {
   validAttachments: GcAttachment[];
+}
+
+/**
+ * Body of `POST /v1/ipam/status` (not in upstream Spiderpool): the CNI config's default pools, as in
+ * IpamAddArgs. The agent answers 200 with an empty body when a pod without pool annotations could get an
+ * address in every enabled family that has candidate pools (these, else the pools with `spec.default: true`),
+ * and 500 with an Error string naming each candidate pool and why it cannot serve when not.
+ */
+export interface IpamStatusArgs {
+  defaultIPv4IPPool?: string[];
+  defaultIPv6IPPool?: string[];
 }
 
 export interface GetCoordinatorArgs {

@@ -11,6 +11,7 @@ import type {
   IpamBatchDelArgs,
   IpamDelArgs,
   IpamGcArgs,
+  IpamStatusArgs,
   WorkloadEndpointStatus,
 } from "./models.ts";
 import { AgentPaths } from "./models.ts";
@@ -32,6 +33,11 @@ export interface IpamService {
   release(args: IpamDelArgs): Promise<void>;
   releaseBatch(args: IpamBatchDelArgs): Promise<void>;
   gc(args: IpamGcArgs): Promise<void>;
+  /**
+   * Throws, naming the pools, when a pod without pool annotations could not get an address (answered from
+   * the caches, like healthy).
+   */
+  status(args: IpamStatusArgs): void;
   coordinatorConfig(args: GetCoordinatorArgs): Promise<CoordinatorConfig>;
   /** Undefined when the pod has no SpiderEndpoint (answered 404). */
   workloadEndpoint(podNamespace: string, podName: string): Promise<WorkloadEndpointStatus | undefined>;
@@ -59,6 +65,10 @@ const DEL_FIELDS: Record<string, FieldKind> = {
   podNamespace: "*",
   podName: "*",
   podUID: "*",
+};
+const STATUS_FIELDS: Record<string, FieldKind> = {
+  defaultIPv4IPPool: "[s]",
+  defaultIPv6IPPool: "[s]",
 };
 const BATCH_DEL_FIELDS: Record<string, FieldKind> = {
   isReleaseConflictIPs: "b",
@@ -177,6 +187,11 @@ export async function handle(svc: IpamService, req: Http1Request): Promise<Http1
       case `POST ${AgentPaths.gc}`:
         await svc.gc(validateGc(parseJSON(req.body)));
         return empty();
+      case `POST ${AgentPaths.status}`: {
+        const body = req.body.trim() === "" ? {} : parseJSON(req.body);
+        svc.status(validateBody<IpamStatusArgs>("IpamStatusArgs", body, STATUS_FIELDS));
+        return empty();
+      }
       case `GET ${AgentPaths.coordinatorConfig}`: {
         // A GET with a JSON body, as upstream's swagger defines it.
         const body = req.body.trim() === "" ? {} : parseJSON(req.body);

@@ -187,11 +187,8 @@ export function poolCandidates(input: CandidateInput): Candidates {
   }
 
   // 6. Cluster default pools.
-  const defaults = (fam: Family) =>
-    input.pools.filter((p) => p.spec?.default === true && poolFamily(p) === fam).map((p) => p.metadata.name)
-      .sort();
-  const d4 = defaults(4);
-  const d6 = defaults(6);
+  const d4 = defaultPoolNames(input.pools, 4);
+  const d6 = defaultPoolNames(input.pools, 6);
   if (d4.length === 0 && d6.length === 0) {
     throw new PoolSelectionError(
       "default",
@@ -202,6 +199,12 @@ export function poolCandidates(input: CandidateInput): Candidates {
     );
   }
   return single("default", nicCandidate(input, "SpiderIPPools with spec.default", ifName, 0, d4, d6));
+}
+
+/** The names of the pools of `family` with `spec.default: true`, sorted: the last candidate source. */
+export function defaultPoolNames(pools: readonly SpiderIPPool[], family: Family): string[] {
+  return pools.filter((p) => p.spec?.default === true && poolFamily(p) === family).map((p) => p.metadata.name)
+    .sort();
 }
 
 function single(source: CandidateSource, nic: NICCandidate): PoolCandidates {

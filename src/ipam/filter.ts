@@ -99,22 +99,45 @@ export function requireUsablePools(
   return usable;
 }
 
-/** Why a pool cannot serve this pod on this NIC and family, or undefined when it can. */
-export function dropReason(pool: SpiderIPPool | undefined, ctx: FilterContext): string | undefined {
+/**
+ * Why a pool cannot serve any pod for `family`, whatever the pod: missing, terminating, disabled, or of
+ * another family. Undefined when the pool itself is usable (its affinities are checked by dropReason).
+ */
+export function unusableReason(pool: SpiderIPPool | undefined, family: Family): string | undefined {
   if (pool === undefined) return "SpiderIPPool not found";
   if (pool.metadata.deletionTimestamp) return "terminating";
   const spec = pool.spec ?? {};
   if (spec.disable === true) return "disabled (spec.disable: true)";
   const fam = spec.ipVersion;
   if (fam !== 4 && fam !== 6) return "spec.ipVersion is not set";
-  if (fam !== ctx.family) return `an IPv${fam} pool, not IPv${ctx.family}`;
+  if (fam !== family) return `an IPv${fam} pool, not IPv${family}`;
+  return undefined;
+}
+
+/** Why a pool does not serve pods on `node` (spec.nodeName, else spec.nodeAffinity), or undefined when it does. */
+export function nodeMismatch(
+  pool: SpiderIPPool,
+  node: { name: string; labels?: Readonly<Record<string, string>> },
+): string | undefined {
+  const spec = pool.spec ?? {};
   if (spec.nodeName && spec.nodeName.length > 0) {
-    if (!spec.nodeName.includes(ctx.node.name)) {
-      return `node ${JSON.stringify(ctx.node.name)} is not in spec.nodeName`;
-    }
-  } else if (spec.nodeAffinity && !matchLabelSelector(spec.nodeAffinity, ctx.node.labels)) {
-    return `labels of node ${JSON.stringify(ctx.node.name)} do not match spec.nodeAffinity`;
+    return spec.nodeName.includes(node.name)
+      ? undefined
+      : `node ${JSON.stringify(node.name)} is not in spec.nodeName`;
   }
+  if (spec.nodeAffinity && !matchLabelSelector(spec.nodeAffinity, node.labels)) {
+    return `labels of node ${JSON.stringify(node.name)} do not match spec.nodeAffinity`;
+  }
+  return undefined;
+}
+
+/** Why a pool cannot serve this pod on this NIC and family, or undefined when it can. */
+export function dropReason(pool: SpiderIPPool | undefined, ctx: FilterContext): string | undefined {
+  const unusable = unusableReason(pool, ctx.family);
+  if (unusable !== undefined || pool === undefined) return unusable;
+  const spec = pool.spec ?? {};
+  const wrongNode = nodeMismatch(pool, ctx.node);
+  if (wrongNode !== undefined) return wrongNode;
   if (spec.namespaceName && spec.namespaceName.length > 0) {
     if (!spec.namespaceName.includes(ctx.pod.namespace)) {
       return `namespace ${JSON.stringify(ctx.pod.namespace)} is not in spec.namespaceName`;

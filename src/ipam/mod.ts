@@ -5,7 +5,8 @@
 // ADD: isPodAlive → topController → endpointNameFor → poolCandidates → decideRetrieval; for a fresh
 // allocation nicsToAllocate → per NIC and family requireUsablePools + sortPools → chooseIPs per pool (first
 // pool that answers wins; PoolExhaustedError moves on) → endpointDetailsFor → buildEndpoint →
-// responseFromDetails. DEL: decideRelease → releaseIPs per pool.
+// responseFromDetails. DEL: decideRelease → releaseIPs per pool. STATUS (CNI 1.1): ipamStatus over the
+// pod-independent candidates.
 
 export {
   controllerOf,
@@ -29,6 +30,7 @@ export {
   type Candidates,
   type CandidateSource,
   type CNIDefaults,
+  defaultPoolNames,
   expandPoolNames,
   type NICCandidate,
   type PoolCandidates,
@@ -49,6 +51,7 @@ export {
   NoPoolAvailableError,
   requireUsablePools,
   sortPools,
+  unusableReason,
 } from "./filter.ts";
 export {
   type AllocationRequest,
@@ -106,3 +109,10 @@ export {
   type RetrievalInput,
   statefulSetPoolChanges,
 } from "./retrieval.ts";
+export {
+  type FamilyStatus,
+  type IpamStatus,
+  ipamStatus,
+  type PoolAvailability,
+  type StatusInput,
+} from "./status.ts";

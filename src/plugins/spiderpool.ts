@@ -1,6 +1,7 @@
 // The `spiderpool` IPAM plugin: a thin CNI front of the spiderpool-agent on this node. ADD asks the agent
-// for this interface's addresses, DEL asks it to release them, STATUS reports whether it answers, GC sends
-// the runtime's valid attachments. Allocation rules live in the agent; this file only moves data.
+// for this interface's addresses, DEL asks it to release them, STATUS reports whether it answers and has a
+// free address in the default pools, GC sends the runtime's valid attachments. Allocation rules live in the
+// agent; this file only moves data.
 import { AgentClient, AgentRequestError } from "../agent/client.ts";
 import { DEFAULT_AGENT_SOCKET, type GcAttachment, type IpamAddResponse } from "../agent/models.ts";
 import { parseCniArgs } from "../cni/args.ts";
@@ -320,9 +321,29 @@ async function cmdDel(args: CmdArgs): Promise<void> {
   });
 }
 
+/**
+ * Code 50 when the agent is unreachable or no candidate pool of the configuration (the CNI config's default
+ * pools, else the `spec.default` pools) has a free address; the agent's message names each pool.
+ */
 async function cmdStatus(args: CmdArgs): Promise<void> {
   await withSetup(args, async (conf) => {
-    await requireHealthy(new AgentClient(conf.ipamUnixSocketPath), ErrorCode.pluginNotAvailable);
+    const agent = new AgentClient(conf.ipamUnixSocketPath);
+    await requireHealthy(agent, ErrorCode.pluginNotAvailable);
+    try {
+      await agent.status({
+        defaultIPv4IPPool: conf.defaultIPv4IPPool,
+        defaultIPv6IPPool: conf.defaultIPv6IPPool,
+      });
+    } catch (e) {
+      // An agent without POST /v1/ipam/status (an older one): its health is all that is known.
+      if (e instanceof AgentRequestError && e.kind === "http" && e.status === 404) return;
+      if (e instanceof AgentRequestError && e.kind === "http") {
+        throw new CniError(ErrorCode.pluginNotAvailable, `spiderpool-agent cannot serve ADD: ${e.message}`);
+      }
+      const where = `spiderpool-agent at ${agent.socketPath}`;
+      const fix = "check the spiderpool-agent pod on this node";
+      throw new CniError(ErrorCode.pluginNotAvailable, `${where}: ${describe(e)}; ${fix}`);
+    }
   });
 }
 

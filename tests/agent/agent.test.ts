@@ -461,6 +461,47 @@ kubeTest("agent: an exhausted pool fails ADD with 500 naming the pool and leaves
   assert.equal(await getEndpoint(env, "b"), undefined);
 });
 
+kubeTest(
+  "agent: POST /v1/ipam/status answers 500 naming a full default pool, and 200 once an address is freed",
+  async () => {
+    await using env = await environment("agent-status");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.11"] });
+    const status = () => call(agent.socketPath, "POST", "/v1/ipam/status", { defaultIPv4IPPool: [p] });
+    const empty = await status();
+    assert.equal(empty.status, 200, empty.text);
+    assert.equal(empty.text, "");
+    const bad = await call(agent.socketPath, "POST", "/v1/ipam/status", { defaultIPv4IPPool: p });
+    assert.equal(bad.status, 500);
+    assert.match(bad.json as string, /defaultIPv4IPPool in body must be of type array of string/);
+
+    const a = await podOn(env, "a", node, ippoolAnnotation([p]));
+    const b = await podOn(env, "b", node, ippoolAnnotation([p]));
+    for (const pod of [a, b]) {
+      assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+    }
+    const full = await poll("the agent to report the pool full", 10_000, async () => {
+      const res = await status();
+      return res.status === 200 ? undefined : res;
+    });
+    assert.equal(full.status, 500);
+    assert.equal(
+      full.json,
+      `no free IPv4 address in the CNI config's default_ipv4_ippool pools: "${p}" 2 of 2 allocated; ` +
+        "add ips to them or another pool to default_ipv4_ippool",
+    );
+
+    await deletePodNow(env, "a");
+    assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, a))).status, 200);
+    const freed = await poll("the agent to see the freed address", 10_000, async () => {
+      const res = await status();
+      return res.status === 200 ? res : undefined;
+    });
+    assert.equal(freed.text, "");
+  },
+);
+
 kubeTest("agent: ADD falls through to the next pool when the first is exhausted", async () => {
   await using env = await environment("agent-next");
   const node = env.scope.name("node");

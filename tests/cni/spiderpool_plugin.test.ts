@@ -332,16 +332,75 @@ Deno.test("malformed or incomplete CNI_ARGS are code 4 and nothing reaches the a
   });
 });
 
-Deno.test("CHECK succeeds without contacting the agent; STATUS asks for health", async () => {
+Deno.test("CHECK succeeds without contacting the agent", async () => {
   await withAgent(HEALTHY, async (dir, agent) => {
     const check = await runPlugin("CHECK", netConf(dir, agent, "0.4.0"));
     assert.equal(check.code, 0, check.stdout);
     assert.equal(agent.seen.length, 0, JSON.stringify(agent.seen));
-    const status = await runPlugin("STATUS", netConf(dir, agent, "1.1.0"));
+  });
+});
+
+const STATUS_ENV = { CNI_CONTAINERID: "", CNI_IFNAME: "", CNI_NETNS: "", CNI_ARGS: "" };
+
+Deno.test("STATUS sends the conf's default pools to POST /v1/ipam/status; 200 means available", async () => {
+  await withAgent({ ...HEALTHY, "POST /v1/ipam/status": () => ({ status: 200 }) }, async (dir, agent) => {
+    const conf = netConf(dir, agent, "1.1.0", {
+      default_ipv4_ippool: ["v4-*"],
+      default_ipv6_ippool: ["v6-a"],
+    });
+    const status = await runPlugin("STATUS", conf, STATUS_ENV);
+    assert.equal(status.code, 0, status.stdout + status.stderr);
+    assert.equal(status.stdout, "");
+    assert.deepEqual(agent.seen, [
+      { method: "GET", path: "/v1/ipam/healthy", body: undefined },
+      {
+        method: "POST",
+        path: "/v1/ipam/status",
+        body: { defaultIPv4IPPool: ["v4-*"], defaultIPv6IPPool: ["v6-a"] },
+      },
+    ]);
+  });
+});
+
+Deno.test("STATUS is code 50 with the agent's message when no default pool has a free address", async () => {
+  const full =
+    'no free IPv4 address in the default pools (spec.default: true): "v4-a" 254 of 254 allocated, ' +
+    '"v4-b" disabled (spec.disable: true); add ips or another default pool';
+  await withAgent(
+    { ...HEALTHY, "POST /v1/ipam/status": () => ({ status: 500, body: full }) },
+    async (dir, agent) => {
+      const status = await runPlugin("STATUS", netConf(dir, agent, "1.1.0"), STATUS_ENV);
+      assert.equal(status.code, 1);
+      assert.equal(status.json?.code, 50, status.stdout);
+      assert.equal(status.json?.msg, `spiderpool-agent cannot serve ADD: ${full}`);
+      assert.deepEqual(agent.seen[1], {
+        method: "POST",
+        path: "/v1/ipam/status",
+        body: { defaultIPv4IPPool: [], defaultIPv6IPPool: [] },
+      });
+    },
+  );
+});
+
+Deno.test("STATUS against an agent without /v1/ipam/status (404) relies on its health alone", async () => {
+  await withAgent(HEALTHY, async (dir, agent) => {
+    const status = await runPlugin("STATUS", netConf(dir, agent, "1.1.0"), STATUS_ENV);
     assert.equal(status.code, 0, status.stdout);
     assert.equal(status.stdout, "");
-    assert.deepEqual(agent.seen.map((s) => s.path), ["/v1/ipam/healthy"]);
+    assert.deepEqual(agent.seen.map((s) => s.path), ["/v1/ipam/healthy", "/v1/ipam/status"]);
   });
+});
+
+Deno.test("STATUS is code 50 when the agent fails its health check, and asks nothing else", async () => {
+  await withAgent(
+    { "GET /v1/ipam/healthy": () => ({ status: 500, body: "not ready" }) },
+    async (dir, agent) => {
+      const status = await runPlugin("STATUS", netConf(dir, agent, "1.1.0"), STATUS_ENV);
+      assert.equal(status.json?.code, 50, status.stdout);
+      assert.match(status.json?.msg as string, /is not ready: not ready/);
+      assert.deepEqual(agent.seen.map((s) => s.path), ["/v1/ipam/healthy"]);
+    },
+  );
 });
 
 Deno.test("GC sends the runtime's valid attachments to POST /v1/ipam/gc", async () => {

@@ -14,6 +14,7 @@ command -v iptables >/dev/null || need+=(iptables)
 [ -e /usr/lib/x86_64-linux-gnu/libnl-3.so.200 ] || need+=(libnl-3-200)
 [ -e /usr/lib/x86_64-linux-gnu/libnl-route-3.so.200 ] || need+=(libnl-route-3-200)
 command -v openssl >/dev/null || need+=(openssl)
+command -v ping >/dev/null || need+=(iputils-ping)
 command -v npm >/dev/null || need+=(npm)
 command -v unzip >/dev/null || need+=(unzip)
 if [ ${#need[@]} -gt 0 ]; then

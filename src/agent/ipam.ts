@@ -69,6 +69,7 @@ import type {
   WorkloadEndpointStatus,
 } from "./models.ts";
 import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
+import { KeyedLock } from "./lock.ts";
 import { ApiStatusError, type IpamService } from "./server.ts";
 
 /**
@@ -109,6 +110,8 @@ export class IpamAgent implements IpamService {
   readonly #committer: PoolCommitter<PoolOp, PoolOpResult>;
   /** ReplicaSet/Job uid → its ownerReferences (ownership of a ReplicaSet or Job never changes). */
   readonly #owners = new Map<string, OwnerRef[]>();
+  /** One operation at a time per pod (namespace/name): see lock.ts. */
+  readonly #podLock = new KeyedLock();
   #reserved?: Map<Family, IPRangeSet>;
 
   constructor(opts: IpamAgentOptions) {
@@ -148,7 +151,11 @@ export class IpamAgent implements IpamService {
     const started = performance.now();
     metrics.allocations.inc();
     try {
-      const res = await this.#allocate(args, Date.now() + this.#o.requestTimeoutMs);
+      const deadline = Date.now() + this.#o.requestTimeoutMs;
+      const res = await this.#podLock.run(
+        podKey(args.podNamespace, args.podName),
+        () => this.#allocate(args, deadline),
+      );
       metrics.allocationDuration.observe((performance.now() - started) / 1000);
       return res;
     } catch (err) {
@@ -555,7 +562,8 @@ export class IpamAgent implements IpamService {
     const started = performance.now();
     metrics.releases.inc();
     try {
-      await this.#release(args, Date.now() + this.#o.requestTimeoutMs);
+      const deadline = Date.now() + this.#o.requestTimeoutMs;
+      await this.#podLock.run(podKey(args.podNamespace, args.podName), () => this.#release(args, deadline));
       metrics.releaseDuration.observe((performance.now() - started) / 1000);
     } catch (err) {
       metrics.releaseFailed(err instanceof RetriesExhaustedError ? "retries_exhausted" : "internal");
@@ -644,7 +652,11 @@ export class IpamAgent implements IpamService {
   // -------------------------------------------------------------------------------------------------------
   // Batch DEL (release the IPs of a pod whose addresses conflicted)
 
-  async releaseBatch(args: IpamBatchDelArgs): Promise<void> {
+  releaseBatch(args: IpamBatchDelArgs): Promise<void> {
+    return this.#podLock.run(podKey(args.podNamespace, args.podName), () => this.#releaseBatch(args));
+  }
+
+  async #releaseBatch(args: IpamBatchDelArgs): Promise<void> {
     const { kube, config } = this.#o;
     const pod = await kube.getPod(args.podNamespace, args.podName);
     const uid = args.podUID || pod?.metadata.uid || "";

@@ -90,14 +90,20 @@ const scenarios: Scenario[] = [
     "192.0.2.1",
     253,
   ),
-  scenario("/19, 5000 allocated", "10.6.0.0/19", ["10.6.0.0", "10.6.31.255"], "10.6.0.1", 5000),
-  scenario("/16, 5000 allocated", "10.6.0.0/16", ["10.6.0.0", "10.6.255.255"], "10.6.0.1", 5000),
-  scenario("/8, 5000 allocated", "10.0.0.0/8", ["10.0.0.0", "10.255.255.255"], "10.0.0.1", 5000),
+  scenario("/19, 5000 allocated", "198.18.0.0/19", ["198.18.0.0", "198.18.31.255"], "198.18.0.1", 5000),
+  scenario("/16, 5000 allocated", "198.18.0.0/16", ["198.18.0.0", "198.18.255.255"], "198.18.0.1", 5000),
   scenario(
-    "/8, lower half excluded, 5000 allocated",
-    "10.0.0.0/8",
-    ["10.0.0.0-10.127.255.255"],
-    "10.128.0.0",
+    "/8-sized (IPv6 /104, 2^24 addresses), 5000 allocated",
+    "2001:db8::/104",
+    ["2001:db8::", "2001:db8::ff:ffff"],
+    "2001:db8::1",
+    5000,
+  ),
+  scenario(
+    "/8-sized (IPv6 /104, 2^24 addresses), lower half excluded, 5000 allocated",
+    "2001:db8::/104",
+    ["2001:db8::-2001:db8::7f:ffff"],
+    "2001:db8::80:0",
     5000,
   ),
   scenario("IPv6 /64, 5000 allocated", "2001:db8::/64", ["2001:db8::"], "2001:db8::1", 5000),
@@ -153,13 +159,13 @@ function rangeTexts(family: Family, base: bigint, span: number): string[] {
       : `${formatIP(family, start)}-${formatIP(family, start + len)}`;
   });
 }
-const v4Texts = rangeTexts(4, parseIP("10.6.0.0").value, 65536);
+const v4Texts = rangeTexts(4, parseIP("198.18.0.0").value, 65536);
 const v6Texts = rangeTexts(6, parseIP("2001:db8::").value, 65536 * 4);
 const v4Set = IPRangeSet.parse(4, v4Texts);
 const v6Set = IPRangeSet.parse(6, v6Texts);
 const v4Canonical = v4Set.toStrings();
-const v4Other = IPRangeSet.parse(4, rangeTexts(4, parseIP("10.6.0.0").value, 65536));
-const v4Keys = shuffled([...IPRangeSet.fromCIDR(parseCIDR("10.6.0.0/16")).values(5000)]).map((v) =>
+const v4Other = IPRangeSet.parse(4, rangeTexts(4, parseIP("198.18.0.0").value, 65536));
+const v4Keys = shuffled([...IPRangeSet.fromCIDR(parseCIDR("198.18.0.0/16")).values(5000)]).map((v) =>
   formatIP(4, v)
 );
 const v6Keys = shuffled([...IPRangeSet.fromCIDR(parseCIDR("2001:db8::/64")).values(5000)]).map((v) =>

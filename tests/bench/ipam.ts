@@ -27,7 +27,7 @@ const CONCURRENCY = positive("--concurrency", values.concurrency);
 if (AGENTS > 16) {
   throw new Error(`--agents ${AGENTS}: at most 16 (host-local gets a /20 of 198.19.0.0/16 each)`);
 }
-if (PODS > 4000) throw new Error(`--pods ${PODS}: at most 4000 (the pool spans 198.18.0.10-198.18.15.255)`);
+if (PODS > 4000) throw new Error(`--pods ${PODS}: at most 4000 (the pool spans 198.18.0.10-198.18.15.254)`);
 
 function positive(flag: string, v: string | undefined): number {
   const n = Number(v);
@@ -35,12 +35,23 @@ function positive(flag: string, v: string | undefined): number {
   return n;
 }
 
+/** Set by Ctrl-C: no new CNI call starts, and the run skips to cleaning up what it created. */
+let interrupted = false;
+Deno.addSignalListener("SIGINT", () => {
+  if (interrupted) Deno.exit(130);
+  interrupted = true;
+  console.error("bench ipam: interrupted; cleaning up (Ctrl-C again to exit at once)");
+});
+
+class Interrupted extends Error {}
+
 /** Runs `fn` over `items` with at most `limit` at a time; resolves in input order. */
 async function pooled<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
     while (next < items.length) {
+      if (interrupted) throw new Interrupted("interrupted");
       const i = next++;
       out[i] = await fn(items[i]);
     }
@@ -108,7 +119,7 @@ async function agentCounters(nodes: SimNode[]) {
   return sum;
 }
 
-/** The API server's own request counters for the resources IPAM touches, by `VERB resource[/sub]`. */
+/** The API server's own request counters for the resources IPAM touches, by `VERB resource[/sub] code`. */
 async function apiserverRequests(http: KubeHttp): Promise<Map<string, number>> {
   const { body } = await http.get<string>("/metrics", { accept: "text/plain" });
   const out = new Map<string, number>();
@@ -117,7 +128,8 @@ async function apiserverRequests(http: KubeHttp): Promise<Map<string, number>> {
     const label = (k: string) => line.match(new RegExp(`[{,]${k}="([^"]*)"`))?.[1] ?? "";
     const resource = label("resource");
     if (!["spiderippools", "spiderendpoints", "pods"].includes(resource)) continue;
-    const key = `${label("verb")} ${resource}${label("subresource") ? `/${label("subresource")}` : ""}`;
+    const sub = label("subresource") ? `/${label("subresource")}` : "";
+    const key = `${label("verb")} ${resource}${sub} ${label("code")}`;
     out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1)));
   }
   return out;
@@ -220,7 +232,7 @@ async function main(): Promise<void> {
       `DEL throughput ×${fmt(del.podsPerSec / hlDel.podsPerSec, 2)}`,
   );
   console.log(
-    `agent API writes per pod: ADD ${fmt(addWrites / PODS, 2)} ` +
+    `agent API write requests per pod (409s included): ADD ${fmt(addWrites / PODS, 2)} ` +
       `(pool status ${fmt((m1.poolWrites - m0.poolWrites) / PODS, 2)}, endpoint ${
         fmt((m1.endpointWrites - m0.endpointWrites) / PODS, 2)
       }), DEL ${fmt(delWrites / PODS, 2)} ` +
@@ -257,7 +269,9 @@ if (import.meta.main) {
   try {
     await main();
   } catch (err) {
+    if (err instanceof Interrupted) Deno.exit(130);
     console.error(`bench ipam: ${(err as Error).stack ?? err}`);
     Deno.exitCode = 1;
   }
+  Deno.exit();
 }

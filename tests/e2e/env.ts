@@ -23,6 +23,16 @@ export interface PoolSpec {
   excludeIPs?: string[];
   routes?: { dst: string; gw: string }[];
   default?: boolean;
+  nodeName?: string[];
+  nodeAffinity?: LabelSelector;
+  namespaceName?: string[];
+  namespaceAffinity?: LabelSelector;
+  podAffinity?: LabelSelector;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: string; values?: string[] }[];
 }
 
 /** Creates a SpiderIPPool (no webhook runs, so `ipVersion` is set here as the webhook would). */
@@ -307,11 +317,10 @@ export async function e2e(prefix: string): Promise<E2E> {
           errors.push(`${what}: ${(err as Error).message}`);
         }
       };
-      // A runtime tears down every sandbox it set up before the node goes away.
+      // A runtime tears down every sandbox it set up before the node goes away. Best effort: a test may have
+      // left an agent dead, and deleting the namespace removes the links anyway.
       for (const sb of sandboxes) {
-        for (const ifName of [...sb.attached.keys()].reverse()) {
-          await attempt(`DEL ${sb.pod.name} ${ifName}`, () => env.del(sb, { ifName }));
-        }
+        for (const ifName of [...sb.attached.keys()].reverse()) await env.del(sb, { ifName }).catch(() => {});
         await delNetns(sb.netns);
       }
       for (const node of nodes) await attempt(`stop node ${node.name}`, () => node[Symbol.asyncDispose]());

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { KubeHttp } from "../../src/kube/client.ts";
 import { kubeTest } from "../kube/harness.ts";
-import { resultAddresses } from "./cni.ts";
+import { DIST_CNI, execCni, resultAddresses } from "./cni.ts";
 import {
   bareIP,
   consistencyProblems,
@@ -20,7 +20,25 @@ import { addressesIn, linksIn, ping } from "./netns.ts";
 async function untilRecords(http: KubeHttp, pool: string, atLeast: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Object.keys(await poolRecords(http, pool)).length < atLeast) {
-    if (Date.now() > deadline) throw new Error(`${pool} did not reach ${atLeast} records within ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      throw new Error(`${pool} did not reach ${atLeast} records within ${timeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Polls the pool every few ms until it holds at most `atMost` records. */
+async function untilRecordsAtMost(
+  http: KubeHttp,
+  pool: string,
+  atMost: number,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Object.keys(await poolRecords(http, pool)).length > atMost) {
+    if (Date.now() > deadline) {
+      throw new Error(`${pool} did not drop to ${atMost} records within ${timeoutMs} ms`);
+    }
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -292,11 +310,12 @@ kubeTest(
     }));
     await untilRecords(env.http, pool, count / 3, 60_000);
     await node.agent.kill();
-    console.log("DEBUG after kill", JSON.stringify(await consistencyProblems(env.http, env.namespace, [pool])));
     const runs = await burst;
-    console.log("DEBUG failed", runs.filter((r) => r.code !== 0).length);
     const failed = sandboxes.filter((_, i) => runs[i].code !== 0);
-    assert.ok(failed.length > 0, "every ADD finished before the agent was killed; the crash was not exercised");
+    assert.ok(
+      failed.length > 0,
+      "every ADD finished before the agent was killed; the crash was not exercised",
+    );
     assert.ok(failed.length < count, "no ADD finished before the agent was killed");
 
     await node.restartAgent();
@@ -341,3 +360,111 @@ kubeTest(
     );
   },
 );
+
+kubeTest(
+  "e2e: an agent killed mid-DEL-burst and restarted, with DELs retried and a CNI GC, leaves no record or endpoint",
+  async () => {
+    await using env = await e2e("e2e-crashdel");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("v4", { subnet: "198.18.0.0/15", ips: ["198.18.11.1-198.18.11.200"] });
+    const count = 20;
+    const sandboxes = await Promise.all(Array.from({ length: count }, async (_, i) => {
+      const pod = await env.createPod(`gone-${i}`, node, { annotations: ippool([pool]) });
+      const sb = await env.sandbox(pod, node);
+      const add = await env.add(sb);
+      assert.equal(add.code, 0, `${pod.name}: ${add.stdout} ${add.stderr}`);
+      return sb;
+    }));
+    const podsPath = `/api/v1/namespaces/${env.namespace}/pods`;
+    for (const sb of sandboxes) await env.http.delete(`${podsPath}/${sb.pod.name}`);
+
+    // The kubelet tears the deleted pods down one after another; the agent dies a third of the way in.
+    const burst = Promise.all(sandboxes.map(async (sb, i) => {
+      await new Promise((r) => setTimeout(r, i * 40));
+      return await env.del(sb);
+    }));
+    await untilRecordsAtMost(env.http, pool, (2 * count) / 3, 60_000);
+    await node.agent.kill();
+    await burst;
+    await node.restartAgent();
+
+    // A DEL that failed is retried until it succeeds; then the runtime's GC names the attachments it still has.
+    for (const sb of sandboxes.filter((s) => s.attached.size > 0)) {
+      const del = await env.del(sb);
+      assert.equal(del.code, 0, `retried DEL ${sb.pod.name}: ${del.stdout} ${del.stderr}`);
+    }
+    const gc = await execCni({
+      command: "GC",
+      conf: { ...env.conf(node), cniVersion: "1.1.0", "cni.dev/valid-attachments": [] },
+      containerId: "",
+      netns: "",
+      ifName: "",
+      pod: { namespace: env.namespace, name: "", uid: "" },
+      plugin: `${DIST_CNI}/spiderpool`,
+    });
+    assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+    for (const sb of sandboxes) {
+      await env.http.delete(`${podsPath}/${sb.pod.name}`, { gracePeriodSeconds: 0 });
+    }
+
+    assert.deepEqual(await poolRecords(env.http, pool), {});
+    await eventually(
+      "every SpiderEndpoint of the deleted pods to be gone",
+      async () => (await listEndpoints(env.http, env.namespace)).length === 0 ? true : undefined,
+    );
+  },
+);
+
+kubeTest("e2e: DEL arriving after the pod object is already gone still frees its address", async () => {
+  await using env = await e2e("e2e-delgone");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "203.0.113.0/24", ips: ["203.0.113.130-203.0.113.139"] });
+  const pod = await env.createPod("vanished", node, { annotations: ippool([pool]) });
+  const sb = await env.sandbox(pod, node);
+  assert.equal((await env.add(sb)).code, 0);
+  await env.http.delete(`/api/v1/namespaces/${env.namespace}/pods/vanished`, { gracePeriodSeconds: 0 });
+
+  const del = await env.del(sb);
+  assert.equal(del.code, 0, del.stdout + del.stderr);
+  assert.deepEqual(await poolRecords(env.http, pool), {});
+  await eventually(
+    "the SpiderEndpoint of the vanished pod to be gone",
+    async () => await getEndpoint(env.http, env.namespace, "vanished") === undefined ? true : undefined,
+  );
+});
+
+kubeTest("e2e: CNI GC releases only the attachments the runtime no longer lists", async () => {
+  await using env = await e2e("e2e-gc");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "198.51.100.0/24", ips: ["198.51.100.130-198.51.100.139"] });
+  const sandboxes = [];
+  for (const name of ["keep-a", "keep-b", "lost"]) {
+    const sb = await env.sandbox(await env.createPod(name, node, { annotations: ippool([pool]) }), node);
+    assert.equal((await env.add(sb)).code, 0, name);
+    sandboxes.push(sb);
+  }
+  const [a, b] = sandboxes;
+  // "lost" is being deleted and its DEL never came (a runtime restart); the runtime still has a and b.
+  await env.http.delete(`/api/v1/namespaces/${env.namespace}/pods/lost`);
+  const before = await poolRecords(env.http, pool);
+
+  const gc = await execCni({
+    command: "GC",
+    conf: {
+      ...env.conf(node),
+      cniVersion: "1.1.0",
+      "cni.dev/valid-attachments": [a, b].map((sb) => ({ containerID: sb.containerId, ifname: "eth0" })),
+    },
+    containerId: "",
+    netns: "",
+    ifName: "",
+    pod: { namespace: env.namespace, name: "", uid: "" },
+    plugin: `${DIST_CNI}/spiderpool`,
+  });
+  assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+  const after = await poolRecords(env.http, pool);
+  const holders = Object.values(after).map((r) => r.podUid).sort();
+  assert.deepEqual(holders, [a.pod.uid, b.pod.uid].sort());
+  assert.equal(Object.keys(before).length, 3);
+  assert.equal((await getEndpoint(env.http, env.namespace, "lost"))?.metadata.finalizers?.length ?? 0, 0);
+});

@@ -2,9 +2,11 @@
 // real agent, bridge plugin and network namespaces: each must be impossible here.
 
 import assert from "node:assert/strict";
+import { AgentClient } from "../../src/agent/client.ts";
 import { kubeTest } from "../kube/harness.ts";
-import { resultAddresses } from "./cni.ts";
-import { bareIP, consistencyProblems, e2e, getEndpoint, poolRecords } from "./env.ts";
+import { type CniRun, resultAddresses } from "./cni.ts";
+import { bareIP, consistencyProblems, type E2E, e2e, getEndpoint, poolRecords } from "./env.ts";
+import type { SimNode } from "./node_sim.ts";
 import { addressesIn } from "./netns.ts";
 
 const ippool = (v4: string[]) => ({ "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: v4 }) });
@@ -108,4 +110,74 @@ kubeTest("e2e: a pod holding the last address of a full pool gets it again on a 
   assert.deepEqual(await poolRecords(env.http, pool), {
     "198.18.20.1": { pod: `${env.namespace}/only`, podUid: pod.uid },
   });
+});
+
+/** Three sandboxes of one pod set up at the same moment, for each of `pods` pods in turn. */
+async function racingAdds(env: E2E, node: SimNode, pool: string, pods: number) {
+  const out: { pod: string; runs: CniRun[] }[] = [];
+  for (let k = 0; k < pods; k++) {
+    const pod = await env.createPod(`racy-${k}`, node, { annotations: ippool([pool]) });
+    const sandboxes = await Promise.all([0, 1, 2].map(() => env.sandbox(pod, node)));
+    out.push({ pod: pod.name, runs: await Promise.all(sandboxes.map((sb) => env.add(sb))) });
+  }
+  return out;
+}
+
+kubeTest(
+  "e2e: two ADDs for one pod at the same moment never leave its address free for the next pod",
+  async () => {
+    await using env = await e2e("e2e-retryrace");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.150-192.0.2.249"] });
+    // Two plugin processes of one pod (a runtime retry racing the first ADD) reach the agent together; the
+    // plugin's own client sends them, so that they really overlap inside the agent.
+    const agent = new AgentClient(node.agent.socketPath);
+    const held = new Map<string, string>();
+    for (let k = 0; k < 60; k++) {
+      const pod = await env.createPod(`racy-${k}`, node, { annotations: ippool([pool]) });
+      const args = (containerID: string) => ({
+        containerID,
+        ifName: "eth0",
+        netNamespace: `/var/run/netns/${env.namespace}-racy-${k}`,
+        podNamespace: env.namespace,
+        podName: pod.name,
+        podUID: pod.uid,
+      });
+      const answers = await Promise.allSettled([
+        agent.allocate(args(`${k}-a`)),
+        agent.allocate(args(`${k}-b`)),
+      ]);
+      const addresses = new Set(
+        answers.flatMap((a) => a.status === "fulfilled" ? a.value.ips.map((i) => i.address) : []),
+      );
+      assert.equal(addresses.size, 1, `${pod.name} was answered with [${[...addresses].join(", ")}]`);
+      const [address] = addresses;
+      const holder = [...held].find(([, a]) => a === address)?.[0];
+      assert.equal(holder, undefined, `${pod.name} got ${address}, which ${holder} already holds`);
+      held.set(pod.name, address);
+    }
+    // And the next pod, set up through the whole chain, gets an address nobody holds.
+    const next = await env.createPod("next", node, { annotations: ippool([pool]) });
+    const sb = await env.sandbox(next, node);
+    const add = await env.add(sb);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const [inNetns] = await addressesIn(sb.netns, "eth0", 4);
+    const holder = [...held].find(([, a]) => a === inNetns)?.[0];
+    assert.equal(holder, undefined, `pod next got ${inNetns}, which ${holder} already holds`);
+    assert.deepEqual(await consistencyProblems(env.http, env.namespace, [pool]), []);
+  },
+);
+
+kubeTest("e2e: concurrent ADDs for one pod all succeed with the same address", async () => {
+  await using env = await e2e("e2e-retryok");
+  const [node] = await env.startNodes(1);
+  const pool = await env.pool("v4", { subnet: "198.51.100.0/24", ips: ["198.51.100.150-198.51.100.199"] });
+  for (const { pod, runs } of await racingAdds(env, node, pool, 8)) {
+    runs.forEach((r, i) => assert.equal(r.code, 0, `${pod} sandbox ${i}: ${r.stdout} ${r.stderr}`));
+    assert.equal(
+      new Set(runs.flatMap(resultAddresses)).size,
+      1,
+      `${pod}: ${runs.map((r) => r.stdout).join()}`,
+    );
+  }
 });

@@ -74,7 +74,7 @@ Deno.test("pool defaulting labels the pool with its CIDR, . : / replaced by -", 
     defaultIPPool(pool("v6-a", { subnet: "2001:db8::/64" }), noSubnets).metadata.labels?.[LABEL.ippoolCIDR],
     "2001-db8---64",
   );
-  assert.equal(cidrLabelValue("172.18.0.0/16"), "172-18-0-0-16");
+  assert.equal(cidrLabelValue("198.18.0.0/16"), "198-18-0-0-16");
 });
 
 Deno.test("pool defaulting does not modify its input", () => {

@@ -66,11 +66,11 @@ Deno.test("coordinator hijackCIDR and policyRoutes accept host bits and are defa
     metadata: { name: "default" },
     spec: {
       podCIDRType: "auto",
-      hijackCIDR: ["10.96.0.1/12", "fd00:10:96::1/108"],
+      hijackCIDR: ["198.18.0.1/15", "2001:db8:10:96::1/108"],
       policyRoutes: [{ dst: "198.18.0.1/15", gw: "192.0.2.1" }],
     },
   });
-  assert.deepEqual(c.spec.hijackCIDR, ["10.96.0.0/12", "fd00:10:96::/108"]);
+  assert.deepEqual(c.spec.hijackCIDR, ["198.18.0.0/15", "2001:db8:10:96::/108"]);
   assert.deepEqual(c.spec.policyRoutes, [{ dst: "198.18.0.0/15", gw: "192.0.2.1" }]);
   assert.deepEqual(validateCoordinator(c), []);
 });
@@ -81,10 +81,10 @@ Deno.test("a SpiderMultusConfig coordinator hijackCIDR with host bits set is acc
     spec: {
       cniType: "macvlan",
       macvlan: { master: ["ens192"] },
-      coordinator: { hijackCIDR: ["10.96.0.1/12"] },
+      coordinator: { hijackCIDR: ["198.18.0.1/15"] },
     },
   });
-  assert.deepEqual(smc.spec.coordinator?.hijackCIDR, ["10.96.0.0/12"]);
+  assert.deepEqual(smc.spec.coordinator?.hijackCIDR, ["198.18.0.0/15"]);
   assert.deepEqual(validateMultusConfig(smc), []);
 });
 

@@ -266,8 +266,8 @@ Deno.test("the only CEL rules make subnet and ipVersion immutable, outside any l
 // What the schemas accept and reject
 
 Deno.test("a SpiderIPPool needs spec.subnet", () => {
-  assert.equal(accepts("SpiderIPPool", { ...meta, spec: { subnet: "10.6.0.0/16" } }), true);
-  assert.equal(accepts("SpiderIPPool", { ...meta, spec: { ips: ["10.6.0.1"] } }), false);
+  assert.equal(accepts("SpiderIPPool", { ...meta, spec: { subnet: "198.18.0.0/16" } }), true);
+  assert.equal(accepts("SpiderIPPool", { ...meta, spec: { ips: ["198.18.0.1"] } }), false);
   assert.equal(accepts("SpiderIPPool", meta), false);
 });
 
@@ -282,9 +282,9 @@ Deno.test("ipVersion accepts 4 and 6 only", () => {
 
 Deno.test("routes need both dst and gw", () => {
   const pool = (routes: unknown) => ({ ...meta, spec: { subnet: "x", routes } });
-  assert.equal(accepts("SpiderIPPool", pool([{ dst: "10.0.0.0/8", gw: "10.6.0.1" }])), true);
-  assert.equal(accepts("SpiderIPPool", pool([{ dst: "10.0.0.0/8" }])), false);
-  assert.equal(accepts("SpiderIPPool", pool([{ gw: "10.6.0.1" }])), false);
+  assert.equal(accepts("SpiderIPPool", pool([{ dst: "198.18.0.0/15", gw: "198.18.0.1" }])), true);
+  assert.equal(accepts("SpiderIPPool", pool([{ dst: "198.18.0.0/15" }])), false);
+  assert.equal(accepts("SpiderIPPool", pool([{ gw: "198.18.0.1" }])), false);
 });
 
 Deno.test("pool counts cannot be negative", () => {
@@ -293,14 +293,14 @@ Deno.test("pool counts cannot be negative", () => {
 });
 
 Deno.test("a SpiderReservedIP needs at least one IP", () => {
-  assert.equal(accepts("SpiderReservedIP", { spec: { ips: ["10.6.0.1-10.6.0.9"] } }), true);
+  assert.equal(accepts("SpiderReservedIP", { spec: { ips: ["198.18.0.1-198.18.0.9"] } }), true);
   assert.equal(accepts("SpiderReservedIP", { spec: { ips: [] } }), false);
   assert.equal(accepts("SpiderReservedIP", { spec: {} }), false);
 });
 
 Deno.test("a SpiderEndpoint status needs the pod uid, node, ips and owner", () => {
   const status = {
-    current: { uid: "u", node: "n", ips: [{ interface: "eth0", ipv4: "10.6.0.2/16", vlan: 0 }] },
+    current: { uid: "u", node: "n", ips: [{ interface: "eth0", ipv4: "198.18.0.2/16", vlan: 0 }] },
     ownerControllerType: "Pod",
     ownerControllerName: "p",
   };
@@ -309,7 +309,7 @@ Deno.test("a SpiderEndpoint status needs the pod uid, node, ips and owner", () =
   assert.equal(accepts("SpiderEndpoint", { status: noOwner }), false);
   const { uid: _, ...noUid } = status.current;
   assert.equal(accepts("SpiderEndpoint", { status: { ...status, current: noUid } }), false);
-  const noInterface = { ...status.current, ips: [{ ipv4: "10.6.0.2/16" }] };
+  const noInterface = { ...status.current, ips: [{ ipv4: "198.18.0.2/16" }] };
   assert.equal(accepts("SpiderEndpoint", { status: { ...status, current: noInterface } }), false);
 });
 

@@ -11,7 +11,7 @@ import {
 } from "../../src/ip/mod.ts";
 
 Deno.test("parseCIDR reads canonical IPv4 and IPv6 subnets", () => {
-  assert.deepEqual(parseCIDR("10.6.0.0/16"), { family: 4, base: 0x0a060000n, prefix: 16 });
+  assert.deepEqual(parseCIDR("198.18.0.0/16"), { family: 4, base: 0xc6120000n, prefix: 16 });
   assert.deepEqual(parseCIDR("0.0.0.0/0"), { family: 4, base: 0n, prefix: 0 });
   assert.deepEqual(parseCIDR("192.0.2.7/32"), { family: 4, base: 0xc0000207n, prefix: 32 });
   assert.deepEqual(parseCIDR("2001:db8::/64"), { family: 6, base: 0x20010db8n << 96n, prefix: 64 });
@@ -21,7 +21,7 @@ Deno.test("parseCIDR reads canonical IPv4 and IPv6 subnets", () => {
 
 Deno.test("parseCIDR rejects host bits and names the canonical subnet", () => {
   assert.throws(() => parseCIDR("192.0.2.1/24"), /"192\.0\.2\.1\/24".*"192\.0\.2\.0\/24"/);
-  assert.throws(() => parseCIDR("10.6.1.0/16"), /"10\.6\.0\.0\/16"/);
+  assert.throws(() => parseCIDR("198.18.1.0/16"), /"198\.18\.0\.0\/16"/);
   assert.throws(() => parseCIDR("2001:db8::1/64"), /"2001:db8::\/64"/);
 });
 
@@ -35,11 +35,15 @@ Deno.test("parseCIDR with canonical: false clears host bits", () => {
 
 Deno.test("parseIPPrefix keeps the host bits of an interface address", () => {
   assert.deepEqual(parseIPPrefix("192.0.2.7/24"), { family: 4, value: 0xc0000207n, prefix: 24 });
-  assert.deepEqual(parseIPPrefix("fd00::5/120"), { family: 6, value: (0xfd00n << 112n) | 5n, prefix: 120 });
+  assert.deepEqual(parseIPPrefix("2001:db8::5/120"), {
+    family: 6,
+    value: (0x20010db8n << 96n) | 5n,
+    prefix: 120,
+  });
 });
 
 Deno.test("formatCIDR prints the canonical network/prefix", () => {
-  assert.equal(formatCIDR(parseCIDR("10.6.0.0/16")), "10.6.0.0/16");
+  assert.equal(formatCIDR(parseCIDR("198.18.0.0/16")), "198.18.0.0/16");
   assert.equal(formatCIDR(parseCIDR("2001:DB8:0:0::/64")), "2001:db8::/64");
 });
 
@@ -60,9 +64,9 @@ Deno.test("cidrContains tests membership at the edges", () => {
 });
 
 Deno.test("cidrsOverlap detects nested and disjoint subnets, never across families", () => {
-  assert.equal(cidrsOverlap(parseCIDR("10.0.0.0/8"), parseCIDR("10.6.0.0/16")), true);
-  assert.equal(cidrsOverlap(parseCIDR("10.6.0.0/16"), parseCIDR("10.0.0.0/8")), true);
-  assert.equal(cidrsOverlap(parseCIDR("10.6.0.0/16"), parseCIDR("10.7.0.0/16")), false);
+  assert.equal(cidrsOverlap(parseCIDR("198.18.0.0/15"), parseCIDR("198.19.0.0/16")), true);
+  assert.equal(cidrsOverlap(parseCIDR("198.19.0.0/16"), parseCIDR("198.18.0.0/15")), true);
+  assert.equal(cidrsOverlap(parseCIDR("198.18.0.0/16"), parseCIDR("198.19.0.0/16")), false);
   assert.equal(cidrsOverlap(parseCIDR("0.0.0.0/0"), parseCIDR("::/0")), false);
 });
 

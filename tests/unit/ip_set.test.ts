@@ -145,11 +145,11 @@ Deno.test("assertWithin names the first range outside the subnet and the subnet"
   assert.throws(
     () =>
       assertWithin(
-        parseCIDR("192.0.2.0/24"),
-        v4(["192.0.2.10", "192.0.3.1-192.0.3.5", "10.0.0.1"]),
+        parseCIDR("198.18.1.0/24"),
+        v4(["198.18.1.10", "198.18.2.1-198.18.2.5", "198.18.0.1"]),
         "spec.ips",
       ),
-    /^IPError: spec\.ips: 10\.0\.0\.1 is outside subnet 192\.0\.2\.0\/24; expected addresses from 192\.0\.2\.0 to 192\.0\.2\.255$/,
+    /^IPError: spec\.ips: 198\.18\.0\.1 is outside subnet 198\.18\.1\.0\/24; expected addresses from 198\.18\.1\.0 to 198\.18\.1\.255$/,
   );
   assert.throws(
     () => assertWithin(parseCIDR("192.0.2.0/24"), v4(["192.0.2.250-192.0.3.5"]), "spec.excludeIPs"),

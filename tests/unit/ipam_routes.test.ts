@@ -19,7 +19,7 @@ const v6: SpiderIPPool = {
 };
 const custom = [
   { dst: "203.0.113.0/24", gw: "192.0.2.253" },
-  { dst: "198.18.0.0/15", gw: "10.0.0.1" },
+  { dst: "198.18.0.0/15", gw: "198.51.100.1" },
   { dst: "2001:db8:1::/48", gw: "2001:db8::fe" },
 ];
 
@@ -69,5 +69,5 @@ Deno.test("routesFor: no default route when the pool has no gateway", () => {
 });
 
 Deno.test("unmatchedRoutes: custom routes whose gateway is in no allocated subnet (to be logged)", () => {
-  assert.deepEqual(unmatchedRoutes(custom, [v4, v6]), [{ dst: "198.18.0.0/15", gw: "10.0.0.1" }]);
+  assert.deepEqual(unmatchedRoutes(custom, [v4, v6]), [{ dst: "198.18.0.0/15", gw: "198.51.100.1" }]);
 });

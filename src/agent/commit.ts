@@ -14,7 +14,11 @@ export interface Backoff {
   jitter: number;
 }
 
-export const DEFAULT_BACKOFF: Backoff = { steps: 8, initialMs: 10, factor: 1.5, jitter: 0.1 };
+/**
+ * More steps and a wider jitter than upstream: several agents that lost to the same writer otherwise retry in
+ * lockstep and collide again (with 3 agents and 300 pods, 8 steps at jitter 0.1 still exhausted a batch).
+ */
+export const DEFAULT_BACKOFF: Backoff = { steps: 12, initialMs: 10, factor: 1.5, jitter: 1 };
 
 /** The outcome a plan gives each request: a value, or an error only that request sees. */
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: Error };

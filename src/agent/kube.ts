@@ -3,7 +3,7 @@
 // included), counted in the agent's metrics.
 
 import { API_VERSION, FINALIZER, KIND, PLURAL } from "../api/constants.ts";
-import type { SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
+import type { OwnerReference, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
 import { type KubeHttp, NotFoundError } from "../kube/client.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
@@ -32,14 +32,7 @@ export interface Pod {
   status?: { phase?: string; reason?: string; [k: string]: unknown };
 }
 
-export interface OwnerRef {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type OwnerRef = OwnerReference;
 
 /** Any object with metadata: Namespaces, Nodes, ReplicaSets, Jobs, StatefulSets. */
 export interface KubeObject {

@@ -23,6 +23,34 @@ export interface CacheOptions {
 
 const key = (name: string, namespace?: string) => `${namespace ?? ""}/${name}`;
 
+/** What replacing a cache's contents with a fresh list changes: the new map and the events to emit. */
+export interface ListSwap<T extends Meta> {
+  objects: Map<string, T>;
+  deleted: T[];
+  changed: T[];
+}
+
+/**
+ * The result of a list started in generation `listGeneration`, or undefined when a newer re-list (or a
+ * restart of the watch) began meanwhile: applying an older list after a newer one would roll objects and
+ * the resourceVersion back.
+ */
+export function swapForList<T extends Meta>(
+  old: ReadonlyMap<string, T>,
+  items: readonly T[],
+  listGeneration: number,
+  currentGeneration: number,
+): ListSwap<T> | undefined {
+  if (listGeneration !== currentGeneration) return undefined;
+  const objects = new Map<string, T>();
+  for (const obj of items) objects.set(key(obj.metadata?.name ?? "", obj.metadata?.namespace), obj);
+  const deleted = [...old].filter(([k]) => !objects.has(k)).map(([, obj]) => obj);
+  const changed = [...objects]
+    .filter(([k, obj]) => old.get(k)?.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+    .map(([, obj]) => obj);
+  return { objects, deleted, changed };
+}
+
 /** One resource's list + watch cache. `synced` resolves after the first successful list. */
 export class ResourceCache<T extends Meta> {
   readonly #http: KubeHttp;
@@ -95,7 +123,7 @@ export class ResourceCache<T extends Meta> {
     let delay = 200;
     while (!this.#stopped && generation === this.#generation) {
       try {
-        await this.#list();
+        await this.#list(generation);
         break;
       } catch (err) {
         this.#opts.log(`cache ${this.#opts.path}: list failed (${why}): ${(err as Error).message}; retrying`);
@@ -109,24 +137,20 @@ export class ResourceCache<T extends Meta> {
     await this.#startWatch(generation);
   }
 
-  async #list(): Promise<void> {
+  async #list(generation: number): Promise<void> {
     const sel = this.#opts.fieldSelector
       ? `?fieldSelector=${encodeURIComponent(this.#opts.fieldSelector)}`
       : "";
     const { body } = await this.#http.get<{ items: T[]; metadata?: { resourceVersion?: string } }>(
       `${this.#opts.path}${sel}`,
     );
-    const next = new Map<string, T>();
-    for (const obj of body.items ?? []) {
-      next.set(key(obj.metadata?.name ?? "", obj.metadata?.namespace), obj);
-    }
-    const old = this.#objects;
-    this.#objects = next;
+    if (this.#stopped) return;
+    const swap = swapForList(this.#objects, body.items ?? [], generation, this.#generation);
+    if (!swap) return;
+    this.#objects = swap.objects;
     this.#resourceVersion = body.metadata?.resourceVersion ?? "";
-    for (const [k, obj] of old) if (!next.has(k)) this.#emit(obj, true);
-    for (const [k, obj] of next) {
-      if (old.get(k)?.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.#emit(obj, false);
-    }
+    for (const obj of swap.deleted) this.#emit(obj, true);
+    for (const obj of swap.changed) this.#emit(obj, false);
     this.#resolveSynced();
   }
 

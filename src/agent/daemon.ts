@@ -127,7 +127,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       log,
     });
     await Promise.all(Object.values(caches).map((c) => c.synced));
-    const socket: SocketServer = await serveSocket(opts.socketPath, ipam);
+    const socket: SocketServer = await serveSocket(opts.socketPath, ipam, {
+      log: (m) => log(`socket ${opts.socketPath}: ${m}`),
+    });
     stops.push(() => socket.shutdown());
     let started = false;
     let health: TcpServer | undefined;

@@ -1,6 +1,7 @@
 // A small HTTP/1.1 server for the agent's unix socket. Deno.serve drops the body of GET requests, but
 // upstream's API has one (`GET /v1/coordinator/config` carries a JSON body), so requests are parsed here:
 // request line, headers, Content-Length or chunked body; keep-alive unless the client says `Connection: close`.
+// Read deadlines, an idle timeout and a connection cap keep stuck clients from holding the agent's descriptors.
 
 /** One parsed request; `target` is the request target as sent (path and query). */
 export interface Http1Request {
@@ -17,7 +18,13 @@ export interface Http1Response {
 }
 
 const MAX_HEAD = 64 * 1024;
-const MAX_BODY = 4 * 1024 * 1024;
+/** Defaults of {@linkcode Http1Options}. */
+export const HTTP1_DEFAULTS: Required<Omit<Http1Options, "log">> = {
+  readTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxConnections: 1024,
+  maxBodyBytes: 4 * 1024 * 1024,
+};
 const REASONS: Record<number, string> = {
   100: "Continue",
   200: "OK",
@@ -27,6 +34,7 @@ const REASONS: Record<number, string> = {
   413: "Payload Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
+  503: "Service Unavailable",
 };
 
 /** A protocol error; the connection answers 400 (or 413) and closes. */
@@ -36,25 +44,59 @@ class BadRequest extends Error {
   }
 }
 
-/** Buffered reads from a connection. */
+/**
+ * Buffered reads from a connection. Bytes are read straight into one buffer that doubles when full and is
+ * compacted when mostly consumed, so reading a body costs time linear in its size.
+ */
 class Reader {
-  #buf = new Uint8Array(0);
+  #buf = new Uint8Array(16 * 1024);
+  #start = 0;
+  #end = 0;
   #eof = false;
+  /** Called after every read that returned bytes. */
+  onData?: () => void;
   constructor(readonly conn: Deno.Conn) {}
+
+  /** Bytes received and not yet consumed (a pipelined next request). */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
 
   async #fill(): Promise<boolean> {
     if (this.#eof) return false;
-    const chunk = new Uint8Array(16 * 1024);
-    const n = await this.conn.read(chunk);
+    const minFree = 16 * 1024;
+    if (this.#buf.length - this.#end < minFree) {
+      const live = this.#end - this.#start;
+      // Compact only when at most half is live, else double: either way each byte is copied O(1) times.
+      if (live <= this.#buf.length / 2 && this.#buf.length - live >= minFree) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const next = new Uint8Array(Math.max(2 * this.#buf.length, live + minFree));
+        next.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = next;
+      }
+      this.#start = 0;
+      this.#end = live;
+    }
+    const n = await this.conn.read(this.#buf.subarray(this.#end));
     if (n === null) {
       this.#eof = true;
       return false;
     }
-    const next = new Uint8Array(this.#buf.length + n);
-    next.set(this.#buf);
-    next.set(chunk.subarray(0, n), this.#buf.length);
-    this.#buf = next;
+    this.#end += n;
+    this.onData?.();
     return true;
+  }
+
+  #take(n: number): Uint8Array {
+    const out = this.#buf.slice(this.#start, this.#start + n);
+    this.#start += n;
+    if (this.#start === this.#end) {
+      // Nothing pending: start over, and give back the room a large body needed while the connection idles.
+      this.#start = this.#end = 0;
+      if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(16 * 1024);
+    }
+    return out;
   }
 
   /** Bytes up to and including `delim`; undefined at a clean EOF before any byte. */
@@ -62,28 +104,23 @@ class Reader {
     const d = new TextEncoder().encode(delim);
     let from = 0;
     while (true) {
-      const i = indexOf(this.#buf, d, from);
-      if (i !== -1) {
-        const out = this.#buf.subarray(0, i + d.length);
-        this.#buf = this.#buf.subarray(i + d.length);
-        return new TextDecoder().decode(out);
-      }
-      if (this.#buf.length > max) throw new BadRequest(`request head longer than ${max} bytes`, 413);
-      from = Math.max(0, this.#buf.length - d.length + 1);
+      const live = this.#buf.subarray(this.#start, this.#end);
+      const i = indexOf(live, d, from);
+      if (i !== -1) return new TextDecoder().decode(this.#take(i + d.length));
+      if (live.length > max) throw new BadRequest(`request head longer than ${max} bytes`, 413);
+      from = Math.max(0, live.length - d.length + 1);
       if (!await this.#fill()) {
-        if (this.#buf.length === 0) return undefined;
+        if (this.buffered === 0) return undefined;
         throw new BadRequest("connection closed in the middle of a request");
       }
     }
   }
 
   async exactly(n: number): Promise<Uint8Array> {
-    while (this.#buf.length < n) {
+    while (this.buffered < n) {
       if (!await this.#fill()) throw new BadRequest("connection closed before the whole body arrived");
     }
-    const out = this.#buf.slice(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return out;
+    return this.#take(n);
   }
 }
 
@@ -95,7 +132,11 @@ function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
   return -1;
 }
 
-async function readRequest(r: Reader, conn: Deno.Conn): Promise<Http1Request | undefined> {
+async function readRequest(
+  r: Reader,
+  conn: Deno.Conn,
+  maxBody: number,
+): Promise<Http1Request | undefined> {
   const head = await r.until("\r\n\r\n", MAX_HEAD);
   if (head === undefined) return undefined;
   const lines = head.slice(0, -4).split("\r\n");
@@ -132,7 +173,7 @@ async function readRequest(r: Reader, conn: Deno.Conn): Promise<Http1Request | u
         break;
       }
       total += size;
-      if (total > MAX_BODY) throw new BadRequest(`request body longer than ${MAX_BODY} bytes`, 413);
+      if (total > maxBody) throw new BadRequest(`request body longer than ${maxBody} bytes`, 413);
       parts.push(await r.exactly(size));
       await r.exactly(2);
     }
@@ -145,7 +186,7 @@ async function readRequest(r: Reader, conn: Deno.Conn): Promise<Http1Request | u
   } else if (headers.has("content-length")) {
     const n = Number(headers.get("content-length"));
     if (!Number.isInteger(n) || n < 0) throw new BadRequest("malformed Content-Length");
-    if (n > MAX_BODY) throw new BadRequest(`request body longer than ${MAX_BODY} bytes`, 413);
+    if (n > maxBody) throw new BadRequest(`request body longer than ${maxBody} bytes`, 413);
     body = await r.exactly(n);
   }
   return { method: m[1], target: m[2], headers, body: new TextDecoder().decode(body) };
@@ -173,32 +214,79 @@ function encodeResponse(res: Http1Response, close: boolean): Uint8Array {
   return out;
 }
 
+/**
+ * Limits that keep a misbehaving local client from holding the agent's file descriptors: the socket is
+ * world-reachable inside the node, and a process that hits the descriptor limit can no longer accept CNI calls.
+ */
+export interface Http1Options {
+  /** Deadline for receiving one request's head and body, counted from its first byte (and for writing the answer). */
+  readTimeoutMs?: number;
+  /** A keep-alive connection with no request started for this long is closed. */
+  idleTimeoutMs?: number;
+  /** Connections beyond this many open ones are answered 503 and closed at once. */
+  maxConnections?: number;
+  /** Larger request bodies are answered 413. */
+  maxBodyBytes?: number;
+  /** Accept errors and refused connections; default stderr. */
+  log?: (message: string) => void;
+}
+
 export interface Http1Server {
   finished: Promise<void>;
   /** Stops accepting, lets in-flight requests finish, closes idle connections. */
   shutdown(): Promise<void>;
 }
 
-/** Serves `handler` on `listener` until shutdown. */
+/**
+ * Serves `handler` on `listener` until shutdown. `finished` resolves once the listener is closed and every
+ * connection has ended; accept errors (e.g. no free file descriptor) are logged and accepting goes on.
+ */
 export function serveHttp1(
   listener: Deno.Listener,
   handler: (req: Http1Request) => Promise<Http1Response>,
+  opts: Http1Options = {},
 ): Http1Server {
+  const { readTimeoutMs, idleTimeoutMs, maxConnections, maxBodyBytes } = { ...HTTP1_DEFAULTS, ...opts };
+  const log = opts.log ?? ((m: string) => console.error(`http: ${m}`));
   let closing = false;
   const conns = new Map<Deno.Conn, { busy: boolean }>();
   const inflight = new Set<Promise<void>>();
+  let lastRefusalLog = 0;
+
+  const close = (conn: Deno.Conn) => {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
 
   const handleConn = async (conn: Deno.Conn) => {
     const state = { busy: false };
     conns.set(conn, state);
     const r = new Reader(conn);
+    // One timer per connection: idle while waiting for a request, then the read deadline from its first byte.
+    // Closing the connection makes the pending read or write fail, which ends this loop.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let phase: "idle" | "reading" | "handling" = "idle";
+    const arm = (ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => close(conn), ms);
+    };
+    r.onData = () => {
+      if (phase === "idle") {
+        phase = "reading";
+        arm(readTimeoutMs);
+      }
+    };
     try {
       while (!closing) {
+        phase = r.buffered > 0 ? "reading" : "idle";
+        arm(phase === "idle" ? idleTimeoutMs : readTimeoutMs);
         let req: Http1Request | undefined;
         try {
-          req = await readRequest(r, conn);
+          req = await readRequest(r, conn, maxBodyBytes);
         } catch (err) {
           if (err instanceof BadRequest) {
+            arm(readTimeoutMs);
             await writeAll(
               conn,
               encodeResponse({ status: err.status, body: JSON.stringify(err.message) + "\n" }, true),
@@ -207,6 +295,9 @@ export function serveHttp1(
           return;
         }
         if (req === undefined) return;
+        // The handler bounds its own work (API calls have deadlines); only the socket I/O is timed here.
+        phase = "handling";
+        clearTimeout(timer);
         state.busy = true;
         let res: Http1Response;
         try {
@@ -214,30 +305,62 @@ export function serveHttp1(
         } catch (err) {
           res = { status: 500, body: JSON.stringify((err as Error).message ?? String(err)) + "\n" };
         }
-        const close = closing || /close/i.test(req.headers.get("connection") ?? "");
-        await writeAll(conn, encodeResponse(res, close));
+        const closeAfter = closing || /close/i.test(req.headers.get("connection") ?? "");
+        arm(readTimeoutMs);
+        await writeAll(conn, encodeResponse(res, closeAfter));
         state.busy = false;
-        if (close) return;
+        if (closeAfter) return;
       }
     } catch {
-      // the peer went away; nothing to answer
+      // the peer went away, or a deadline closed the connection; nothing to answer
     } finally {
+      clearTimeout(timer);
       conns.delete(conn);
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      close(conn);
     }
   };
 
+  const refuse = (conn: Deno.Conn) => {
+    const now = Date.now();
+    if (now - lastRefusalLog > 10_000) {
+      lastRefusalLog = now;
+      log(`${conns.size} connections open (limit ${maxConnections}); answering new ones 503`);
+    }
+    // A fresh socket's send buffer is empty, so this small write does not wait on the peer.
+    const res = { status: 503, body: JSON.stringify(`more than ${maxConnections} open connections`) + "\n" };
+    const p = writeAll(conn, encodeResponse(res, true)).catch(() => {}).finally(() => close(conn));
+    inflight.add(p);
+    p.finally(() => inflight.delete(p));
+  };
+
   const finished = (async () => {
-    try {
-      for await (const conn of listener) {
-        const p = handleConn(conn);
-        inflight.add(p);
-        p.finally(() => inflight.delete(p));
+    let backoff = 10;
+    while (!closing) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+        backoff = 10;
+      } catch (err) {
+        if (closing || err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) {
+          break;
+        }
+        // e.g. EMFILE: the connections that hold descriptors will time out; try again shortly.
+        log(`accept failed: ${(err as Error).message}; retrying in ${backoff} ms`);
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 1_000);
+        continue;
       }
-    } catch (err) {
-      if (!closing) throw err;
+      if (closing) {
+        close(conn);
+        break;
+      }
+      if (conns.size >= maxConnections) {
+        refuse(conn);
+        continue;
+      }
+      const p = handleConn(conn);
+      inflight.add(p);
+      p.finally(() => inflight.delete(p));
     }
     await Promise.allSettled([...inflight]);
   })();
@@ -250,11 +373,7 @@ export function serveHttp1(
         listener.close();
       } catch { /* already closed */ }
       for (const [conn, state] of conns) {
-        if (!state.busy) {
-          try {
-            conn.close();
-          } catch { /* already closed */ }
-        }
+        if (!state.busy) close(conn);
       }
       await finished;
     },

@@ -15,7 +15,7 @@ import type {
   WorkloadEndpointStatus,
 } from "./models.ts";
 import { AgentPaths } from "./models.ts";
-import { type Http1Request, type Http1Response, serveHttp1 } from "./http1.ts";
+import { type Http1Options, type Http1Request, type Http1Response, serveHttp1 } from "./http1.ts";
 
 /** An error answered with a specific HTTP status (e.g. 521/522 of `DELETE /v1/ipam/ips`, 404, 400). */
 export class ApiStatusError extends Error {
@@ -228,8 +228,15 @@ export interface SocketServer {
   shutdown(): Promise<void>;
 }
 
-/** Serves the API on the unix socket `path`, replacing a stale socket file left by an earlier run. */
-export async function serveSocket(path: string, svc: IpamService): Promise<SocketServer> {
+/**
+ * Serves the API on the unix socket `path`, replacing a stale socket file left by an earlier run. `opts` sets
+ * the connection limits and where accept errors are logged.
+ */
+export async function serveSocket(
+  path: string,
+  svc: IpamService,
+  opts: Http1Options = {},
+): Promise<SocketServer> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   if (dir) await Deno.mkdir(dir, { recursive: true });
   try {
@@ -239,7 +246,14 @@ export async function serveSocket(path: string, svc: IpamService): Promise<Socke
       throw new Error(`cannot remove stale socket ${path}: ${(err as Error).message}`);
     }
   }
-  const server = serveHttp1(Deno.listen({ path, transport: "unix" }), (req) => handle(svc, req));
+  const log = opts.log ?? ((m: string) => console.error(`socket ${path}: ${m}`));
+  const server = serveHttp1(Deno.listen({ path, transport: "unix" }), (req) => handle(svc, req), {
+    ...opts,
+    log,
+  });
+  // serveHttp1 logs accept errors itself; this keeps any other failure from becoming an unhandled rejection,
+  // which would exit the agent.
+  server.finished.catch((err) => log(`stopped serving: ${(err as Error).message ?? err}`));
   return {
     path,
     finished: server.finished,

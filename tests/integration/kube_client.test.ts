@@ -8,6 +8,7 @@ import {
   ConflictError,
   KubeHttp,
   KubeHttpError,
+  KubeTimeoutError,
   loadKubeConfig,
   NotFoundError,
 } from "../../src/kube/client.ts";
@@ -180,4 +181,55 @@ kubeTest("KubeHttp surfaces an RBAC refusal as KubeHttpError with status 403", a
   // Without a token the request runs as system:anonymous, which RBAC does not allow to list pools.
   assert.equal(err.status, 403);
   assert.equal(err.reason, "Forbidden");
+});
+
+kubeTest(
+  "KubeHttp aborts a request the server holds open after timeoutMs, naming method, path and deadline",
+  async () => {
+    const { http } = await getCluster();
+    // A watch is answered with headers at once and then held open: the deadline must cover the body too.
+    const path = `${POOLS}?watch=true`;
+    const started = Date.now();
+    const err = await http.get(path, { timeoutMs: 500 }).then(
+      () => assert.fail("a watch returned within 500 ms"),
+      (e) => e,
+    );
+    const elapsed = Date.now() - started;
+    assert.ok(err instanceof KubeTimeoutError, `expected KubeTimeoutError, got ${err}`);
+    assert.equal(err.method, "GET");
+    assert.equal(err.path, path);
+    assert.equal(err.timeoutMs, 500);
+    assert.match(
+      err.message,
+      /^GET \/apis\/spiderpool\.spidernet\.io\/v2beta1\/spiderippools\?watch=true: .* 500 ms/,
+    );
+    assert.ok(elapsed >= 450 && elapsed < 5_000, `aborted after ${elapsed} ms`);
+  },
+);
+
+kubeTest("KubeHttp with a short default timeout still completes ordinary requests", async () => {
+  await using scope = await testScope("http-timeout-ok", { serviceAccount: false });
+  const pool = await createPool(scope, "p");
+  using quick = await KubeHttp.fromKubeConfig(scope.cluster.kc, { timeoutMs: 2_000 });
+  const got = await quick.get<Pool>(`${POOLS}/${pool.metadata.name}`);
+  assert.equal(got.body.metadata.name, pool.metadata.name);
+  const patched = await quick.patch<Pool>(`${POOLS}/${pool.metadata.name}`, {
+    spec: { ips: ["198.51.100.40"] },
+  });
+  assert.deepEqual(patched.body.spec.ips, ["198.51.100.40"]);
+});
+
+kubeTest("KubeHttp timeoutMs 0 lets a watch outlive the client's default deadline", async () => {
+  const { kc } = await getCluster();
+  using quick = await KubeHttp.fromKubeConfig(kc, { timeoutMs: 300 });
+  const stop = AbortSignal.timeout(1_500);
+  const started = Date.now();
+  const err = await quick.get(`${POOLS}?watch=true`, { timeoutMs: 0, signal: stop }).then(
+    () => assert.fail("a watch returned"),
+    (e) => e,
+  );
+  // Only the caller's own signal ended it, long after the 300 ms default.
+  assert.ok(!(err instanceof KubeTimeoutError), `the default deadline applied: ${err}`);
+  assert.ok(stop.aborted);
+  assert.ok(Date.now() - started >= 1_400, `ended after ${Date.now() - started} ms`);
 });

@@ -3,7 +3,9 @@
 // and direct API calls. No allocation rule lives here.
 //
 // Write order and crashes: ADD writes the pool records first, then the SpiderEndpoint; if the endpoint write
-// fails the records just written are released again. A crash between the two leaves pool records whose pod
+// fails the records just written are released again, except those the endpoint as read back lists (a write
+// can land although it looked failed), and an ADD answered from an endpoint first checks that the pools
+// still record its addresses for the pod. A crash between the two leaves pool records whose pod
 // UID has no endpoint; the IP GC reclaims them. Release goes the other way (endpoint decided first, then the
 // records), so an endpoint never lists an address that another pod may have been given.
 
@@ -11,7 +13,7 @@ import { type AnnotationRoute, parseRoutesAnnotation } from "../api/annotations.
 import { ANNOTATION, KIND } from "../api/constants.ts";
 import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
-import { ConflictError } from "../kube/client.ts";
+import { ConflictError, KubeHttpError } from "../kube/client.ts";
 import {
   adoptEndpoint,
   type AllocationRequest,
@@ -34,7 +36,9 @@ import {
   multusNetworkFor,
   type NICAllocation,
   type NICCandidate,
+  nicsToAllocate,
   NoPoolAvailableError,
+  notListedBy,
   ownerToResolve,
   podKey,
   poolCandidates,
@@ -169,7 +173,7 @@ export class IpamAgent implements IpamService {
 
   async #allocate(args: IpamAddArgs, deadline: number): Promise<IpamAddResponse> {
     const { config, kube, nodeName } = this.#o;
-    const pod = await this.#podForAdd(args);
+    const { pod, cached } = await this.#podForAdd(args);
     const who = `pod ${args.podNamespace}/${args.podName}`;
     if (!isPodAlive(pod)) {
       throw new Error(`${who} is terminating or has finished; no IP is allocated to it`);
@@ -191,12 +195,21 @@ export class IpamAgent implements IpamService {
     const detection = config;
     switch (decision.kind) {
       case "reuse": {
+        // The endpoint may list an address its pool no longer records for this pod (an endpoint write that
+        // landed although it looked failed and was rolled back, a hand edit): never answer with it unchecked.
+        await this.#poolOps(
+          endpointPoolIPs(endpoint!),
+          (ips) => ({ kind: "ensure", ips, pod: podKey(ns, epName), podUid: pod.metadata.uid }),
+          deadline,
+        );
         const { response, endpoint: renamed } = responseFromEndpoint(endpoint!, args.ifName, detection);
         const updated = withContainerID(renamed ?? endpoint!, args.containerID);
         if (updated !== endpoint) await kube.updateEndpoint(updated);
         return response;
       }
       case "restamp": {
+        // A stale cache must not hand a member's fixed IPs to the UID of a deleted pod.
+        if (cached) await this.#requireLivePod(pod);
         await this.#poolOps(
           decision.ips,
           (ips) => ({ kind: "restamp", ips, pod: decision.pod, podUid: decision.uid }),
@@ -208,15 +221,20 @@ export class IpamAgent implements IpamService {
         return response;
       }
       case "replace-stale": {
+        // Even a pod just read from the API server: a late ADD of a deleted pod must not throw away the
+        // endpoint (and free the addresses) of the live pod of the same name (upstream #1187).
+        await this.#requireLivePod(pod);
         await this.#dropEndpoint(endpoint!);
         await this.#poolOps(
           decision.release,
           (ips) => ({ kind: "release", ips, podUid: decision.staleUid }),
           deadline,
+          "skip-missing",
         );
         return await this.#fresh(args, pod, top, epName, candidates(), undefined, deadline);
       }
       case "pool-changed": {
+        if (cached) await this.#requireLivePod(pod);
         // The endpoint stops listing the moved NICs before their addresses go back to the pools.
         let existing: SpiderEndpoint | undefined;
         if (decision.deleteEndpoint) {
@@ -229,6 +247,7 @@ export class IpamAgent implements IpamService {
           decision.release,
           (ips) => ({ kind: "release", ips, podUid: decision.releaseUid }),
           deadline,
+          "skip-missing",
         );
         await this.#poolOps(
           decision.restamp,
@@ -238,6 +257,9 @@ export class IpamAgent implements IpamService {
         return await this.#fresh(args, pod, top, epName, candidates(), existing, deadline);
       }
       case "fresh":
+        // A stale cache must not give an address to the UID of a deleted pod: its late sandbox would keep it
+        // after the live pod of the same name replaced the endpoint and freed the record.
+        if (cached) await this.#requireLivePod(pod);
         return await this.#fresh(args, pod, top, epName, candidates(), decision.existing, deadline);
     }
   }
@@ -261,10 +283,7 @@ export class IpamAgent implements IpamService {
       );
     }
     const ns = pod.metadata.namespace;
-    const recorded = new Set(
-      (existing?.status.current.ips ?? []).map((d) => d.interface).filter((n) => n !== ""),
-    );
-    const nics = candidates.nics.filter((c) => c.nic === "" || !recorded.has(c.nic));
+    const nics = nicsToAllocate(candidates, existing, args.ifName);
     const slots = await this.#slots(pod, top, nics);
     if (slots.length === 0) {
       throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);
@@ -298,25 +317,54 @@ export class IpamAgent implements IpamService {
         existing,
       });
       // Pool records are written; now the endpoint. If this fails, the records are given back below.
-      if (existing) {
-        await kube.updateEndpoint(withContainerID(ep, args.containerID));
-      } else {
-        try {
-          await kube.createEndpoint(withContainerID(ep, args.containerID));
-        } catch (err) {
-          // A concurrent ADD of the same pod (a runtime retry) recorded it first: answer what it recorded.
-          if (!(err instanceof ConflictError)) throw err;
-          const winner = await kube.getEndpoint(ns, epName);
-          if (winner?.status.current.uid !== pod.metadata.uid || !detailFor(winner, args.ifName)) throw err;
-          await this.#rollback(taken, request.podUid);
-          return responseFromEndpoint(winner, args.ifName, config).response;
-        }
+      try {
+        const written = withContainerID(ep, args.containerID);
+        if (existing) await kube.updateEndpoint(written);
+        else await kube.createEndpoint(written);
+      } catch (err) {
+        const stored = await this.#storedAfterFailedWrite(err, ns, epName, taken, request.podUid);
+        // A concurrent ADD of the same pod, or this very write, recorded the NIC: answer what is stored.
+        if (stored?.status.current.uid !== pod.metadata.uid || !detailFor(stored, args.ifName)) throw err;
+        await this.#rollback(taken.splice(0), request.podUid);
+        return responseFromEndpoint(stored, args.ifName, config).response;
       }
       return responseFromDetails(details, config);
     } catch (err) {
       await this.#rollback(taken, request.podUid);
       throw err;
     }
+  }
+
+  /**
+   * After an endpoint write failed: the endpoint as stored, with every address it lists for `podUid` removed
+   * from `taken` (those must stay recorded, whatever the caller does next). A definite refusal (4xx other than
+   * 408 and 409) wrote nothing: undefined. Any other error (500, reset, timeout, 409 on a write the client may
+   * have sent twice) may have landed, so the endpoint is read back; when even that read fails nothing can be
+   * given back safely, `taken` is emptied and the IP GC reclaims records that no endpoint lists.
+   */
+  async #storedAfterFailedWrite(
+    err: unknown,
+    ns: string,
+    epName: string,
+    taken: PoolIP[],
+    podUid: string,
+  ): Promise<SpiderEndpoint | undefined> {
+    const definite = err instanceof KubeHttpError && err.status >= 400 && err.status < 500 &&
+      err.status !== 408 && !(err instanceof ConflictError);
+    if (definite) return undefined;
+    let stored: SpiderEndpoint | undefined;
+    try {
+      stored = await this.#o.kube.getEndpoint(ns, epName);
+    } catch (readErr) {
+      this.#o.log(
+        `SpiderEndpoint ${ns}/${epName}: the write failed (${(err as Error).message}) and reading it back ` +
+          `failed too (${(readErr as Error).message}); keeping ${JSON.stringify(taken)} for the IP GC`,
+      );
+      taken.splice(0);
+      throw err;
+    }
+    taken.splice(0, taken.length, ...notListedBy(taken, stored, podUid));
+    return stored;
   }
 
   /** One slot per NIC and family with candidate pools: the usable pools, filtered and sorted by src/ipam. */
@@ -438,7 +486,12 @@ export class IpamAgent implements IpamService {
   async #rollback(ips: PoolIP[], podUid: string): Promise<void> {
     if (ips.length === 0) return;
     try {
-      await this.#poolOps(ips, (list) => ({ kind: "release", ips: list, podUid }), Date.now() + 30_000);
+      await this.#poolOps(
+        ips,
+        (list) => ({ kind: "release", ips: list, podUid }),
+        Date.now() + 30_000,
+        "skip-missing",
+      );
     } catch (err) {
       this.#o.log(
         `could not give back ${JSON.stringify(ips)} of pod UID ${podUid}: ${(err as Error).message}`,
@@ -481,10 +534,15 @@ export class IpamAgent implements IpamService {
     return v === undefined || v.trim() === "" ? [] : parseRoutesAnnotation(v);
   }
 
-  /** The pod from the cache, or from the API server when the cache has not seen it (or has an older UID). */
-  async #podForAdd(args: { podNamespace: string; podName: string; podUID: string }): Promise<Pod> {
+  /**
+   * The pod from the cache, or from the API server when the cache has not seen it (or has an older UID).
+   * `cached`: it came from the cache, which may lag behind a deletion.
+   */
+  async #podForAdd(
+    args: { podNamespace: string; podName: string; podUID: string },
+  ): Promise<{ pod: Pod; cached: boolean }> {
     const cached = this.#o.caches.pods.get(args.podName, args.podNamespace);
-    if (cached && cached.metadata.uid === args.podUID) return cached;
+    if (cached && cached.metadata.uid === args.podUID) return { pod: cached, cached: true };
     const pod = await this.#o.kube.getPod(args.podNamespace, args.podName);
     if (!pod) throw new Error(`pod ${args.podNamespace}/${args.podName} not found`);
     if (args.podUID && pod.metadata.uid !== args.podUID) {
@@ -493,7 +551,18 @@ export class IpamAgent implements IpamService {
           `${args.podUID} (a deleted pod of the same name); not allocating`,
       );
     }
-    return pod;
+    return { pod, cached: false };
+  }
+
+  /** Fails unless the API server has `pod` with its UID: the sandbox must not belong to a deleted pod. */
+  async #requireLivePod(pod: Pod): Promise<void> {
+    const { namespace, name, uid } = pod.metadata;
+    const live = await this.#o.kube.getPod(namespace, name);
+    if (live?.metadata.uid === uid) return;
+    throw new Error(
+      `pod ${namespace}/${name}: the sandbox belongs to pod UID ${uid}, a pod that no longer exists (the pod ` +
+        `of that name ${live ? `now has UID ${live.metadata.uid}` : "is gone"}); not allocating`,
+    );
   }
 
   async #topController(pod: Pod): Promise<TopController> {
@@ -515,13 +584,21 @@ export class IpamAgent implements IpamService {
     return topController(pod, owners);
   }
 
-  /** Runs one op per pool for `ips` (all pools in parallel) and waits for all of them. */
-  async #poolOps(ips: readonly PoolIP[], op: (ips: string[]) => PoolOp, deadline: number): Promise<void> {
+  /**
+   * Runs one op per pool for `ips` (all pools in parallel) and waits for all of them. A deleted pool fails the
+   * call, except with `skip-missing` (releases: a deleted pool holds nothing to give back).
+   */
+  async #poolOps(
+    ips: readonly PoolIP[],
+    op: (ips: string[]) => PoolOp,
+    deadline: number,
+    missing: "fail" | "skip-missing" = "fail",
+  ): Promise<void> {
     const results = await Promise.allSettled(
       [...byPool(ips)].map(([pool, list]) => this.#committer.submit(pool, op(list), deadline)),
     );
     const failed = results.filter((r): r is PromiseRejectedResult =>
-      r.status === "rejected" && !(r.reason instanceof PoolNotFoundError)
+      r.status === "rejected" && !(missing === "skip-missing" && r.reason instanceof PoolNotFoundError)
     );
     if (failed.length > 0) throw failed[0].reason;
   }
@@ -601,13 +678,16 @@ export class IpamAgent implements IpamService {
         await this.#dropEndpoint(endpoint!);
         return;
       case "release":
+        // A fixed-IP endpoint stops claiming its addresses before they go back to the pools, so an adoption
+        // on another node in between cannot be deleted afterwards; records are released by UID either way.
+        if (decision.deleteEndpoint) await this.#dropEndpoint(endpoint!);
         await this.#poolOps(
           decision.ips,
           (ips) => ({ kind: "release", ips, podUid: decision.uid }),
           deadline,
+          "skip-missing",
         );
-        if (decision.deleteEndpoint) await this.#dropEndpoint(endpoint!);
-        else await this.#removeFinalizer(endpoint!);
+        if (!decision.deleteEndpoint) await this.#removeFinalizer(endpoint!);
         return;
     }
   }
@@ -637,10 +717,11 @@ export class IpamAgent implements IpamService {
     if (ep.status.ownerControllerType !== KUBEVIRT_VMI.kind) return undefined;
     const ns = ep.metadata.namespace;
     const get = (plural: string, name: string) =>
+      // Only NotFound means gone (getObject answers undefined); any other error fails the DEL, which the
+      // runtime retries, rather than release a running VM's fixed IPs.
       this.#o.kube.getObject<KubeObject>(
         `/apis/${KUBEVIRT_VMI.apiVersion}/namespaces/${ns}/${plural}/${name}`,
-      )
-        .catch(() => undefined);
+      );
     const vmi = await get("virtualmachineinstances", ep.metadata.name);
     if (!vmi) return { vmiAlive: false, ownedByLiveVM: false };
     if (!vmi.metadata.deletionTimestamp) return { vmiAlive: true, ownedByLiveVM: false };
@@ -693,6 +774,7 @@ export class IpamAgent implements IpamService {
       ips,
       (list) => ({ kind: "release", ips: list, podUid: uid }),
       Date.now() + this.#o.requestTimeoutMs,
+      "skip-missing",
     );
   }
 

@@ -9,6 +9,7 @@ import {
   type AllocationRequest,
   chooseIPs,
   type Chosen,
+  ensureIPs,
   poolStatusWith,
   releaseIPs,
   restampIPs,
@@ -25,15 +26,21 @@ export type PoolOp =
   /** Remove `ips` where the record's podUid is `podUid`. */
   | { kind: "release"; ips: string[]; podUid: string }
   /** Hand fixed `ips` (StatefulSet/KubeVirt) to the new UID of `pod`. */
-  | { kind: "restamp"; ips: string[]; pod: string; podUid: string };
+  | { kind: "restamp"; ips: string[]; pod: string; podUid: string }
+  /**
+   * Before answering a repeated ADD from the endpoint: `ips` must be recorded for `podUid`; a missing record is
+   * recreated when the address is free, a record of another pod fails the op.
+   */
+  | { kind: "ensure"; ips: string[]; pod: string; podUid: string };
 
 export type PoolOpResult =
   | { kind: "allocate"; chosen: Chosen[] }
   | { kind: "release"; released: string[] }
-  | { kind: "restamp" };
+  | { kind: "restamp" }
+  | { kind: "ensure"; recreated: string[] };
 
 /**
- * Plans one batch on `pool`: releases and re-stamps first (in queue order), then every allocation through
+ * Plans one batch on `pool`: releases, re-stamps and ensures first (in queue order), then every allocation through
  * ONE chooseIPs call. An error of one request (an exhausted pool, a broken fixed IP) is that request's
  * outcome; the others still commit.
  */
@@ -56,6 +63,14 @@ export function planPoolBatch(
       try {
         records = restampIPs(pool, records, op.ips, { pod: op.pod, podUid: op.podUid }).records;
         outcomes[i] = { ok: true, value: { kind: "restamp" } };
+      } catch (err) {
+        outcomes[i] = { ok: false, error: err as Error };
+      }
+    } else if (op.kind === "ensure") {
+      try {
+        const r = ensureIPs(pool, records, op.ips, { pod: op.pod, podUid: op.podUid }, reservedOf(pool));
+        records = r.records;
+        outcomes[i] = { ok: true, value: { kind: "ensure", recreated: r.recreated } };
       } catch (err) {
         outcomes[i] = { ok: false, error: err as Error };
       }
@@ -101,6 +116,15 @@ export function planPoolBatch(
     records = next;
   }
   return finish();
+
+  /** Reserved addresses of the pool's family; a pool whose spec cannot be read has none to check here. */
+  function reservedOf(p: SpiderIPPool): IPRangeSet | undefined {
+    try {
+      return reservedFor(usableAddresses(p).family);
+    } catch {
+      return undefined;
+    }
+  }
 
   function finish(): Plan<PoolOpResult> {
     const changed = encodeAllocatedIPs(records) !== encodeAllocatedIPs(before);

@@ -71,7 +71,10 @@ export {
   decideRelease,
   detailPoolIPs,
   endpointPoolIPs,
+  EnsureError,
+  ensureIPs,
   type KubevirtInfo,
+  notListedBy,
   type PoolIP,
   type ReleaseDecision,
   type ReleaseInput,
@@ -104,7 +107,9 @@ export {
 } from "./endpoint.ts";
 export {
   decideRetrieval,
+  EndpointOwnerError,
   nicsToAllocate,
+  requireSameStaticOwner,
   type RetrievalDecision,
   type RetrievalInput,
   statefulSetPoolChanges,

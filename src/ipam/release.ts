@@ -5,7 +5,7 @@
 import type { AllocatedIPs } from "../api/allocated.ts";
 import { KIND } from "../api/constants.ts";
 import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
-import { formatIP, parseIP } from "../ip/mod.ts";
+import { formatIP, type IPRangeSet, parseIP } from "../ip/mod.ts";
 import { usableAddresses } from "./choose.ts";
 import { isPodAlive, type PodLike } from "./workload.ts";
 
@@ -69,6 +69,24 @@ export function detailPoolIPs(details: readonly IPAllocationDetail[]): PoolIP[] 
   return out;
 }
 
+/**
+ * The addresses of `ips` that `endpoint` does not list for `podUid`: what an ADD whose endpoint write looked
+ * failed may give back. An address the stored endpoint lists must stay recorded, or the next pod gets it too.
+ *
+ * ```ts
+ * notListedBy([{ pool: "a", ip: "192.0.2.5" }], endpointListing5ForU1, "u1"); // []
+ * ```
+ */
+export function notListedBy(
+  ips: readonly PoolIP[],
+  endpoint: SpiderEndpoint | undefined,
+  podUid: string,
+): PoolIP[] {
+  if (endpoint === undefined || endpoint.status.current.uid !== podUid) return [...ips];
+  const listed = new Set(endpointPoolIPs(endpoint).map((x) => `${x.pool}\u0000${x.ip}`));
+  return ips.filter((x) => !listed.has(`${x.pool}\u0000${canonicalIP(x.ip)}`));
+}
+
 /** Groups pool addresses by pool name, pools sorted, for one status update per pool. */
 export function byPool(ips: readonly PoolIP[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
@@ -126,6 +144,60 @@ export function restampIPs(
     }
   }
   return { records: out, restamped, recreated };
+}
+
+/** An address an endpoint lists is recorded in its pool for another pod: answering with it would duplicate it. */
+export class EnsureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EnsureError";
+  }
+}
+
+/**
+ * Checks, before a repeated ADD is answered from the SpiderEndpoint, that the pool still records each of `ips`
+ * for this pod UID. A missing record (freed by a rolled-back write, or by hand) is recreated when the address is
+ * still in the pool, not reserved and free; a record of another pod UID, or an address no longer usable, throws
+ * EnsureError naming the address and its holder. `records` is not modified; `recreated` empty = nothing to write.
+ *
+ * ```ts
+ * ensureIPs(pool, { "192.0.2.5": { pod: "ns/a", podUid: "u2" } }, ["192.0.2.5"], { pod: "ns/a", podUid: "u1" });
+ * // throws EnsureError: 192.0.2.5 is recorded for ns/a with pod UID u2
+ * ```
+ */
+export function ensureIPs(
+  pool: SpiderIPPool,
+  records: Readonly<AllocatedIPs>,
+  ips: readonly string[],
+  request: { pod: string; podUid: string },
+  reserved?: IPRangeSet,
+): { records: AllocatedIPs; recreated: string[] } {
+  const out: AllocatedIPs = { ...records };
+  const recreated: string[] = [];
+  const where = `${KIND.ippool} ${JSON.stringify(pool.metadata.name)}`;
+  const fix = `delete SpiderEndpoint ${request.pod} and recreate the pod so it gets a new address`;
+  for (const raw of ips) {
+    const ip = canonicalIP(raw);
+    const rec = out[ip];
+    if (rec !== undefined) {
+      if (rec.podUid === request.podUid) continue;
+      throw new EnsureError(
+        `IP ${ip} of SpiderEndpoint ${request.pod} (pod UID ${request.podUid}) is recorded in ${where} for ` +
+          `${rec.pod} with pod UID ${rec.podUid}; not answering with an address another pod holds; ${fix}`,
+      );
+    }
+    const { family, usable } = usableAddresses(pool);
+    const p = parseIP(ip);
+    if (p.family !== family || !usable.has(p.value) || reserved?.has(p.value)) {
+      throw new EnsureError(
+        `IP ${ip} of SpiderEndpoint ${request.pod} is not recorded in ${where} and can no longer be given ` +
+          `(not in spec.ips, excluded or reserved); ${fix}`,
+      );
+    }
+    out[ip] = { pod: request.pod, podUid: request.podUid };
+    recreated.push(ip);
+  }
+  return { records: out, recreated };
 }
 
 /** A StatefulSet as seen by DEL: `replicas` and `spec.ordinals.start` (default 0). */

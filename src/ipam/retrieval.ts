@@ -6,7 +6,14 @@ import type { IPAllocationDetail, SpiderEndpoint } from "../api/types.ts";
 import { ANNOTATION } from "../api/constants.ts";
 import { type Candidates, type NICCandidate, type PoolCandidates, PoolSelectionError } from "./candidates.ts";
 import { detailPoolIPs, endpointPoolIPs, type PoolIP } from "./release.ts";
-import { hasStaticIP, isStatefulSetPod, podKey, type TopController, type WorkloadFlags } from "./workload.ts";
+import {
+  hasStaticIP,
+  isStatefulSetPod,
+  KUBEVIRT_VMI,
+  podKey,
+  type TopController,
+  type WorkloadFlags,
+} from "./workload.ts";
 
 export type RetrievalDecision =
   /** No usable endpoint: allocate. `existing` (same pod, or fixed-IP workload) is merged into, not replaced. */
@@ -67,6 +74,7 @@ export function decideRetrieval(input: RetrievalInput): RetrievalDecision {
   const hasNIC = (cur.ips ?? []).some((d) => d.interface === ifName || d.interface === "");
 
   if (hasStaticIP(input.top, input.flags)) {
+    requireSameStaticOwner(endpoint, input.top);
     if (isStatefulSetPod(input.top, input.flags) && input.candidates !== undefined) {
       const changed = statefulSetPoolChanges(
         endpoint,
@@ -87,9 +95,39 @@ export function decideRetrieval(input: RetrievalInput): RetrievalDecision {
   }
 
   if (cur.uid !== input.pod.uid) {
+    requireSameStaticOwner(endpoint, input.top);
     return { kind: "replace-stale", staleUid: cur.uid, release: endpointPoolIPs(endpoint) };
   }
   return hasNIC ? { kind: "reuse" } : { kind: "fresh", existing: endpoint };
+}
+
+/** Controller kinds whose SpiderEndpoint keeps fixed IPs for the next pod of the same name. */
+const STATIC_IP_OWNERS: readonly string[] = ["StatefulSet", KUBEVIRT_VMI.kind];
+
+/** The endpoint of the same name keeps the fixed IPs of a StatefulSet member or KubeVirt VM of another owner. */
+export class EndpointOwnerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EndpointOwnerError";
+  }
+}
+
+/**
+ * A pod may only throw away a same-name endpoint as stale when it does not hold the fixed IPs of a StatefulSet
+ * or KubeVirt VM other than the pod's own top controller (a plain pod named like a VMI or a StatefulSet
+ * member must not take its addresses). Throws EndpointOwnerError naming that owner.
+ */
+export function requireSameStaticOwner(endpoint: SpiderEndpoint, top: TopController): void {
+  const type = endpoint.status.ownerControllerType;
+  const name = endpoint.status.ownerControllerName;
+  if (!STATIC_IP_OWNERS.includes(type)) return;
+  if (type === top.kind && name === top.name) return;
+  const ep = `${endpoint.metadata.namespace}/${endpoint.metadata.name}`;
+  throw new EndpointOwnerError(
+    `SpiderEndpoint ${ep} keeps the fixed IPs of ${type} ${JSON.stringify(name)}, not of this pod's ` +
+      `${top.kind} ${JSON.stringify(top.name)}; rename the pod, or delete SpiderEndpoint ${ep} if that ` +
+      `${type} no longer exists`,
+  );
 }
 
 /**

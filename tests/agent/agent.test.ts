@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { API_VERSION, FINALIZER, PLURAL } from "../../src/api/constants.ts";
 import type { SpiderEndpoint, SpiderIPPool } from "../../src/api/types.ts";
-import { decodeAllocatedIPs } from "../../src/api/allocated.ts";
+import { decodeAllocatedIPs, encodeAllocatedIPs } from "../../src/api/allocated.ts";
 import { type RunningAgent, startAgent } from "../../src/agent/daemon.ts";
 import { parseAgentConfig } from "../../src/agent/config.ts";
 import { AgentClient, AgentRequestError } from "../../src/agent/client.ts";
@@ -795,6 +795,190 @@ kubeTest(
   },
 );
 
+kubeTest(
+  "agent: a late ADD for a deleted pod's UID fails and leaves the live same-name pod's endpoint and address",
+  async () => {
+    await using env = await environment("agent-late");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const old = await podOn(env, "web", node, ippoolAnnotation([p]));
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, old))).status, 200);
+    // The agent's pod cache still has the old pod (its watch lags) while the pod is deleted and recreated.
+    await poll("the agent to cache the old pod", 10_000, () =>
+      Promise.resolve(
+        agent.caches.pods.get("web", env.scope.namespace)?.metadata.uid === old.uid || undefined,
+      ));
+    agent.caches.pods.stop();
+    await deletePodNow(env, "web");
+    const live = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const ok = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, live));
+    assert.equal(ok.status, 200, ok.text);
+    const before = await allocatedOf(env, p);
+    assert.deepEqual(Object.values(before).map((r) => r.podUid), [live.uid]);
+
+    const late = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, old));
+    assert.equal(late.status, 500, late.text);
+    assert.match(
+      late.json as string,
+      new RegExp(`sandbox belongs to pod UID ${old.uid}, a pod that no longer`),
+    );
+    assert.deepEqual(await allocatedOf(env, p), before);
+    const ep = await getEndpoint(env, "web");
+    assert.equal(ep?.status.current.uid, live.uid);
+    assert.equal(ep?.metadata.deletionTimestamp, undefined);
+  },
+);
+
+kubeTest(
+  "agent: a first ADD for a deleted pod's UID, still in the agent's cache, fails and allocates nothing",
+  async () => {
+    await using env = await environment("agent-late-first");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const old = await podOn(env, "web", node, ippoolAnnotation([p]));
+    await poll("the agent to cache the pod", 10_000, () =>
+      Promise.resolve(
+        agent.caches.pods.get("web", env.scope.namespace)?.metadata.uid === old.uid || undefined,
+      ));
+    agent.caches.pods.stop();
+    await deletePodNow(env, "web");
+    const live = await podOn(env, "web", node, ippoolAnnotation([p]));
+
+    const late = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, old));
+    assert.equal(late.status, 500, late.text);
+    assert.match(
+      late.json as string,
+      new RegExp(`sandbox belongs to pod UID ${old.uid}, a pod that no longer`),
+    );
+    assert.deepEqual(await allocatedOf(env, p), {});
+    assert.equal(await getEndpoint(env, "web"), undefined);
+    const ok = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, live));
+    assert.equal(ok.status, 200, ok.text);
+  },
+);
+
+kubeTest(
+  "agent: a plain pod named like a KubeVirt VMI fails ADD and leaves the VM's endpoint and address alone",
+  async () => {
+    await using env = await environment("agent-vmi-name");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const vmiOwner = {
+      apiVersion: "kubevirt.io/v1",
+      kind: "VirtualMachineInstance",
+      name: "vm1",
+      uid: crypto.randomUUID(),
+      controller: true,
+    };
+    const launcher = await podOn(env, "virt-launcher-vm1-x", node, ippoolAnnotation([p]), {
+      ownerReferences: [vmiOwner],
+    });
+    const vm = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, launcher));
+    assert.equal(vm.status, 200, vm.text);
+    assert.equal((await getEndpoint(env, "vm1"))?.status.ownerControllerType, "VirtualMachineInstance");
+    const before = await allocatedOf(env, p);
+
+    const plain = await podOn(env, "vm1", node, ippoolAnnotation([p]));
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, plain));
+    assert.equal(res.status, 500, res.text);
+    assert.match(
+      res.json as string,
+      /keeps the fixed IPs of VirtualMachineInstance "vm1", not of this pod's Pod/,
+    );
+    assert.deepEqual(await allocatedOf(env, p), before);
+    assert.equal((await getEndpoint(env, "vm1"))?.status.current.uid, launcher.uid);
+  },
+);
+
+/** Replaces a pool's records by writing its status directly, as another writer (or a bug) could. */
+async function writeRecords(
+  env: Env,
+  name: string,
+  records: Record<string, { pod: string; podUid: string }>,
+) {
+  const stored = await readPool(env, name);
+  await env.scope.cluster.http.put(`${POOLS}/${name}/status`, {
+    ...stored,
+    status: {
+      ...stored.status,
+      allocatedIPs: encodeAllocatedIPs(records),
+      allocatedIPCount: Object.keys(records).length,
+    },
+  });
+}
+
+kubeTest(
+  "agent: a repeated ADD answered from the endpoint restores a pool record that went missing",
+  async () => {
+    await using env = await environment("agent-ensure");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    const first = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(first.status, 200, first.text);
+    const recorded = await allocatedOf(env, p);
+    await writeRecords(env, p, {});
+    const again = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.text, first.text);
+    assert.deepEqual(await allocatedOf(env, p), recorded);
+  },
+);
+
+kubeTest(
+  "agent: a repeated ADD fails, naming the address and its holder, when the pool gave the endpoint's IP away",
+  async () => {
+    await using env = await environment("agent-ensure-taken");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+    const other = { "192.0.2.10": { pod: `${env.scope.namespace}/other`, podUid: "uid-other" } };
+    await writeRecords(env, p, other);
+    const again = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(again.status, 500, again.text);
+    assert.match(
+      again.json as string,
+      new RegExp(`IP 192\\.0\\.2\\.10 .* for ${env.scope.namespace}/other with pod UID uid-other`),
+    );
+    assert.deepEqual(await allocatedOf(env, p), other);
+  },
+);
+
+kubeTest(
+  "agent: with a no-name ippools annotation of two items, ADD of a third NIC fails and allocates nothing",
+  async () => {
+    await using env = await environment("agent-noname");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const a = await pool(env, "a", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const b = await pool(env, "b", { subnet: "198.51.100.0/24", ips: ["198.51.100.10-198.51.100.20"] });
+    const pod = await podOn(env, "multi", node, {
+      "ipam.spidernet.io/ippools": JSON.stringify([{ ipv4: [a] }, { ipv4: [b] }]),
+    });
+    for (const nic of ["eth0", "net1"]) {
+      const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod, nic));
+      assert.equal(res.status, 200, `${nic}: ${res.text}`);
+    }
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod, "net2"));
+    assert.equal(res.status, 500, res.text);
+    assert.match(res.json as string, /no IPPool left for interface "net2"/);
+    assert.deepEqual([Object.keys(await allocatedOf(env, a)), Object.keys(await allocatedOf(env, b))], [
+      ["192.0.2.10"],
+      ["198.51.100.10"],
+    ]);
+    assert.deepEqual(
+      (await getEndpoint(env, "multi"))?.status.current.ips.map((d) => [d.interface, d.ipv4]),
+      [["eth0", "192.0.2.10/24"], ["net1", "198.51.100.10/24"]],
+    );
+  },
+);
+
 /** Binds a pod to a node through the binding subresource, as the scheduler does. */
 async function bind(env: Env, pod: string, node: string): Promise<void> {
   await env.scope.cluster.http.post(`/api/v1/namespaces/${env.scope.namespace}/pods/${pod}/binding`, {
@@ -879,6 +1063,50 @@ kubeTest(
       20_000,
       async () => (await getEndpoint(env, "db-0")) ? undefined : true,
     );
+  },
+);
+
+kubeTest(
+  "agent: a recreated StatefulSet member whose pool was deleted fails ADD naming the pool",
+  async () => {
+    await using env = await environment("agent-sts-gone");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
+    await env.scope.cluster.http.post(stsPath, {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: "db" },
+      spec: {
+        replicas: 1,
+        serviceName: "db",
+        selector: { matchLabels: { app: "db" } },
+        template: {
+          metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
+          spec: {
+            containers: [{ name: "c", image: "registry.invalid/pause:1" }],
+            terminationGracePeriodSeconds: 0,
+          },
+        },
+      },
+    });
+    const first = await podUID(env, "db-0");
+    await bind(env, "db-0", node);
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, first))).status, 200);
+    await deletePodNow(env, "db-0");
+    await env.scope.cluster.http.delete(`${POOLS}/${p}`);
+    await poll(
+      "the pool to be gone",
+      10_000,
+      async () => (await readPool(env, p).catch(() => undefined)) ? undefined : true,
+    );
+    const second = await podUID(env, "db-0", first.uid);
+    await bind(env, "db-0", node);
+    const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, second));
+    assert.equal(res.status, 500, res.text);
+    assert.match(res.json as string, new RegExp(`SpiderIPPool "${p}" not found`));
+    assert.equal((await getEndpoint(env, "db-0"))?.status.current.uid, first.uid);
   },
 );
 
@@ -1188,57 +1416,66 @@ kubeTest(
   },
 );
 
+/** The rules of deploy/rbac.yaml's ClusterRole spiderpool-agent. */
+async function shippedAgentRules(): Promise<{ apiGroups: string[]; resources: string[]; verbs: string[] }[]> {
+  const docs = loadAllYaml(await Deno.readTextFile(new URL("../../deploy/rbac.yaml", import.meta.url)));
+  const role = docs.find((d) => d?.kind === "ClusterRole" && d.metadata?.name === "spiderpool-agent");
+  assert.ok(role, "deploy/rbac.yaml has ClusterRole spiderpool-agent");
+  return role.rules;
+}
+
+/** Starts an agent (and its Node) that runs as a ServiceAccount bound to a ClusterRole with `rules`. */
+async function agentAs(env: Env, rules: unknown[]): Promise<{ agent: RunningAgent; node: string }> {
+  const { http } = env.scope.cluster;
+  const ns = env.scope.namespace;
+  // Under names of this test so that nothing shared is touched.
+  const name = env.scope.name("agent");
+  await http.post(`/api/v1/namespaces/${ns}/serviceaccounts`, { metadata: { name: "agent" } });
+  await http.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", { metadata: { name }, rules });
+  env.scope.track(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`);
+  await http.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+    metadata: { name },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
+    subjects: [{ kind: "ServiceAccount", name: "agent", namespace: ns }],
+  });
+  env.scope.track(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${name}`);
+  const { body: token } = await http.post<{ status: { token: string } }>(
+    `/api/v1/namespaces/${ns}/serviceaccounts/agent/token`,
+    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+  );
+  const admin = JSON.parse(await Deno.readTextFile(env.scope.cluster.kubeconfigPath));
+  const kubeconfig = `${env.dir}/agent.kubeconfig`;
+  await Deno.writeTextFile(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: admin.clusters,
+      users: [{ name: "agent", user: { token: token.status.token } }],
+      contexts: [{ name: "agent", context: { cluster: admin.clusters[0].name, user: "agent" } }],
+      "current-context": "agent",
+    }),
+  );
+
+  const node = env.scope.name("node");
+  await http.post("/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: node } });
+  env.scope.track(`/api/v1/nodes/${node}`);
+  const agent = await startAgent({
+    nodeName: node,
+    socketPath: `${env.dir}/rbac.sock`,
+    kubeconfig,
+    log: () => {},
+  });
+  env.agents.push(agent);
+  return { agent, node };
+}
+
 kubeTest(
   "agent: running as a ServiceAccount with the ClusterRole of deploy/rbac.yaml, ADD, queries, DEL and GC are allowed",
   async () => {
     await using env = await environment("agent-rbac");
-    const { http } = env.scope.cluster;
     const ns = env.scope.namespace;
-    const docs = loadAllYaml(await Deno.readTextFile(new URL("../../deploy/rbac.yaml", import.meta.url)));
-    const role = docs.find((d) => d?.kind === "ClusterRole" && d.metadata?.name === "spiderpool-agent");
-    assert.ok(role, "deploy/rbac.yaml has ClusterRole spiderpool-agent");
-    // The rules of the shipped role, under names of this test so that nothing shared is touched.
-    const name = env.scope.name("agent");
-    await http.post(`/api/v1/namespaces/${ns}/serviceaccounts`, { metadata: { name: "agent" } });
-    await http.post("/apis/rbac.authorization.k8s.io/v1/clusterroles", {
-      metadata: { name },
-      rules: role.rules,
-    });
-    env.scope.track(`/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`);
-    await http.post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
-      metadata: { name },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name },
-      subjects: [{ kind: "ServiceAccount", name: "agent", namespace: ns }],
-    });
-    env.scope.track(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${name}`);
-    const { body: token } = await http.post<{ status: { token: string } }>(
-      `/api/v1/namespaces/${ns}/serviceaccounts/agent/token`,
-      { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
-    );
-    const admin = JSON.parse(await Deno.readTextFile(env.scope.cluster.kubeconfigPath));
-    const kubeconfig = `${env.dir}/agent.kubeconfig`;
-    await Deno.writeTextFile(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        clusters: admin.clusters,
-        users: [{ name: "agent", user: { token: token.status.token } }],
-        contexts: [{ name: "agent", context: { cluster: admin.clusters[0].name, user: "agent" } }],
-        "current-context": "agent",
-      }),
-    );
-
-    const node = env.scope.name("node");
-    await http.post("/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: node } });
-    env.scope.track(`/api/v1/nodes/${node}`);
-    const agent = await startAgent({
-      nodeName: node,
-      socketPath: `${env.dir}/rbac.sock`,
-      kubeconfig,
-      log: () => {},
-    });
-    env.agents.push(agent);
+    const { agent, node } = await agentAs(env, await shippedAgentRules());
     const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
     const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
     const add = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
@@ -1251,5 +1488,82 @@ kubeTest(
     assert.deepEqual(await allocatedOf(env, p), {});
     const gc = await call(agent.socketPath, "POST", "/v1/ipam/gc", { validAttachments: [] });
     assert.equal(gc.status, 200, gc.text);
+  },
+);
+
+kubeTest(
+  "agent: a KubeVirt DEL that cannot read the VMI fails and keeps the VM's fixed IP and endpoint",
+  async () => {
+    await using env = await environment("agent-vmi-err");
+    // Reading kubevirt.io objects is forbidden (403): the agent cannot tell whether the VM still exists.
+    const rules = (await shippedAgentRules()).filter((r) => !r.apiGroups.includes("kubevirt.io"));
+    const { agent, node } = await agentAs(env, rules);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const vmiOwner = {
+      apiVersion: "kubevirt.io/v1",
+      kind: "VirtualMachineInstance",
+      name: "vm1",
+      uid: crypto.randomUUID(),
+      controller: true,
+    };
+    const launcher = await podOn(env, "virt-launcher-vm1-x", node, ippoolAnnotation([p]), {
+      ownerReferences: [vmiOwner],
+    });
+    const add = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, launcher));
+    assert.equal(add.status, 200, add.text);
+    const before = await allocatedOf(env, p);
+    // The launcher pod terminates (no kubelet confirms it, so it stays Terminating).
+    await env.scope.cluster.http.delete(`/api/v1/namespaces/${env.scope.namespace}/pods/${launcher.name}`, {
+      gracePeriodSeconds: 30,
+    });
+    const del = await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, launcher));
+    assert.equal(del.status, 500, del.text);
+    assert.match(del.json as string, /403/);
+    assert.deepEqual(await allocatedOf(env, p), before);
+    assert.equal((await getEndpoint(env, "vm1"))?.status.current.uid, launcher.uid);
+  },
+);
+
+kubeTest(
+  "agent: a scaled-away StatefulSet member's DEL keeps its records while its endpoint cannot be deleted",
+  async () => {
+    await using env = await environment("agent-sts-order");
+    // Deleting SpiderEndpoints is forbidden (403): the endpoint keeps claiming the address, so the pool must too.
+    const rules = (await shippedAgentRules()).map((r) =>
+      r.resources.includes("spiderendpoints") ? { ...r, verbs: r.verbs.filter((v) => v !== "delete") } : r
+    );
+    const { agent, node } = await agentAs(env, rules);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
+    await env.scope.cluster.http.post(stsPath, {
+      apiVersion: "apps/v1",
+      kind: "StatefulSet",
+      metadata: { name: "db" },
+      spec: {
+        replicas: 1,
+        serviceName: "db",
+        selector: { matchLabels: { app: "db" } },
+        template: {
+          metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
+          spec: {
+            containers: [{ name: "c", image: "registry.invalid/pause:1" }],
+            terminationGracePeriodSeconds: 0,
+          },
+        },
+      },
+    });
+    const member = await podUID(env, "db-0");
+    await bind(env, "db-0", node);
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, member))).status, 200);
+    const before = await allocatedOf(env, p);
+
+    await env.scope.cluster.http.patch(`${stsPath}/db`, { spec: { replicas: 0 } });
+    await deletePodNow(env, "db-0").catch(() => {});
+    const del = await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, member));
+    assert.equal(del.status, 500, del.text);
+    assert.match(del.json as string, /403/);
+    assert.deepEqual(await allocatedOf(env, p), before);
+    const ep = await getEndpoint(env, "db-0");
+    assert.deepEqual(ep?.status.current.ips.map((d) => d.ipv4), ["192.0.2.10/24"]);
   },
 );

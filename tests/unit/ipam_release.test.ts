@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import type { SpiderEndpoint, SpiderIPPool } from "../../src/api/types.ts";
+import { IPRangeSet } from "../../src/ip/mod.ts";
 import {
   decideRelease,
+  EnsureError,
+  ensureIPs,
+  notListedBy,
   type PodLike,
   releaseIPs,
   RestampError,
@@ -81,6 +85,51 @@ Deno.test("restampIPs refuses an address recorded for another pod (data broken)"
     () => restampIPs(pool, {}, ["192.0.2.99"], { pod: "default/db-0", podUid: "new" }),
     /no longer in SpiderIPPool "v4-a" spec.ips/,
   );
+});
+
+Deno.test("ensureIPs accepts addresses recorded for the pod's UID and changes nothing", () => {
+  const records = { "192.0.2.10": { pod: "default/web", podUid: "u1" } };
+  const r = ensureIPs(pool, records, ["192.0.2.10/24"], { pod: "default/web", podUid: "u1" });
+  assert.deepEqual(r, { records, recreated: [] });
+});
+
+Deno.test("ensureIPs recreates the record of a free address the endpoint still lists", () => {
+  const r = ensureIPs(pool, {}, ["192.0.2.11/24"], { pod: "default/web", podUid: "u1" });
+  assert.deepEqual(r.records, { "192.0.2.11": { pod: "default/web", podUid: "u1" } });
+  assert.deepEqual(r.recreated, ["192.0.2.11"]);
+});
+
+Deno.test("ensureIPs refuses an address recorded for another pod, naming the address and its holder", () => {
+  // Same pod name, another UID: a recreated stateless pod is another pod.
+  const records = { "192.0.2.10": { pod: "default/web", podUid: "u2" } };
+  assert.throws(
+    () => ensureIPs(pool, records, ["192.0.2.10"], { pod: "default/web", podUid: "u1" }),
+    (e: unknown) =>
+      e instanceof EnsureError &&
+      e.message.includes(
+        "IP 192.0.2.10 of SpiderEndpoint default/web (pod UID u1) is recorded in SpiderIPPool " +
+          '"v4-a" for default/web with pod UID u2',
+      ),
+  );
+});
+
+Deno.test("ensureIPs refuses to recreate an address no longer usable (outside spec.ips, or reserved)", () => {
+  const req = { pod: "default/web", podUid: "u1" };
+  assert.throws(() => ensureIPs(pool, {}, ["192.0.2.99"], req), EnsureError, "not recorded");
+  const reserved = IPRangeSet.parse(4, ["192.0.2.12"], "reserved");
+  assert.throws(() => ensureIPs(pool, {}, ["192.0.2.12"], req, reserved), EnsureError, "reserved");
+});
+
+Deno.test("notListedBy keeps what the stored endpoint lists for the pod UID out of a rollback", () => {
+  const taken = [{ pool: "v4-a", ip: "192.0.2.10" }, { pool: "v6-a", ip: "2001:db8::10" }, {
+    pool: "v4-a",
+    ip: "192.0.2.30",
+  }];
+  // The write looked failed but landed: the endpoint lists .10 and ::10, so only .30 may go back.
+  assert.deepEqual(notListedBy(taken, endpoint("u1"), "u1"), [{ pool: "v4-a", ip: "192.0.2.30" }]);
+  // An endpoint of another pod UID, or none, claims nothing of ours.
+  assert.deepEqual(notListedBy(taken, endpoint("u2"), "u1"), taken);
+  assert.deepEqual(notListedBy(taken, undefined, "u1"), taken);
 });
 
 Deno.test("statefulSetOrdinalValid: ordinal within [start, start+replicas-1] (table)", () => {

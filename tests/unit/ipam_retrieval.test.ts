@@ -3,6 +3,7 @@ import type { IPAllocationDetail, SpiderEndpoint } from "../../src/api/types.ts"
 import {
   type Candidates,
   decideRetrieval,
+  EndpointOwnerError,
   nicsToAllocate,
   type PoolCandidates,
   type RetrievalInput,
@@ -37,9 +38,14 @@ const detail = (nic: string, n: number, v4Pool = "v4-a"): IPAllocationDetail => 
   ipv4: `192.0.2.${n}/24`,
   ipv4Pool: v4Pool,
 });
-const endpoint = (uid: string, ips: IPAllocationDetail[], type = "Deployment"): SpiderEndpoint => ({
+const endpoint = (
+  uid: string,
+  ips: IPAllocationDetail[],
+  type = "Deployment",
+  owner = type === "StatefulSet" ? sts.name : type === "VirtualMachineInstance" ? vmi.name : "x",
+): SpiderEndpoint => ({
   metadata: { name: "p", namespace: "default" },
-  status: { current: { uid, node: "n", ips }, ownerControllerType: type, ownerControllerName: "x" },
+  status: { current: { uid, node: "n", ips }, ownerControllerType: type, ownerControllerName: owner },
 });
 const input = (o: Partial<RetrievalInput>): RetrievalInput => ({
   pod: { namespace: "default", uid: "u1" },
@@ -103,9 +109,43 @@ Deno.test("retrieval: a KubeVirt pod re-stamps the VM's IPs under the VMI name",
 });
 
 Deno.test("retrieval: with fixed IPs disabled, a StatefulSet pod is treated as stateless", () => {
-  const ep = endpoint("old", [detail("eth0", 10)], "StatefulSet");
+  const ep = endpoint("old", [detail("eth0", 10)], "StatefulSet", "db");
   const d = decideRetrieval(input({ endpoint: ep, top: sts, flags: { ...flags, enableStatefulSet: false } }));
   assert.equal(d.kind, "replace-stale");
+});
+
+Deno.test("retrieval: a plain pod named like a KubeVirt VM does not take over the VM's endpoint", () => {
+  const ep = endpoint("launcher", [detail("eth0", 10)], "VirtualMachineInstance", "vm1");
+  const plain: TopController = {
+    apiVersion: "v1",
+    kind: "Pod",
+    name: "vm1",
+    namespace: "default",
+    uid: "u1",
+  };
+  assert.throws(
+    () => decideRetrieval(input({ endpoint: ep, endpointName: "vm1", top: plain })),
+    EndpointOwnerError,
+    'SpiderEndpoint default/p keeps the fixed IPs of VirtualMachineInstance "vm1", not of this pod\'s Pod "vm1"',
+  );
+});
+
+Deno.test("retrieval: a pod of another controller does not take over a StatefulSet member's endpoint", () => {
+  const ep = endpoint("old", [detail("eth0", 10)], "StatefulSet", "db");
+  assert.throws(
+    () =>
+      decideRetrieval(input({ endpoint: ep, top: deploy, flags: { ...flags, enableStatefulSet: false } })),
+    EndpointOwnerError,
+    'StatefulSet "db"',
+  );
+  const other = { ...sts, name: "db2" };
+  assert.throws(() => decideRetrieval(input({ endpoint: ep, top: other })), /StatefulSet "db"/);
+});
+
+Deno.test("retrieval: an endpoint of a stateless owner is replaced whatever that owner was", () => {
+  const ep = endpoint("old", [detail("eth0", 10)], "Deployment", "old-web");
+  const plain: TopController = { apiVersion: "v1", kind: "Pod", name: "p", namespace: "default", uid: "u1" };
+  assert.equal(decideRetrieval(input({ endpoint: ep, top: plain })).kind, "replace-stale");
 });
 
 Deno.test("retrieval: StatefulSet with unchanged pools is re-stamped", () => {

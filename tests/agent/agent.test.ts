@@ -989,6 +989,34 @@ async function bind(env: Env, pod: string, node: string): Promise<void> {
   });
 }
 
+/** The pod template of the test StatefulSet "db": its pods take addresses from `pool`. */
+function statefulSetTemplate(pool: string) {
+  return {
+    metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([pool]) },
+    spec: {
+      containers: [{ name: "c", image: "registry.invalid/pause:1" }],
+      terminationGracePeriodSeconds: 0,
+    },
+  };
+}
+
+/** Creates StatefulSet "db" with one replica whose pods use `pool`; returns its API path. */
+async function createStatefulSet(env: Env, pool: string): Promise<string> {
+  const path = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
+  await env.scope.cluster.http.post(path, {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: "db" },
+    spec: {
+      replicas: 1,
+      serviceName: "db",
+      selector: { matchLabels: { app: "db" } },
+      template: statefulSetTemplate(pool),
+    },
+  });
+  return `${path}/db`;
+}
+
 async function podUID(env: Env, name: string, not?: string): Promise<PodInfo> {
   return await poll(`pod ${name}${not ? ` with a UID other than ${not}` : ""}`, 30_000, async () => {
     try {
@@ -1012,24 +1040,7 @@ kubeTest(
     const node = env.scope.name("node");
     const agent = await agentFor(env, node);
     const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
-    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
-    await env.scope.cluster.http.post(stsPath, {
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name: "db" },
-      spec: {
-        replicas: 1,
-        serviceName: "db",
-        selector: { matchLabels: { app: "db" } },
-        template: {
-          metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
-          spec: {
-            containers: [{ name: "c", image: "registry.invalid/pause:1" }],
-            terminationGracePeriodSeconds: 0,
-          },
-        },
-      },
-    });
+    const stsPath = await createStatefulSet(env, p);
     const first = await podUID(env, "db-0");
     await bind(env, "db-0", node);
     const a = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, first));
@@ -1054,7 +1065,7 @@ kubeTest(
     assert.equal((await getEndpoint(env, "db-0"))?.status.current.uid, second.uid);
 
     // Scaled to zero: the member is no longer wanted, DEL releases the IP and removes the endpoint.
-    await env.scope.cluster.http.patch(`${stsPath}/db`, { spec: { replicas: 0 } });
+    await env.scope.cluster.http.patch(stsPath, { spec: { replicas: 0 } });
     await deletePodNow(env, "db-0").catch(() => {});
     assert.equal((await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, second))).status, 200);
     assert.deepEqual(await allocatedOf(env, p), {});
@@ -1073,24 +1084,7 @@ kubeTest(
     const node = env.scope.name("node");
     const agent = await agentFor(env, node);
     const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
-    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
-    await env.scope.cluster.http.post(stsPath, {
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name: "db" },
-      spec: {
-        replicas: 1,
-        serviceName: "db",
-        selector: { matchLabels: { app: "db" } },
-        template: {
-          metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
-          spec: {
-            containers: [{ name: "c", image: "registry.invalid/pause:1" }],
-            terminationGracePeriodSeconds: 0,
-          },
-        },
-      },
-    });
+    await createStatefulSet(env, p);
     const first = await podUID(env, "db-0");
     await bind(env, "db-0", node);
     assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, first))).status, 200);
@@ -1367,31 +1361,13 @@ kubeTest(
       subnet: "198.51.100.0/24",
       ips: ["198.51.100.10-198.51.100.20"],
     });
-    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
-    const template = (p: string) => ({
-      metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
-      spec: {
-        containers: [{ name: "c", image: "registry.invalid/pause:1" }],
-        terminationGracePeriodSeconds: 0,
-      },
-    });
-    await env.scope.cluster.http.post(stsPath, {
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name: "db" },
-      spec: {
-        replicas: 1,
-        serviceName: "db",
-        selector: { matchLabels: { app: "db" } },
-        template: template(oldPool),
-      },
-    });
+    const stsPath = await createStatefulSet(env, oldPool);
     const first = await podUID(env, "db-0");
     await bind(env, "db-0", node);
     assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, first))).status, 200);
     assert.equal(Object.keys(await allocatedOf(env, oldPool)).length, 1);
 
-    await env.scope.cluster.http.patch(`${stsPath}/db`, { spec: { template: template(newPool) } });
+    await env.scope.cluster.http.patch(stsPath, { spec: { template: statefulSetTemplate(newPool) } });
     await deletePodNow(env, "db-0");
     const second = await poll("db-0 with the new template", 30_000, async () => {
       const p = await podUID(env, "db-0", first.uid);
@@ -1534,30 +1510,13 @@ kubeTest(
     );
     const { agent, node } = await agentAs(env, rules);
     const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
-    const stsPath = `/apis/apps/v1/namespaces/${env.scope.namespace}/statefulsets`;
-    await env.scope.cluster.http.post(stsPath, {
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name: "db" },
-      spec: {
-        replicas: 1,
-        serviceName: "db",
-        selector: { matchLabels: { app: "db" } },
-        template: {
-          metadata: { labels: { app: "db" }, annotations: ippoolAnnotation([p]) },
-          spec: {
-            containers: [{ name: "c", image: "registry.invalid/pause:1" }],
-            terminationGracePeriodSeconds: 0,
-          },
-        },
-      },
-    });
+    const stsPath = await createStatefulSet(env, p);
     const member = await podUID(env, "db-0");
     await bind(env, "db-0", node);
     assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, member))).status, 200);
     const before = await allocatedOf(env, p);
 
-    await env.scope.cluster.http.patch(`${stsPath}/db`, { spec: { replicas: 0 } });
+    await env.scope.cluster.http.patch(stsPath, { spec: { replicas: 0 } });
     await deletePodNow(env, "db-0").catch(() => {});
     const del = await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, member));
     assert.equal(del.status, 500, del.text);

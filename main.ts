@@ -18,6 +18,10 @@ const SUBCOMMANDS: Record<string, Mode> = {
     summary: "print the version and the supported CNI versions",
     load: () => import("./src/cmd/version.ts"),
   },
+  install: {
+    summary: "copy this build to the node and link it as the CNI plugins",
+    load: () => import("./src/cmd/install.ts"),
+  },
   crds: {
     summary: "print the six CustomResourceDefinitions as YAML",
     load: () => import("./src/cmd/crds.ts"),

@@ -1,10 +1,10 @@
 // `spiderpool agent` (also started as `spiderpool-agent`): the per-node IPAM daemon. Parses flags, reads the
 // ConfigMap file, starts the agent and runs until SIGTERM or SIGINT.
 
-import { parseArgs } from "node:util";
 import { hostname } from "node:os";
 import { loadAgentConfig } from "../agent/config.ts";
 import { startAgent } from "../agent/daemon.ts";
+import { parseFlags } from "./flags.ts";
 
 const USAGE = `usage: spiderpool agent [flags]
 
@@ -31,31 +31,17 @@ function port(flag: string, value: string | undefined, fallback: number): number
 }
 
 export async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "node-name": { type: "string" },
-        kubeconfig: { type: "string" },
-        "socket-path": { type: "string" },
-        "config-path": { type: "string" },
-        "health-port": { type: "string" },
-        "metrics-port": { type: "string" },
-        namespace: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    console.error(`spiderpool agent: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseFlags("agent", USAGE, args, {
+    "node-name": { type: "string" },
+    kubeconfig: { type: "string" },
+    "socket-path": { type: "string" },
+    "config-path": { type: "string" },
+    "health-port": { type: "string" },
+    "metrics-port": { type: "string" },
+    namespace: { type: "string" },
+  });
+  if ("exit" in parsed) return parsed.exit;
+  const { values } = parsed;
   const env = (k: string) => Deno.env.get(k) || undefined;
   try {
     const config = await loadAgentConfig(values["config-path"] ?? "/tmp/spiderpool/config-map/conf.yml");

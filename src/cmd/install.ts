@@ -3,8 +3,8 @@
 // a half-copied build is never visible), then every plugin name in the CNI bin directory becomes a symlink to
 // its `spiderpool`, each swapped in with one rename so a runtime starting a plugin mid-install always finds one.
 import { createHash } from "node:crypto";
-import { parseArgs } from "node:util";
 import { VERSION } from "../version.ts";
+import { parseFlags } from "./flags.ts";
 
 const PLUGINS = ["spiderpool", "coordinator", "ifacer"];
 /** Builds kept in lib-dir besides the ones a plugin link points to. */
@@ -287,28 +287,14 @@ async function prune(libDir: string, binDir: string, current: string): Promise<s
 }
 
 export async function main(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        "cni-bin-dir": { type: "string", default: "/opt/cni/bin" },
-        "lib-dir": { type: "string", default: "/opt/spiderpool" },
-        plugins: { type: "string", default: PLUGINS.join(",") },
-        "host-root": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    console.error(`spiderpool install: ${(err as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseFlags("install", USAGE, args, {
+    "cni-bin-dir": { type: "string", default: "/opt/cni/bin" },
+    "lib-dir": { type: "string", default: "/opt/spiderpool" },
+    plugins: { type: "string", default: PLUGINS.join(",") },
+    "host-root": { type: "string" },
+  });
+  if ("exit" in parsed) return parsed.exit;
+  const { values } = parsed;
   const plugins = [...new Set(values.plugins.split(",").map((s) => s.trim()).filter(Boolean))];
   const unknown = plugins.filter((p) => !PLUGINS.includes(p));
   if (plugins.length === 0 || unknown.length > 0) {

@@ -2,26 +2,9 @@
 // subcommand; plugin processes must not load the heavy modules of the agent and controller.
 import assert from "node:assert/strict";
 import { CRDS } from "../../src/api/crds.ts";
+import { run } from "./run.ts";
 
 const dist = new URL("../../dist/", import.meta.url).pathname;
-
-async function run(cmd: string, args: string[] = [], env: Record<string, string> = {}, stdin = "") {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    clearEnv: true,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(stdin));
-  await writer.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("dist/cni/spiderpool answers CNI VERSION with every supported version", async () => {
   const r = await run(`${dist}cni/spiderpool`, [], { CNI_COMMAND: "VERSION" }, '{"cniVersion":"0.4.0"}');

@@ -5,28 +5,11 @@ import assert from "node:assert/strict";
 import { load } from "js-yaml";
 import { VERSION } from "../../src/version.ts";
 import { getCluster, kubeTest } from "../kube/harness.ts";
+import { run } from "./run.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const dist = `${root}dist/`;
 const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
-
-async function run(cmd: string, args: string[] = [], env: Record<string, string> = {}, stdin = "") {
-  const child = new Deno.Command(cmd, {
-    args,
-    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", ...env },
-    clearEnv: true,
-    cwd: root,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(stdin));
-  await writer.close();
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** A temporary directory with bin/ and lib/ for one test, removed on dispose. */
 async function tempDirs(): Promise<{ dir: string; bin: string; lib: string } & AsyncDisposable> {
@@ -158,7 +141,7 @@ Deno.test("install from a source checkout is refused with exit 1", async () => {
   const r = await run(Deno.execPath(), [
     "run",
     "-A",
-    "main.ts",
+    `${root}main.ts`,
     "install",
     "--cni-bin-dir",
     t.bin,

@@ -4,7 +4,7 @@
 import { parseDefaultRouteNIC } from "../api/annotations.ts";
 import { ANNOTATION, COORDINATOR_DEFAULTS, DEFAULT_COORDINATOR_NAME, KIND } from "../api/constants.ts";
 import type { SpiderCoordinator } from "../api/types.ts";
-import type { CoordinatorConfig } from "./models.ts";
+import type { CoordinatorConfig } from "../agentapi/models.ts";
 
 /** The coordinator to serve: the one named `default` (the singleton spiderpool-init creates), else the first. */
 export function pickCoordinator(list: readonly SpiderCoordinator[]): SpiderCoordinator | undefined {

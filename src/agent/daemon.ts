@@ -6,7 +6,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
-import { ResourceCache } from "./cache.ts";
+import { ResourceCache } from "../kube/cache.ts";
 import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
 import {
   AgentKube,

@@ -2,7 +2,7 @@
 // and liveness ask the agent's own unix socket, as upstream does) and Prometheus `/metrics` on the metrics port.
 
 import type { Registry } from "prom-client";
-import { AgentPaths } from "./models.ts";
+import { AgentPaths } from "../agentapi/models.ts";
 
 export interface TcpServer {
   port: number;

@@ -71,7 +71,7 @@ import type {
   IpamGcArgs,
   IpamStatusArgs,
   WorkloadEndpointStatus,
-} from "./models.ts";
+} from "../agentapi/models.ts";
 import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
 import { KeyedLock } from "./lock.ts";
 import { ApiStatusError, type IpamService } from "./server.ts";

@@ -13,8 +13,8 @@ import type {
   IpamGcArgs,
   IpamStatusArgs,
   WorkloadEndpointStatus,
-} from "./models.ts";
-import { AgentPaths } from "./models.ts";
+} from "../agentapi/models.ts";
+import { AgentPaths } from "../agentapi/models.ts";
 import { type Http1Options, type Http1Request, type Http1Response, serveHttp1 } from "./http1.ts";
 
 /** An error answered with a specific HTTP status (e.g. 521/522 of `DELETE /v1/ipam/ips`, 404, 400). */

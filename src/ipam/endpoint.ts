@@ -5,7 +5,7 @@
 import type { AnnotationRoute } from "../api/annotations.ts";
 import { API_VERSION, FINALIZER, KIND } from "../api/constants.ts";
 import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
-import type { IpamAddResponse, IpConfig, Route } from "../agent/models.ts";
+import type { IpamAddResponse, IpConfig, Route } from "../agentapi/models.ts";
 import { type Family, parseCIDR, parseIPPrefix } from "../ip/mod.ts";
 import { type DetectionFlags, storedRoutesFor, withDefaultRoute } from "./routes.ts";
 import { hasStaticIP, type TopController, type WorkloadFlags } from "./workload.ts";

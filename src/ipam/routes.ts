@@ -5,7 +5,7 @@
 import type { AnnotationRoute } from "../api/annotations.ts";
 import { KIND } from "../api/constants.ts";
 import type { Route as PoolRoute, SpiderIPPool } from "../api/types.ts";
-import type { IpConfig, Route } from "../agent/models.ts";
+import type { IpConfig, Route } from "../agentapi/models.ts";
 import { cidrContains, type Family, parseCIDR, parseIP } from "../ip/mod.ts";
 
 /** ConfigMap switches copied into every IpConfig (per-pool settings do not exist upstream either). */

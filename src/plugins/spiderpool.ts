@@ -2,8 +2,8 @@
 // for this interface's addresses, DEL asks it to release them, STATUS reports whether it answers and has a
 // free address in the default pools, GC sends the runtime's valid attachments. Allocation rules live in the
 // agent; this file only moves data.
-import { AgentClient, AgentRequestError } from "../agent/client.ts";
-import { DEFAULT_AGENT_SOCKET, type GcAttachment, type IpamAddResponse } from "../agent/models.ts";
+import { AgentClient, AgentRequestError } from "../agentapi/client.ts";
+import { DEFAULT_AGENT_SOCKET, type GcAttachment, type IpamAddResponse } from "../agentapi/models.ts";
 import { parseCniArgs } from "../cni/args.ts";
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { FileLogger, LOG_LEVELS, type LogLevel } from "../cni/log.ts";

@@ -9,7 +9,7 @@ import type { SpiderEndpoint, SpiderIPPool } from "../../src/api/types.ts";
 import { decodeAllocatedIPs, encodeAllocatedIPs } from "../../src/api/allocated.ts";
 import { type RunningAgent, startAgent } from "../../src/agent/daemon.ts";
 import { parseAgentConfig } from "../../src/agent/config.ts";
-import { AgentClient, AgentRequestError } from "../../src/agent/client.ts";
+import { AgentClient, AgentRequestError } from "../../src/agentapi/client.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
 
 const POOLS = `/apis/${API_VERSION}/${PLURAL.ippool}`;

@@ -1,8 +1,8 @@
-// The agent cache's decision to apply a finished list (src/agent/cache.ts): only the newest list may replace
+// The agent cache's decision to apply a finished list (src/kube/cache.ts): only the newest list may replace
 // the cache's contents, and replacing it emits exactly the deletions and changes.
 
 import assert from "node:assert/strict";
-import { type Meta, swapForList } from "../../src/agent/cache.ts";
+import { type Meta, swapForList } from "../../src/kube/cache.ts";
 
 const obj = (name: string, resourceVersion: string, namespace?: string): Meta => ({
   metadata: { name, namespace, resourceVersion },

@@ -2,7 +2,7 @@
 // real agent, bridge plugin and network namespaces: each must be impossible here.
 
 import assert from "node:assert/strict";
-import { AgentClient } from "../../src/agent/client.ts";
+import { AgentClient } from "../../src/agentapi/client.ts";
 import { kubeTest } from "../kube/harness.ts";
 import { type CniRun, resultAddresses } from "./cni.ts";
 import { bareIP, consistencyProblems, type E2E, e2e, getEndpoint, poolRecords } from "./env.ts";

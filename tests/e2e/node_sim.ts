@@ -2,7 +2,7 @@
 // plugin creates its bridge there), and a real `dist/spiderpool agent` process with its own unix socket and
 // its own health and metrics ports. Stop ends exactly the processes started here, by pid.
 
-import { AgentClient } from "../../src/agent/client.ts";
+import { AgentClient } from "../../src/agentapi/client.ts";
 import type { KubeHttp } from "../../src/kube/client.ts";
 import { ConflictError, NotFoundError } from "../../src/kube/client.ts";
 import { addNetns, delNetns } from "./netns.ts";

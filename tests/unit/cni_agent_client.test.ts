@@ -1,7 +1,12 @@
 // The plugin's HTTP/1.1-over-unix-socket client: response framing (Content-Length, chunked, close), the
 // request bytes it sends, timeouts and unreachable sockets, against raw sockets written in the test.
 import assert from "node:assert/strict";
-import { AgentClient, AgentRequestError, parseResponse, requestOverSocket } from "../../src/agent/client.ts";
+import {
+  AgentClient,
+  AgentRequestError,
+  parseResponse,
+  requestOverSocket,
+} from "../../src/agentapi/client.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -3,7 +3,7 @@
 // Reads that decide correctness (pool status at commit time, endpoint and pod on DEL) bypass these caches.
 
 import { type KubeConfig, Watch } from "@kubernetes/client-node";
-import type { KubeHttp } from "../kube/client.ts";
+import type { KubeHttp } from "./client.ts";
 
 /** The metadata every cached object has. */
 export interface Meta {

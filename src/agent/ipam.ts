@@ -77,6 +77,7 @@ import type {
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
 import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
+import { lookupMaster } from "./master_nic.ts";
 import { KeyedLock } from "./lock.ts";
 import { ApiStatusError, type IpamService } from "./server.ts";
 
@@ -419,6 +420,7 @@ export class IpamAgent implements IpamService {
     }
     const namespace = caches.namespaces.get(ns);
     const node = caches.nodes.get(nodeName);
+    const master = args.matchMasterSubnet ? await lookupMaster(args.netNamespace, args.ifName) : undefined;
     const slots: Slot[] = [];
     for (const c of nics) {
       for (const family of [4, 6] as const) {
@@ -434,6 +436,7 @@ export class IpamAgent implements IpamService {
           multusNetwork: multusNetworkFor(nic, pod.metadata, this.#o.namespace, this.#o.clusterNetwork),
           agentNamespace: this.#o.namespace,
           top,
+          masterAddresses: master !== undefined && c.nic === args.ifName ? master.addresses : undefined,
         };
         const usable = requireUsablePools(names, pools, filter);
         slots.push({

@@ -215,3 +215,24 @@ kubeTest(
     assert.deepEqual(Object.keys(await poolRecords(env.http, name)), ["198.51.100.60"]);
   },
 );
+
+kubeTest(
+  "e2e: match_master_subnet on a veth NIC (no PCI device) fails the ADD saying why, and allocates nothing",
+  async () => {
+    await using env = await e2e("e2e-master");
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("rail", { subnet: "192.0.2.0/24", ips: ["192.0.2.50-192.0.2.51"] });
+    const pod = await env.createPod("web", node, { annotations: ippool([pool]) });
+    const sb = await env.sandbox(pod, node);
+    const add = await env.add(sb, { conf: env.conf(node, { match_master_subnet: true }) });
+    assert.notEqual(add.code, 0, add.stdout);
+    assert.match(
+      String(add.json?.msg),
+      /match_master_subnet: cannot find the master interface of "eth0" in the pod: it is a veth interface with no PCI device; match_master_subnet works with SR-IOV VFs only/,
+    );
+    assert.deepEqual(await poolRecords(env.http, pool), {});
+    // Without the option the same pod is served (in a new sandbox, as a runtime retries).
+    const plain = await env.add(await env.sandbox(pod, node));
+    assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+  },
+);

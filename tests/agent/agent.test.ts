@@ -502,6 +502,40 @@ kubeTest(
   },
 );
 
+kubeTest(
+  "agent: an ADD naming a pool its cache has not seen waits for the cache, then allocates from the spec it holds",
+  async () => {
+    await using env = await environment("agent-lag");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    // The pool cache stops, so the pool below exists in the API server only: the ADD reads it to filter, but
+    // must not decide which address is free before its cache holds that spec (an overlapping pool it has not
+    // seen could be handing out the same addresses).
+    agent.caches.pools.stop();
+    const name = env.scope.name("late");
+    await env.scope.cluster.http.post(POOLS, {
+      apiVersion: API_VERSION,
+      kind: "SpiderIPPool",
+      metadata: { name },
+      spec: { subnet: "192.0.2.0/24", ips: ["192.0.2.70-192.0.2.71"] },
+    });
+    env.scope.track(`${POOLS}/${name}`);
+    const pod = await podOn(env, "a", node, ippoolAnnotation([name]));
+    let answered = false;
+    const add = call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod)).finally(() =>
+      answered = true
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(answered, false, "answered before the cache held the pool");
+    assert.deepEqual(await allocatedOf(env, name), {});
+    agent.caches.pools.start();
+    const res = await add;
+    assert.equal(res.status, 200, res.text);
+    assert.equal((res.json as { ips: { address: string }[] }).ips[0].address, "192.0.2.70/24");
+    assert.deepEqual(Object.keys(await allocatedOf(env, name)), ["192.0.2.70"]);
+  },
+);
+
 kubeTest("agent: ADD falls through to the next pool when the first is exhausted", async () => {
   await using env = await environment("agent-next");
   const node = env.scope.name("node");

@@ -45,6 +45,7 @@ import {
   ownerToResolve,
   podKey,
   poolCandidates,
+  PoolClaims,
   PoolExhaustedError,
   type PoolIP,
   PoolSelectionError,
@@ -142,6 +143,8 @@ export class IpamAgent implements IpamService {
   /** One operation at a time per pod (namespace/name): see lock.ts. */
   readonly #podLock = new KeyedLock();
   #reserved?: Map<Family, IPRangeSet>;
+  /** What each cached pool claims, remembered per pool generation (src/ipam/overlap.ts). */
+  readonly #claims = new PoolClaims();
   /** Pool name → wake-ups of requests waiting for the pool cache to catch up with that pool. */
   readonly #poolWaiters = new Map<string, Set<() => void>>();
 
@@ -159,6 +162,7 @@ export class IpamAgent implements IpamService {
         planPoolBatch(pool, ops, {
           reservedFor: (f) => this.#reservedSet(f),
           cachedPools: () => caches.pools.list(),
+          claims: this.#claims,
         }),
       {
         hooks: {

@@ -14,6 +14,7 @@ import {
   chooseIPs,
   type Chosen,
   ensureIPs,
+  type PoolClaims,
   poolStatusWith,
   releaseIPs,
   restampIPs,
@@ -28,6 +29,8 @@ export interface PlanContext {
   reservedFor(family: 4 | 6): IPRangeSet;
   /** Every SpiderIPPool of the agent's cache: one snapshot, read synchronously. */
   cachedPools(): readonly SpiderIPPool[];
+  /** The agent's memory of what each pool claims (src/ipam/overlap.ts). */
+  claims?: PoolClaims;
 }
 
 /** The pool spec a request was decided with: the plan refuses to apply it to another spec. */
@@ -75,7 +78,7 @@ export function planPoolBatch(
   const outcomes: Outcome<PoolOpResult>[] = new Array(ops.length);
   // Releases never hand anything out, so a batch of releases needs no cache view.
   const view = ops.some((op) => op.kind !== "release")
-    ? cacheView(pool, ctx.cachedPools())
+    ? cacheView(pool, ctx.cachedPools(), ctx.claims)
     : { overlaps: [] };
   const stale = "stale" in view ? view.stale : undefined;
   const overlaps = "overlaps" in view ? view.overlaps : [];

@@ -75,10 +75,12 @@ export {
 export {
   blockedBy,
   cacheView,
+  type Claim,
   describeOverlaps,
   type Overlap,
   overlapsWith,
   poolClaim,
+  PoolClaims,
   StalePoolViewError,
 } from "./overlap.ts";
 export {

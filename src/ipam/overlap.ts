@@ -16,6 +16,12 @@
 // w2 < sA ≤ w1; hence sB ≤ w2 < w1 ≤ c1 < c2 < eB and agent 1's snapshot shows x in B's spec: refused.
 // Recording the claim in every overlapping pool would need a multi-object transaction the API lacks; refusing
 // the overlap is what upstream's webhook intends anyway, so a valid cluster never notices the rule.
+//
+// Cost: a record inside its pool's own `ips − excludeIPs` is already blocked through that set, so only records
+// outside it count. Under one spec generation those are only ever removed (every new record is a usable
+// address of that spec), so they are computed once per pool generation (PoolClaims) from the first version the
+// agent looks at: a superset of the truth later on, which is safe. A plan then costs two comparisons per
+// disjoint pool, not a decode of every pool's records on every status write.
 
 import { type AllocatedIPs, decodeAllocatedIPs } from "../api/allocated.ts";
 import { KIND } from "../api/constants.ts";
@@ -30,46 +36,82 @@ export interface Overlap {
   pool: string;
   /** In the other pool's `ips − excludeIPs`. */
   listed: IPRangeSet;
-  /** Recorded in the other pool's `status.allocatedIPs` (and not in `listed`). */
+  /** Recorded in the other pool's `status.allocatedIPs` outside its `ips − excludeIPs`. */
   held: IPRangeSet;
 }
 
-/** What one pool claims, per family: its listed addresses and its records. */
-interface Claim {
+/** What one pool claims in one family, with the bounds of `listed ∪ held` for a quick disjointness test. */
+export interface Claim {
   listed: IPRangeSet;
   held: IPRangeSet;
+  lo?: bigint;
+  hi?: bigint;
 }
 
-const claimMemo = new WeakMap<SpiderIPPool, Map<Family, Claim>>();
+/** Specs remembered before the memory is dropped and rebuilt (pools come and go; the memory must not grow). */
+const MAX_REMEMBERED = 20_000;
 
 /**
- * The addresses `pool` claims in `family`: `ips − excludeIPs` as written (subnet and gateway not applied: an
- * older agent may hand them out) and every recorded address. A spec whose ranges do not parse claims its
- * records only; a status that does not decode claims nothing beyond its spec.
+ * What each pool claims, remembered per pool spec (`uid` and `metadata.generation`; objects without them, such
+ * as those of unit tests, per object). One per agent: see the module comment for why a claim may be remembered
+ * across status writes of the same generation.
  */
-export function poolClaim(pool: SpiderIPPool, family: Family): Claim {
-  let byFamily = claimMemo.get(pool);
-  if (byFamily === undefined) claimMemo.set(pool, byFamily = new Map());
-  let claim = byFamily.get(family);
-  if (claim === undefined) {
-    const listed =
-      (poolFamily(pool) === family ? specAddresses(admittedPool(pool).spec, family) : undefined) ??
-        IPRangeSet.empty(family);
-    let records: AllocatedIPs = {};
-    try {
-      records = decodeAllocatedIPs(pool.status?.allocatedIPs, pool.metadata.name);
-    } catch {
-      // A corrupt status cannot be trusted either way; the pool itself refuses to allocate until it is fixed.
+export class PoolClaims {
+  readonly #bySpec = new Map<string, Map<Family, Claim>>();
+  readonly #byObject = new WeakMap<SpiderIPPool, Map<Family, Claim>>();
+
+  /**
+   * The addresses `pool` claims in `family`: `ips − excludeIPs` as written (subnet and gateway not applied: an
+   * older agent may hand them out) and its records outside that set. A spec whose ranges do not parse claims
+   * its records only; a status that does not decode claims nothing beyond its spec (such a pool refuses to
+   * allocate until it is fixed).
+   */
+  claimOf(pool: SpiderIPPool, family: Family): Claim {
+    const { uid, generation } = pool.metadata ?? {};
+    const key = uid && generation !== undefined ? `${uid}\u0000${generation}` : undefined;
+    let byFamily = key !== undefined ? this.#bySpec.get(key) : this.#byObject.get(pool);
+    if (byFamily === undefined) {
+      byFamily = new Map();
+      if (key === undefined) this.#byObject.set(pool, byFamily);
+      else {
+        if (this.#bySpec.size >= MAX_REMEMBERED) this.#bySpec.clear();
+        this.#bySpec.set(key, byFamily);
+      }
     }
-    const ranges = [];
-    for (const ip of Object.keys(records)) {
-      const p = parseIP(ip); // decodeAllocatedIPs checked every key
-      if (p.family === family) ranges.push({ start: p.value, end: p.value });
+    let claim = byFamily.get(family);
+    if (claim === undefined) {
+      claim = claimNow(pool, family);
+      byFamily.set(family, claim);
     }
-    claim = { listed, held: IPRangeSet.fromRanges(family, ranges) };
-    byFamily.set(family, claim);
+    return claim;
   }
-  return claim;
+}
+
+function claimNow(pool: SpiderIPPool, family: Family): Claim {
+  const listed = (poolFamily(pool) === family ? specAddresses(admittedPool(pool).spec, family) : undefined) ??
+    IPRangeSet.empty(family);
+  let records: AllocatedIPs = {};
+  try {
+    records = decodeAllocatedIPs(pool.status?.allocatedIPs, pool.metadata?.name ?? "");
+  } catch {
+    // A corrupt status cannot be trusted either way; the pool itself refuses to allocate until it is fixed.
+  }
+  const ranges = [];
+  for (const ip of Object.keys(records)) {
+    const p = parseIP(ip); // decodeAllocatedIPs checked every key
+    if (p.family === family && !listed.has(p.value)) ranges.push({ start: p.value, end: p.value });
+  }
+  const held = IPRangeSet.fromRanges(family, ranges);
+  const all = listed.union(held);
+  return { listed, held, lo: all.first(), hi: all.ranges.at(-1)?.end };
+}
+
+/** The memory of pure callers that keep none of their own (CNI STATUS, tests). */
+const sharedClaims = new PoolClaims();
+
+/** What `pool` claims in `family` (see PoolClaims.claimOf). */
+export function poolClaim(pool: SpiderIPPool, family: Family, claims: PoolClaims = sharedClaims): Claim {
+  return claims.claimOf(pool, family);
 }
 
 /**
@@ -85,15 +127,19 @@ export function overlapsWith(
   pool: string,
   usable: IPRangeSet,
   others: Iterable<SpiderIPPool>,
+  claims: PoolClaims = sharedClaims,
 ): Overlap[] {
   const out: Overlap[] = [];
-  if (usable.isEmpty()) return out;
+  const lo = usable.first();
+  const hi = usable.ranges.at(-1)?.end;
+  if (lo === undefined || hi === undefined) return out;
   for (const other of others) {
     const name = other.metadata?.name;
     if (name === pool) continue;
-    const claim = poolClaim(other, usable.family);
+    const claim = claims.claimOf(other, usable.family);
+    if (claim.lo === undefined || claim.hi! < lo || claim.lo > hi) continue;
     const listed = usable.intersect(claim.listed);
-    const held = usable.intersect(claim.held).subtract(listed);
+    const held = usable.intersect(claim.held);
     if (!listed.isEmpty() || !held.isEmpty()) out.push({ pool: name, listed, held });
   }
   return out.sort((a, b) => a.pool.localeCompare(b.pool));
@@ -153,6 +199,7 @@ export class StalePoolViewError extends Error {
 export function cacheView(
   fresh: SpiderIPPool,
   cached: readonly SpiderIPPool[],
+  claims: PoolClaims = sharedClaims,
 ): { overlaps: Overlap[] } | { stale: StalePoolViewError } {
   const name = fresh.metadata.name;
   const mine = cached.find((p) => p.metadata.name === name);
@@ -172,5 +219,5 @@ export function cacheView(
   } catch {
     return { overlaps: [] };
   }
-  return { overlaps: overlapsWith(name, usable, cached) };
+  return { overlaps: overlapsWith(name, usable, cached, claims) };
 }

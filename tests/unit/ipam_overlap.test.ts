@@ -15,6 +15,7 @@ import {
   ensureIPs,
   overlapsWith,
   poolClaim,
+  PoolClaims,
   PoolExhaustedError,
   RestampError,
   restampIPs,
@@ -23,6 +24,8 @@ import {
 import { planPoolBatch, type PoolOp } from "../../src/agent/pool_ops.ts";
 
 const none4 = IPRangeSet.empty(4);
+/** Every fixture is another object of the API server: claims are remembered per uid and generation. */
+let objects = 0;
 
 function pool(
   name: string,
@@ -32,7 +35,7 @@ function pool(
 ): SpiderIPPool {
   const encoded = encodeAllocatedIPs(records);
   return {
-    metadata: { name, uid: `uid-${name}`, generation: 1, ...meta },
+    metadata: { name, uid: `uid-${name}-${++objects}`, generation: 1, ...meta },
     spec: { subnet: "203.0.113.0/24", ips: [], ...spec },
     ...(encoded ? { status: { allocatedIPs: encoded, allocatedIPCount: Object.keys(records).length } } : {}),
   };
@@ -129,7 +132,7 @@ Deno.test("overlap: cacheView decides only with the very spec just read (uid and
     ["not cached", [], /not cached yet/],
     [
       "older generation cached",
-      [pool("a", { ips: ["203.0.113.230"] }, { generation: 2 })],
+      [{ ...fresh, metadata: { ...fresh.metadata, generation: 2 } }],
       /cached at generation 2/,
     ],
     [
@@ -145,7 +148,7 @@ Deno.test("overlap: cacheView decides only with the very spec just read (uid and
       assert.ok("stale" in v, name);
       assert.ok(v.stale instanceof StalePoolViewError);
       assert.equal(v.stale.generation, 3);
-      assert.equal(v.stale.uid, "uid-a");
+      assert.equal(v.stale.uid, fresh.metadata.uid);
       assert.match(v.stale.message, stale, name);
     }
   }
@@ -175,7 +178,7 @@ Deno.test("overlap: the batch plan refuses allocations with a stale view and sti
       kind: "allocate",
       requests: [{ pod: "ns/p", podUid: "u1" }],
       hold: [],
-      spec: { uid: "uid-a", generation: 2 },
+      spec: { uid: a.metadata.uid!, generation: 2 },
     },
     { kind: "ensure", ips: ["203.0.113.230"], pod: "ns/q", podUid: "u2" },
   ];
@@ -187,7 +190,11 @@ Deno.test("overlap: the batch plan refuses allocations with a stale view and sti
   assert.deepEqual(decodeAllocatedIPs(lagging.status?.allocatedIPs, "a"), {});
 
   // The request was filtered with generation 1; the pool read is at 2: decided again, never applied.
-  const moved = planPoolBatch(a, [{ ...ops[1], spec: { uid: "uid-a", generation: 1 } } as PoolOp], ctx([a]));
+  const moved = planPoolBatch(
+    a,
+    [{ ...ops[1], spec: { uid: a.metadata.uid!, generation: 1 } } as PoolOp],
+    ctx([a]),
+  );
   assert.ok(!moved.outcomes[0].ok && moved.outcomes[0].error instanceof StalePoolViewError);
   assert.equal(moved.status, undefined);
 
@@ -203,6 +210,7 @@ type Step = { user: SpiderIPPool } | { agent: 0 | 1; phase: "read" | "plan" | "w
 
 interface AgentRun {
   pool: string;
+  claims: PoolClaims;
   read?: { obj: SpiderIPPool; rv: number };
   plan?: SpiderIPPool["status"];
   lastSnapshot: number;
@@ -220,7 +228,10 @@ function run(steps: Step[], snapshots: number[], pinned: boolean): Map<string, R
     for (const p of history.slice(0, n)) m.set(p.metadata.name, p);
     return m;
   };
-  const agents: AgentRun[] = [{ pool: "a", lastSnapshot: 0 }, { pool: "b", lastSnapshot: 0 }];
+  const agents: AgentRun[] = [
+    { pool: "a", lastSnapshot: 0, claims: new PoolClaims() },
+    { pool: "b", lastSnapshot: 0, claims: new PoolClaims() },
+  ];
   let k = 0;
   for (const step of steps) {
     if ("user" in step) {
@@ -246,11 +257,16 @@ function run(steps: Step[], snapshots: number[], pinned: boolean): Map<string, R
         spec: { uid, generation },
       };
       const plan = pinned
-        ? planPoolBatch(ag.read.obj, [op], { reservedFor: () => none4, cachedPools: () => cached })
+        ? planPoolBatch(ag.read.obj, [op], {
+          reservedFor: () => none4,
+          cachedPools: () => cached,
+          claims: ag.claims,
+        })
         : planPoolBatch(ag.read.obj, [op], {
           reservedFor: () => none4,
           // Without the pin: the claims of whatever the snapshot holds, P itself taken from the read.
           cachedPools: () => [ag.read!.obj, ...cached.filter((p) => p.metadata.name !== ag.pool)],
+          claims: ag.claims,
         });
       ag.plan = plan.outcomes[0].ok ? plan.status : undefined;
     } else {

@@ -11,6 +11,7 @@
 
 import { type AnnotationRoute, parseRoutesAnnotation } from "../api/annotations.ts";
 import { ANNOTATION, KIND } from "../api/constants.ts";
+import { defaultReservedIP } from "../api/defaults.ts";
 import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
 import { ConflictError, KubeHttpError } from "../kube/client.ts";
@@ -735,7 +736,12 @@ export class IpamAgent implements IpamService {
       const sets = new Map<Family, IPRangeSet>([[4, IPRangeSet.empty(4)], [6, IPRangeSet.empty(6)]]);
       for (const r of this.#o.caches.reservedIPs.list() as SpiderReservedIP[]) {
         if (r.metadata.deletionTimestamp) continue;
-        const f = r.spec.ipVersion ?? (r.spec.ips[0]?.includes(":") ? 6 : 4);
+        // The family as the mutating webhook derives it (from ips[0] when ipVersion is unset).
+        const f = defaultReservedIP(r).spec.ipVersion;
+        if (f !== 4 && f !== 6) {
+          this.#o.log(`ignoring ${KIND.reservedIP} ${r.metadata.name}: its IP family cannot be known`);
+          continue;
+        }
         try {
           sets.set(
             f,

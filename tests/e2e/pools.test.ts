@@ -10,7 +10,9 @@ import { AgentClient, AgentRequestError } from "../../src/agentapi/client.ts";
 import { kubeTest } from "../kube/harness.ts";
 import { resultAddresses } from "./cni.ts";
 import { bareIP, e2e, poolRecords, POOLS, type PoolSpec } from "./env.ts";
-import { addressesIn } from "./netns.ts";
+import { addNetns, addressesIn, delNetns, ip, netnsPath, shortId } from "./netns.ts";
+import { lookupMaster } from "../../src/agent/master_nic.ts";
+import { MasterInterfaceError } from "../../src/ipam/master.ts";
 import type { PodRef } from "./cni.ts";
 
 const ippool = (v4: string[]) => ({ "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: v4 }) });
@@ -234,5 +236,32 @@ kubeTest(
     // Without the option the same pod is served (in a new sandbox, as a runtime retries).
     const plain = await env.add(await env.sandbox(pod, node));
     assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+  },
+);
+
+Deno.test(
+  "e2e: the master lookup names the reason for a NIC missing from the pod's netns and for a veth",
+  async () => {
+    const ns = `sp-master-${shortId(6)}`;
+    await addNetns(ns);
+    try {
+      await ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "peer0");
+      await assert.rejects(
+        lookupMaster(netnsPath(ns), "net1"),
+        (e: unknown) =>
+          e instanceof MasterInterfaceError &&
+          /"net1" in the pod: no such interface in the pod's network namespace/.test(e.message),
+      );
+      await assert.rejects(
+        lookupMaster(netnsPath(ns), "eth0"),
+        /"eth0" in the pod: it is a veth interface with no PCI device/,
+      );
+      await assert.rejects(
+        lookupMaster("cni-1234", "eth0"),
+        /the network namespace "cni-1234" is not a path/,
+      );
+    } finally {
+      await delNetns(ns);
+    }
   },
 );

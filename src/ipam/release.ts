@@ -6,7 +6,7 @@ import type { AllocatedIPs } from "../api/allocated.ts";
 import { KIND } from "../api/constants.ts";
 import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
 import { type Family, formatIP, IPRangeSet, parseIP } from "../ip/mod.ts";
-import { blockedBy, describeOverlaps, type Overlap } from "./overlap.ts";
+import { describeOverlaps, type Overlap } from "./overlap.ts";
 import { usableAddresses } from "./pool.ts";
 import { isPodAlive, type PodLike } from "./workload.ts";
 
@@ -223,9 +223,7 @@ function claimedElsewhere(family: Family, value: bigint, overlaps: readonly Over
   const hits = overlaps
     .map((o) => ({ pool: o.pool, listed: o.listed.intersect(one), held: o.held.intersect(one) }))
     .filter((o) => !o.listed.isEmpty() || !o.held.isEmpty());
-  return hits.length > 0 && blockedBy(family, hits).has(value)
-    ? `it is ${describeOverlaps(hits)}`
-    : undefined;
+  return hits.length > 0 ? `it is ${describeOverlaps(hits)}` : undefined;
 }
 
 /** A StatefulSet as seen by DEL: `replicas` and `spec.ordinals.start` (default 0). */

@@ -295,6 +295,8 @@ export interface LeaderElectorOptions {
   onStoppedLeading?(reason: string): void;
   /** A different holder (or none, "") was observed. */
   onNewLeader?(identity: string): void;
+  /** Told of every start and end of a term (e.g. ControllerMetrics). */
+  metrics?: { leadership(leading: boolean): void };
   log?: (message: string) => void;
   /** Local monotonic clock in ms; default performance.now. */
   monotonic?: () => number;
@@ -517,6 +519,7 @@ export class LeaderElector implements LeaderView {
           this.#log(`leader work failed to start: ${(err as Error).message}`);
         }
       }
+      this.#opts.metrics?.leadership(true);
       this.#opts.onStartedLeading?.();
     }
   }
@@ -533,6 +536,7 @@ export class LeaderElector implements LeaderView {
       w.stopLeading().catch((err) => this.#log(`leader work failed to stop: ${err.message}`))
     );
     this.#stopping = Promise.all([this.#stopping, ...stops]);
+    this.#opts.metrics?.leadership(false);
     this.#opts.onStoppedLeading?.(reason);
     this.#wake?.();
   }

@@ -266,8 +266,11 @@ export function termValidUntil(
 
 /** Leader-only work the elector starts when this replica becomes leader and stops when it stops leading. */
 export interface LeaderWork {
-  /** Called when leadership starts; `signal` aborts at the moment leadership ends. Must not block. */
-  startLeading(signal: AbortSignal): void;
+  /**
+   * Called when leadership starts; `signal` aborts at the moment leadership ends, and `leader.isLeader()` must be
+   * asked right before each write. Must not block.
+   */
+  startLeading(signal: AbortSignal, leader: LeaderView): void;
   /** Called when leadership ends (signal already aborted); resolves once no more work is in flight. */
   stopLeading(): Promise<void>;
 }
@@ -416,6 +419,7 @@ export class LeaderElector implements LeaderView {
 
   /** One read-decide-write round; true when the next round should follow at once (after a conflict). */
   async #attempt(): Promise<boolean> {
+    this.isLeader(); // a term whose deadline passed ends before this round computes its request deadline
     const sentAt = this.#now();
     const { http } = this.#opts;
     const timeoutMs = this.#requestTimeout();
@@ -514,7 +518,7 @@ export class LeaderElector implements LeaderView {
       );
       for (const w of this.#opts.work ?? []) {
         try {
-          w.startLeading(this.#term.signal);
+          w.startLeading(this.#term.signal, this);
         } catch (err) {
           this.#log(`leader work failed to start: ${(err as Error).message}`);
         }

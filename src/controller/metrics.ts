@@ -47,6 +47,9 @@ export class ControllerMetrics {
   readonly reconcileFailures: Counter;
   readonly reconcileDuration: Histogram;
   readonly apiWrites: Counter;
+  readonly writeConflicts: Counter;
+  /** Writes answered 409 Conflict, as a plain number for tests and benchmarks. */
+  conflicts = 0;
   readonly totalPools: Gauge;
   readonly totalSubnets: Gauge;
   readonly poolTotalIPs: Gauge;
@@ -107,6 +110,13 @@ export class ControllerMetrics {
     // Read from the informer caches at scrape time rather than on every pool change (upstream renews them on a
     // timer, SPIDERPOOL_METRIC_RENEW_PERIOD).
     const counts = () => this.#counts;
+    this.writeConflicts = new Counter({
+      name: "spiderpool_controller_api_write_conflicts_total",
+      help:
+        "conditional writes of the reconcilers answered 409 Conflict (re-read and retried), by what they wrote",
+      labelNames: ["kind"],
+      registers,
+    });
     this.totalPools = new Gauge({
       name: "spiderpool_total_ippool_counts",
       help: "SpiderIPPools in the cluster",
@@ -183,6 +193,11 @@ export class ControllerMetrics {
   wrote(kind: WriteKind): void {
     this.writes[kind]++;
     this.apiWrites.inc({ kind });
+  }
+
+  conflicted(kind: WriteKind): void {
+    this.conflicts++;
+    this.writeConflicts.inc({ kind });
   }
 
   /** Total writes of every kind (for tests and benchmarks). */

@@ -3,7 +3,7 @@
 // carries the current term's abort signal, and is counted. Reads go to the API server directly.
 
 import { API_VERSION, PLURAL } from "../../api/constants.ts";
-import { type KubeHttp, NotFoundError } from "../../kube/client.ts";
+import { ConflictError, type KubeHttp, NotFoundError } from "../../kube/client.ts";
 import type { ControllerMetrics, WriteKind } from "../metrics.ts";
 
 export const POOLS = `/apis/${API_VERSION}/${PLURAL.ippool}`;
@@ -46,7 +46,12 @@ export class ReconcileKube {
   async mergePatch<T>(path: string, body: unknown, kind: WriteKind): Promise<T> {
     const signal = this.#guard(`${kind} ${path}`);
     this.metrics.wrote(kind);
-    return (await this.http.patch<T>(path, body, "merge", { signal })).body;
+    try {
+      return (await this.http.patch<T>(path, body, "merge", { signal })).body;
+    } catch (err) {
+      if (err instanceof ConflictError) this.metrics.conflicted(kind);
+      throw err;
+    }
   }
 
   async post<T>(path: string, body: unknown, kind: WriteKind): Promise<T> {

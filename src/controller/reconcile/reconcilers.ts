@@ -22,8 +22,6 @@ export interface ReconcilersOptions {
   http: KubeHttp;
   /** For the caches' watches. */
   kubeConfig: KubeConfig;
-  /** Asked synchronously before every write. */
-  leader: LeaderView;
   /** This replica (pod name): the `reportingInstance` of its Events. */
   identity: string;
   metrics?: ControllerMetrics;
@@ -35,6 +33,11 @@ export interface ReconcilersOptions {
   poolWorkers?: number;
   /** Default 5 (upstream's subnet controller). */
   subnetWorkers?: number;
+  /**
+   * Reconcile only pools and subnets with these labels (all when absent), e.g. to run several controllers side
+   * by side in tests. Matched here on the cached objects.
+   */
+  matchLabels?: Record<string, string>;
   log?: (message: string) => void;
 }
 
@@ -79,7 +82,7 @@ const subnetRef = (s: SpiderSubnet): SpiderSubnet => ({ ...s, apiVersion: API_VE
  *
  * @example
  * ```ts
- * const reconcilers = new Reconcilers({ http, kubeConfig, leader: elector, identity: podName, metrics });
+ * const reconcilers = new Reconcilers({ http, kubeConfig, identity: podName, metrics });
  * reconcilers.start(); // caches
  * const elector = new LeaderElector({ http, namespace, identity: podName, work: [reconcilers] });
  * ```
@@ -94,6 +97,7 @@ export class Reconcilers implements LeaderWork {
   /** Per object: the resourceVersion a write of ours replaced and the one it produced, until the cache has it. */
   readonly #written = new Map<string, { from: string; to: string }>();
   readonly #poolFacts = new Map<string, { facts: string; subnets: string[] }>();
+  readonly #selected: (o: { metadata?: { labels?: Record<string, string> } }) => boolean;
   #term?: Term;
   #stopping: Promise<void> = Promise.resolve();
   /** Resolves once the caches hold a first full list. */
@@ -103,6 +107,8 @@ export class Reconcilers implements LeaderWork {
     this.#opts = opts;
     this.#log = opts.log ?? ((m) => console.error(`reconcile: ${m}`));
     this.metrics = opts.metrics ?? new ControllerMetrics();
+    const match = Object.entries(opts.matchLabels ?? {});
+    this.#selected = (o) => match.every(([k, v]) => o.metadata?.labels?.[k] === v);
     const cache = <T extends { metadata?: { name?: string } }>(path: string) =>
       new ResourceCache<T>(opts.kubeConfig, opts.http, {
         path,
@@ -113,7 +119,9 @@ export class Reconcilers implements LeaderWork {
     if (opts.enableSpiderSubnet ?? true) this.#subnetCache = cache<SpiderSubnet>(SUBNETS);
     this.#events = new EventRecorder({ instance: opts.identity, log: this.#log });
     this.#poolCache.onChange((pool, deleted) => this.#poolChanged(pool, deleted));
-    this.#subnetCache?.onChange((subnet) => this.#term?.subnets.add(subnet.metadata?.name ?? ""));
+    this.#subnetCache?.onChange((subnet) => {
+      if (this.#selected(subnet)) this.#term?.subnets.add(subnet.metadata?.name ?? "");
+    });
     this.metrics.countObjects({
       pools: () => this.#poolCache.list().length,
       subnets: () => this.#subnetCache?.list().length ?? 0,
@@ -134,9 +142,8 @@ export class Reconcilers implements LeaderWork {
     this.#subnetCache?.stop();
   }
 
-  startLeading(signal: AbortSignal): void {
+  startLeading(signal: AbortSignal, leader: LeaderView): void {
     if (this.#term && !this.#term.signal.aborted) return;
-    const leader = this.#opts.leader;
     const kube = new ReconcileKube(this.#opts.http, {
       isLeader: () => !signal.aborted && leader.isLeader(),
       signal,
@@ -197,12 +204,24 @@ export class Reconcilers implements LeaderWork {
     this.#stopping = Promise.all(term.workers).then(() => {});
   }
 
+  /** Queues every pool and subnet now, as the periodic resync does (while leading). */
+  resync(): void {
+    if (this.#term) this.#enqueueAll(this.#term);
+  }
+
   #enqueueAll(term: Term): void {
-    for (const p of this.#poolCache.list()) term.pools.add(p.metadata?.name ?? "");
-    for (const s of this.#subnetCache?.list() ?? []) term.subnets.add(s.metadata?.name ?? "");
+    for (const p of this.#pools()) term.pools.add(p.metadata?.name ?? "");
+    for (const s of this.#subnetCache?.list() ?? []) {
+      if (this.#selected(s)) term.subnets.add(s.metadata?.name ?? "");
+    }
+  }
+
+  #pools(): SpiderIPPool[] {
+    return this.#opts.matchLabels ? this.#poolCache.list().filter(this.#selected) : this.#poolCache.list();
   }
 
   #poolChanged(pool: SpiderIPPool, deleted: boolean): void {
+    if (!this.#selected(pool)) return;
     const name = pool.metadata?.name ?? "";
     this.#term?.pools.add(name);
     if (!this.#subnetCache) return;
@@ -280,7 +299,7 @@ export class Reconcilers implements LeaderWork {
   async #reconcilePool(term: Term, name: string): Promise<ReconcileResult> {
     const key = `pool/${name}`;
     let pool = this.#poolCache.get(name);
-    if (!pool) {
+    if (!pool || !this.#selected(pool)) {
       this.metrics.poolGone(name);
       this.#written.delete(key);
       return "converged";
@@ -322,7 +341,7 @@ export class Reconcilers implements LeaderWork {
   async #reconcileSubnet(term: Term, name: string): Promise<ReconcileResult> {
     const key = `subnet/${name}`;
     let subnet = this.#subnetCache?.get(name);
-    if (!subnet) {
+    if (!subnet || !this.#selected(subnet)) {
       this.metrics.subnetGone(name);
       this.#written.delete(key);
       return "converged";
@@ -334,7 +353,7 @@ export class Reconcilers implements LeaderWork {
     let result: ReconcileResult = "converged";
     let conflicts = 0;
     for (let step = 0; step < SUBNET_STEPS; step++) {
-      const pools = this.#poolCache.list();
+      const pools = this.#pools();
       const plan = planSubnet(subnet, pools);
       this.metrics.subnet(name, plan.pools, plan.total ?? 0, plan.allocated ?? 0);
       for (const ev of plan.events) {

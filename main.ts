@@ -26,6 +26,10 @@ const SUBCOMMANDS: Record<string, Mode> = {
     summary: "print the six CustomResourceDefinitions as YAML",
     load: () => import("./src/cmd/crds.ts"),
   },
+  init: {
+    summary: "create the default coordinator, pools, subnets and Multus config (post-install job)",
+    load: () => import("./src/cmd/init.ts"),
+  },
 };
 
 /** Plugins reached through the name of the binary (a symlink in the CNI bin directory). */

@@ -12,6 +12,8 @@ import { ControllerMetrics } from "../../src/controller/metrics.ts";
 import { eventsAbout } from "../../src/controller/reconcile/events.ts";
 import { POOLS, SUBNETS } from "../../src/controller/reconcile/kube.ts";
 import { Reconcilers } from "../../src/controller/reconcile/reconcilers.ts";
+import { startLeaderWork } from "../../src/controller/reconcile/mod.ts";
+import { Registry } from "prom-client";
 import { poolStatusWith } from "../../src/ipam/choose.ts";
 import { NotFoundError } from "../../src/kube/client.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
@@ -488,6 +490,56 @@ kubeTest(
       await b.reconcilers.settled();
       assert.equal(a.metrics.totalWrites(), aWrites, "the old leader writes no more");
       assert.ok(b.metrics.writes.ippool_status >= 1);
+    } finally {
+      await cleanUp(scope);
+    }
+  },
+);
+
+kubeTest(
+  "startLeaderWork: the daemon's one call elects, reconciles, reports on its registry and releases on stop",
+  async () => {
+    await using scope = await testScope("rec-start", { serviceAccount: false });
+    try {
+      const registry = new Registry();
+      const env: Record<string, string> = {
+        SPIDERPOOL_LEADER_DURATION: "4",
+        SPIDERPOOL_LEADER_RENEW_DEADLINE: "3",
+        SPIDERPOOL_LEADER_RETRY_PERIOD: "0.5",
+        SPIDERPOOL_IPPOOL_INFORMER_WORKERS: "2",
+      };
+      const pool = await createPool(scope, "p", { ips: ["192.0.2.10-192.0.2.12"] });
+      const handle = startLeaderWork({
+        http: scope.cluster.http,
+        kubeConfig: scope.cluster.kc,
+        namespace: scope.namespace,
+        identity: "pod-a",
+        enableSpiderSubnet: true,
+        registry,
+        env: (k) => env[k],
+        log: () => {},
+      });
+      try {
+        await poll(
+          "the pool's totalIPCount",
+          30_000,
+          async () => (await getPool(scope, pool.metadata.name)).status?.totalIPCount === 3 || undefined,
+        );
+        assert.equal(handle.elector.leaderKnown(), true);
+        assert.match(await registry.metrics(), /spiderpool_controller_is_leader 1/);
+        const lease =
+          `/apis/coordination.k8s.io/v1/namespaces/${scope.namespace}/leases/spiderpool-controller-leases`;
+        const { body } = await scope.cluster.http.get<
+          { spec: { holderIdentity?: string; leaseDurationSeconds: number } }
+        >(lease);
+        assert.deepEqual([body.spec.holderIdentity, body.spec.leaseDurationSeconds], ["pod-a", 4]);
+        await handle.stop();
+        const { body: released } = await scope.cluster.http.get<{ spec: { holderIdentity?: string } }>(lease);
+        assert.equal(released.spec.holderIdentity, undefined, "released on stop");
+        assert.match(await registry.metrics(), /spiderpool_controller_is_leader 0/);
+      } finally {
+        await handle.stop();
+      }
     } finally {
       await cleanUp(scope);
     }

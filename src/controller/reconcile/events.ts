@@ -30,7 +30,6 @@ interface Recorded {
   name: string;
   namespace: string;
   count: number;
-  first: string;
   lastSent: number;
 }
 
@@ -100,7 +99,7 @@ export class EventRecorder {
         lastTimestamp: stamp,
         count: 1,
       }, "event");
-      this.#recorded.set(key, { name, namespace, count: 1, first: stamp, lastSent: now });
+      this.#recorded.set(key, { name, namespace, count: 1, lastSent: now });
       if (this.#recorded.size > 10_000) this.#recorded.delete(this.#recorded.keys().next().value!);
     } catch (err) {
       this.#opts.log?.(

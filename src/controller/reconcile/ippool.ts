@@ -7,7 +7,7 @@
 import { decodeAllocatedIPs, StatusDecodeError } from "../../api/allocated.ts";
 import { API_VERSION, FINALIZER, KIND } from "../../api/constants.ts";
 import type { SpiderIPPool } from "../../api/types.ts";
-import { usableAddresses } from "../../ipam/choose.ts";
+import { admittedPool, poolSpecProblems } from "../../ipam/pool.ts";
 import { IPRangeSet, parseIP } from "../../ip/mod.ts";
 import type { PlannedEvent } from "./events.ts";
 
@@ -53,16 +53,24 @@ export function planPool(pool: SpiderIPPool): PoolPlan {
   const name = pool.metadata?.name ?? "";
   const what = `${KIND.ippool} ${JSON.stringify(name)}`;
   const events: PlannedEvent[] = [];
+  // The same verdict on the spec as the agent's (src/ipam/pool.ts): a pool it refuses to serve from gets an
+  // event, and its totalIPCount is left alone.
   let usable: IPRangeSet | undefined;
-  try {
-    usable = usableAddresses(pool).usable;
-  } catch (err) {
+  const problems = poolSpecProblems(pool);
+  if (problems.length > 0) {
     events.push({
       type: "Warning",
       reason: POOL_EVENT.invalidSpec,
-      message: `${(err as Error).message}; status.totalIPCount is left as is until the spec is fixed ` +
-        `(kubectl edit spiderippool ${name})`,
+      message: `${problems.map((p) => p.message).join("; ")}; no address is handed out from it and ` +
+        `status.totalIPCount is left as is until the spec is fixed (kubectl edit spiderippool ${name})`,
     });
+  } else {
+    // totalIPCount is upstream's |ips − excludeIPs| (reserved IPs and the gateway are not subtracted).
+    const spec = admittedPool(pool).spec;
+    const family = spec.ipVersion as 4 | 6;
+    usable = IPRangeSet.parse(family, spec.ips ?? []).subtract(
+      IPRangeSet.parse(family, spec.excludeIPs ?? []),
+    );
   }
   let records: string[] | undefined;
   try {

@@ -1,5 +1,5 @@
 // The plugin side of the agent's unix-socket API: one HTTP/1.1 request per connection (`Connection: close`,
-// Host = socket path, as upstream's client), written and read by hand over Deno.connect so that a CNI
+// an empty Host, as upstream's Go client sends), written and read by hand over Deno.connect so that a CNI
 // plugin process loads nothing beyond this file. Every failure becomes an AgentRequestError with a kind.
 import {
   AgentPaths,
@@ -16,8 +16,9 @@ import {
 } from "./models.ts";
 
 /**
- * Why a request failed: `unreachable` (no socket, nobody listening, connection reset), `timeout`,
- * `http` (the agent answered with a non-2xx status; `message` is its error text), `protocol` (not HTTP).
+ * Why a request failed: `unreachable` (no socket, nobody listening, or the connection reset or closed before
+ * a complete answer: the agent went away, e.g. restarted mid-request), `timeout`, `http` (the agent answered
+ * with a non-2xx status; `message` is its error text), `protocol` (an answer that is not HTTP).
  */
 export type AgentErrorKind = "unreachable" | "timeout" | "http" | "protocol";
 
@@ -99,7 +100,12 @@ export function parseResponse(data: Uint8Array, eof: boolean): HttpResponse | un
   const headEnd = indexOf(data, CRLF2);
   if (headEnd < 0) {
     if (eof) {
-      throw new AgentRequestError("protocol", "the agent closed the connection before a full HTTP response");
+      throw new AgentRequestError(
+        "unreachable",
+        data.length === 0
+          ? "the agent closed the connection without answering (was it restarted?)"
+          : "the agent closed the connection in the middle of its answer (was it restarted?)",
+      );
     }
     return undefined;
   }
@@ -117,7 +123,12 @@ export function parseResponse(data: Uint8Array, eof: boolean): HttpResponse | un
   if (headers.get("transfer-encoding")?.toLowerCase().includes("chunked")) {
     const body = dechunk(rest);
     if (body) return { status, headers, body };
-    if (eof) throw new AgentRequestError("protocol", "the agent closed the connection inside a chunked body");
+    if (eof) {
+      throw new AgentRequestError(
+        "unreachable",
+        "the agent closed the connection in the middle of its answer (was it restarted?)",
+      );
+    }
     return undefined;
   }
   const lengthText = headers.get("content-length");
@@ -128,19 +139,26 @@ export function parseResponse(data: Uint8Array, eof: boolean): HttpResponse | un
     }
     if (rest.length >= length) return { status, headers, body: rest.subarray(0, length) };
     if (eof) {
-      throw new AgentRequestError("protocol", "the agent closed the connection before the end of the body");
+      throw new AgentRequestError(
+        "unreachable",
+        "the agent closed the connection in the middle of its answer (was it restarted?)",
+      );
     }
     return undefined;
   }
   return eof ? { status, headers, body: rest } : undefined;
 }
 
-/** Sends one HTTP/1.1 request over the unix socket at `socketPath` and reads the whole response. */
+/**
+ * Sends one HTTP/1.1 request over the unix socket at `socketPath` and reads the whole response. The Host
+ * header is empty, as Go's client sends it for a socket path: Go's server refuses a path there ("400 Bad
+ * Request: malformed Host header"), and an empty Host is valid HTTP/1.1 (RFC 9112 §3.2).
+ */
 export async function requestOverSocket(socketPath: string, opts: RequestOptions): Promise<HttpResponse> {
   const payload = opts.body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(opts.body));
   const head = [
     `${opts.method} ${opts.path} HTTP/1.1`,
-    `Host: ${socketPath}`,
+    "Host: ",
     "Connection: close",
     "Accept: application/json",
     "User-Agent: spiderpool-cni",

@@ -26,9 +26,8 @@ async function startAgent(dir: string, routes: Record<string, Handler>): Promise
   const seen: Seen[] = [];
   const ready = Promise.withResolvers<void>();
   const server = Deno.serve({ path: socket, onListen: () => ready.resolve() }, async (req) => {
-    // On a unix socket Deno builds req.url as "http+unix://" + Host header + path; the Host is the socket path.
-    const target = req.url.slice(`http+unix://${req.headers.get("host") ?? ""}`.length);
-    const path = target.split("?")[0];
+    // On a unix socket Deno builds req.url as "http+unix://" + (Host, or the encoded socket path) + path.
+    const path = new URL(req.url).pathname;
     const text = await req.text();
     const entry: Seen = { method: req.method, path, body: text === "" ? undefined : JSON.parse(text) };
     seen.push(entry);

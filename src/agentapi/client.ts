@@ -12,6 +12,10 @@ import {
   type IpamDelArgs,
   type IpamGcArgs,
   type IpamStatusArgs,
+  RELEASE_DETAIL_HEADER,
+  RELEASE_RESULT_HEADER,
+  type ReleaseOutcome,
+  type ReleaseResult,
   type WorkloadEndpointStatus,
 } from "./models.ts";
 
@@ -250,17 +254,22 @@ export class AgentClient {
     this.healthTimeoutMs = opts.healthTimeoutMs ?? 2_000;
   }
 
-  async #call(method: string, path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<Uint8Array> {
+  async #call(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<HttpResponse> {
     const res = await requestOverSocket(this.socketPath, { method, path, body, timeoutMs });
     if (res.status < 200 || res.status > 299) {
       const text = errorText(res.body) || "(empty body)";
       throw new AgentRequestError("http", text, res.status);
     }
-    return res.body;
+    return res;
   }
 
   async #json<T>(method: string, path: string, body: unknown): Promise<T> {
-    const raw = await this.#call(method, path, body);
+    const raw = (await this.#call(method, path, body)).body;
     try {
       return JSON.parse(new TextDecoder().decode(raw)) as T;
     } catch (e) {
@@ -280,8 +289,18 @@ export class AgentClient {
     return this.#json("POST", AgentPaths.ip, args);
   }
 
-  async release(args: IpamDelArgs): Promise<void> {
-    await this.#call("DELETE", AgentPaths.ip, args);
+  /**
+   * `DELETE /v1/ipam/ip`: what the release did, from the agent's RELEASE_RESULT_HEADER; undefined when the
+   * agent does not say (upstream's agent answers an empty 200 whatever it did).
+   */
+  async release(args: IpamDelArgs): Promise<ReleaseOutcome | undefined> {
+    const res = await this.#call("DELETE", AgentPaths.ip, args);
+    const result = res.headers.get(RELEASE_RESULT_HEADER.toLowerCase());
+    if (result !== "released" && result !== "kept" && result !== "none") return undefined;
+    return {
+      result: result as ReleaseResult,
+      detail: res.headers.get(RELEASE_DETAIL_HEADER.toLowerCase()) ?? "",
+    };
   }
 
   async releaseAll(args: IpamBatchDelArgs): Promise<void> {

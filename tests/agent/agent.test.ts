@@ -884,6 +884,26 @@ async function rawHTTP(socket: string, request: string): Promise<string> {
   }
 }
 
+kubeTest("agent: 1,100 idle connections on the socket do not starve the health check or an ADD", async () => {
+  await using env = await environment("agent-idle");
+  const node = env.scope.name("node");
+  const agent = await agentFor(env, node);
+  const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+  const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+  const idle: Deno.UnixConn[] = [];
+  try {
+    for (let i = 0; i < 1_100; i++) {
+      idle.push(await Deno.connect({ transport: "unix", path: agent.socketPath }));
+    }
+    const client = new AgentClient(agent.socketPath, { timeoutMs: 20_000, healthTimeoutMs: 5_000 });
+    await client.healthy();
+    const res = await client.allocate(addArgs(env, pod));
+    assert.equal(res.ips[0].address, "192.0.2.10/24");
+  } finally {
+    for (const c of idle) c.close();
+  }
+});
+
 kubeTest(
   "agent: raw HTTP/1.1 with Host = socket path or empty and Connection: close gets status line and JSON string body",
   async () => {

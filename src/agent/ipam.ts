@@ -820,42 +820,40 @@ export class IpamAgent implements IpamService {
    */
   async #gcEndpoint(cached: SpiderEndpoint, scope: GcScope): Promise<string[]> {
     const ns = cached.metadata.namespace ?? "";
-    return await this.#podLock.run(podKey(ns, cached.metadata.name), async () => {
+    const podName = this.#podNameOf(cached);
+    return await this.#podLock.run(podKey(ns, podName), async () => {
       const { kube } = this.#o;
       const ep = await kube.getEndpoint(ns, cached.metadata.name);
       const candidate = ep && gcCandidate(ep, scope);
       if (!ep || !candidate) return [];
       const uid = ep.status.current.uid;
-      const pod = await this.#podOfEndpoint(ep);
+      const pod = await kube.getPod(ns, podName);
       if (sandboxMayRun(pod, uid, Date.now())) return [];
       const deadline = Date.now() + this.#o.requestTimeoutMs;
       const args: IpamDelArgs = {
         containerID: candidate.containerID,
         ifName: candidate.nics[0],
         podNamespace: ns,
-        podName: pod?.metadata.name ?? ep.metadata.name,
+        podName,
         podUID: uid,
       };
       if (candidate.whole) {
         const outcome = await this.#release(args, deadline);
         return outcome.result === "released" ? candidate.nics : [];
       }
-      return await this.#releaseNICs(ep, candidate.nics, args, deadline);
+      return await this.#releaseNICs(ep, pod, candidate.nics, args, deadline);
     });
   }
 
   /**
-   * The pod whose sandbox an endpoint records: found by UID in the cache (a KubeVirt endpoint is named after
-   * its VM, not the pod), then read from the API server; by the endpoint's name when the cache has no pod of
-   * that UID. Undefined when the API server has no such pod.
+   * The name of the pod whose sandbox an endpoint records: the cached pod of the endpoint's pod UID (a KubeVirt
+   * endpoint is named after its VM, not the pod), else the endpoint's own name.
    */
-  async #podOfEndpoint(ep: SpiderEndpoint): Promise<Pod | undefined> {
+  #podNameOf(ep: SpiderEndpoint): string {
     const ns = ep.metadata.namespace ?? "";
     const uid = ep.status.current.uid;
-    const cached = this.#o.caches.pods.list().find((p) =>
-      p.metadata.namespace === ns && p.metadata.uid === uid
-    );
-    return await this.#o.kube.getPod(ns, cached?.metadata.name ?? ep.metadata.name);
+    const pod = this.#o.caches.pods.list().find((p) => p.metadata.namespace === ns && p.metadata.uid === uid);
+    return pod?.metadata.name ?? ep.metadata.name;
   }
 
   /**
@@ -865,12 +863,12 @@ export class IpamAgent implements IpamService {
    */
   async #releaseNICs(
     ep: SpiderEndpoint,
+    pod: Pod | undefined,
     nics: string[],
     args: IpamDelArgs,
     deadline: number,
   ): Promise<string[]> {
     const { kube, config } = this.#o;
-    const pod = await kube.getPod(args.podNamespace, args.podName);
     const decision = decideRelease({
       pod,
       requestUid: args.podUID,
@@ -882,20 +880,21 @@ export class IpamAgent implements IpamService {
     });
     if (decision.kind !== "release") return [];
     const details = ep.status.current.ips ?? [];
-    const gone = details.filter((d) => nics.includes(d.interface));
     const networks = nicNetworks(ep.metadata.annotations);
     for (const nic of nics) delete networks[nic];
-    const annotations = { ...ep.metadata.annotations, [NIC_NETWORKS_ANNOTATION]: JSON.stringify(networks) };
     await kube.updateEndpoint({
       ...ep,
-      metadata: { ...ep.metadata, annotations },
+      metadata: {
+        ...ep.metadata,
+        annotations: { ...ep.metadata.annotations, [NIC_NETWORKS_ANNOTATION]: JSON.stringify(networks) },
+      },
       status: {
         ...ep.status,
         current: { ...ep.status.current, ips: details.filter((d) => !nics.includes(d.interface)) },
       },
     });
     await this.#poolOps(
-      detailPoolIPs(gone),
+      detailPoolIPs(details.filter((d) => nics.includes(d.interface))),
       (ips) => ({ kind: "release", ips, podUid: decision.uid }),
       deadline,
       "skip-missing",

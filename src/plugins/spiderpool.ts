@@ -332,8 +332,13 @@ async function cmdDel(args: CmdArgs): Promise<void> {
       else if (outcome.result === "kept") log.info(`the agent kept the IPs of ${who}: ${outcome.detail}`);
       else log.info(`nothing to release for ${who}: ${outcome.detail}`);
     } catch (e) {
-      // The agent's garbage collection reclaims what a failed release leaves behind.
-      log.error(`release for pod ${pod.namespace}/${pod.name} failed (left to IP GC): ${describe(e)}`);
+      // No answer (the agent went away mid-request, or timed out) decided nothing: like a failed health
+      // check, the DEL fails and the runtime retries it. A release the agent refused is only logged, as
+      // upstream does; the IP GC reclaims what it leaves behind.
+      if (!(e instanceof AgentRequestError && e.kind === "http")) {
+        throw agentFailure(e, `spiderpool-agent did not answer the release for ${who}`, agent.socketPath);
+      }
+      log.error(`release for ${who} failed (left to IP GC): ${describe(e)}`);
     }
   });
 }

@@ -481,15 +481,15 @@ Deno.test("DEL logs what the agent did: released, kept for a live pod, or nothin
   }
 });
 
-Deno.test("an agent killed in the middle of an ADD is code 11 (try again later), not a plugin error", async () => {
+/** A separate agent process that answers its health check and is SIGKILLed when a request with `method` arrives. */
+async function withDyingAgent(method: string, fn: (dir: string, socket: string) => Promise<void>) {
   const dir = await Deno.makeTempDir({ prefix: "sp-cni-kill-" });
   const socket = `${dir}/spiderpool.sock`;
-  // A separate agent process that answers its health check and is SIGKILLed when the ADD arrives.
   const agent = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
       `Deno.serve({ path: ${JSON.stringify(socket)}, onListen: () => console.log("listening") }, (req) => {
-        if (req.method === "POST") Deno.kill(Deno.pid, "SIGKILL");
+        if (req.method === ${JSON.stringify(method)}) Deno.kill(Deno.pid, "SIGKILL");
         return new Response(null, { status: 200 });
       });`,
     ],
@@ -500,12 +500,8 @@ Deno.test("an agent killed in the middle of an ADD is code 11 (try again later),
     const reader = agent.stdout.getReader();
     assert.match(new TextDecoder().decode((await reader.read()).value), /listening/);
     reader.releaseLock();
-    const r = await runPlugin("ADD", netConf(dir, socket));
-    assert.equal(r.code, 1, r.stdout);
-    const status = await agent.status;
-    assert.equal(status.signal, "SIGKILL", "the agent died during the ADD");
-    assert.equal(r.json?.code, 11, r.stdout);
-    assert.match(r.json?.msg as string, /closed the connection/);
+    await fn(dir, socket);
+    assert.equal((await agent.status).signal, "SIGKILL", `the agent died during the ${method}`);
   } finally {
     try {
       agent.kill("SIGKILL");
@@ -514,6 +510,27 @@ Deno.test("an agent killed in the middle of an ADD is code 11 (try again later),
     await agent.status;
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("an agent killed in the middle of an ADD is code 11 (try again later), not a plugin error", async () => {
+  await withDyingAgent("POST", async (dir, socket) => {
+    const r = await runPlugin("ADD", netConf(dir, socket));
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.json?.code, 11, r.stdout);
+    assert.match(r.json?.msg as string, /closed the connection/);
+  });
+});
+
+Deno.test("an agent killed in the middle of a DEL fails the DEL with code 11, so the runtime retries it", async () => {
+  await withDyingAgent("DELETE", async (dir, socket) => {
+    const r = await runPlugin("DEL", netConf(dir, socket));
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.json?.code, 11, r.stdout);
+    assert.match(
+      r.json?.msg as string,
+      /did not answer the release for pod team-a\/web-0.*closed the connection/,
+    );
+  });
 });
 
 Deno.test("ADD is logged to log_file_path and stdout carries only the result", async () => {

@@ -503,6 +503,40 @@ kubeTest(
   },
 );
 
+kubeTest(
+  "agent: an ADD naming a pool its cache has not seen waits for the cache, then allocates from the spec it holds",
+  async () => {
+    await using env = await environment("agent-lag");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    // The pool cache stops, so the pool below exists in the API server only: the ADD reads it to filter, but
+    // must not decide which address is free before its cache holds that spec (an overlapping pool it has not
+    // seen could be handing out the same addresses).
+    agent.caches.pools.stop();
+    const name = env.scope.name("late");
+    await env.scope.cluster.http.post(POOLS, {
+      apiVersion: API_VERSION,
+      kind: "SpiderIPPool",
+      metadata: { name },
+      spec: { subnet: "192.0.2.0/24", ips: ["192.0.2.70-192.0.2.71"] },
+    });
+    env.scope.track(`${POOLS}/${name}`);
+    const pod = await podOn(env, "a", node, ippoolAnnotation([name]));
+    let answered = false;
+    const add = call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod)).finally(() =>
+      answered = true
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(answered, false, "answered before the cache held the pool");
+    assert.deepEqual(await allocatedOf(env, name), {});
+    agent.caches.pools.start();
+    const res = await add;
+    assert.equal(res.status, 200, res.text);
+    assert.equal((res.json as { ips: { address: string }[] }).ips[0].address, "192.0.2.70/24");
+    assert.deepEqual(Object.keys(await allocatedOf(env, name)), ["192.0.2.70"]);
+  },
+);
+
 kubeTest("agent: ADD falls through to the next pool when the first is exhausted", async () => {
   await using env = await environment("agent-next");
   const node = env.scope.name("node");
@@ -1334,6 +1368,71 @@ function freePort(): number {
   return port;
 }
 
+/** `spiderpool agent <args>` from the sources, as a child process with `env` added. */
+function agentProcess(args: string[], env: Record<string, string>): Deno.ChildProcess {
+  const entry = new URL("../../src/cmd/agent.ts", import.meta.url).href;
+  const code = `const { main } = await import(${JSON.stringify(entry)}); Deno.exit(await main(${
+    JSON.stringify(args)
+  }));`;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+}
+
+kubeTest(
+  "agent: metrics are off unless SPIDERPOOL_ENABLED_METRIC=true, as upstream; a malformed value stops the start",
+  async () => {
+    await using env = await environment("agent-nometrics");
+    const node = env.scope.name("node");
+    const [healthPort, metricsPort] = [freePort(), freePort()];
+    const args = [
+      "--node-name",
+      node,
+      "--kubeconfig",
+      env.scope.cluster.kubeconfigPath,
+      "--socket-path",
+      `${env.dir}/nometrics.sock`,
+      "--config-path",
+      `${env.dir}/missing-conf.yml`,
+      "--health-port",
+      String(healthPort),
+      "--metrics-port",
+      String(metricsPort),
+    ];
+    const child = agentProcess(args, { SPIDERPOOL_ENABLED_METRIC: "" });
+    try {
+      await poll("the agent's readiness probe", 30_000, async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${healthPort}/v1/runtime/readiness`);
+          await res.body?.cancel();
+          return res.status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      // Ready, yet nothing listens on the metrics port.
+      await assert.rejects(
+        Deno.connect({ hostname: "127.0.0.1", port: metricsPort }),
+        Deno.errors.ConnectionRefused,
+      );
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal((await child.status).code, 0);
+
+    const bad = agentProcess(args, { SPIDERPOOL_ENABLED_METRIC: "yes" });
+    const out = await bad.output();
+    assert.equal(out.code, 1);
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      /SPIDERPOOL_ENABLED_METRIC must be true or false, got "yes"/,
+    );
+  },
+);
+
 kubeTest(
   "agent: `spiderpool agent` runs as a process, serves its socket and probes, and exits 0 on SIGTERM",
   async () => {
@@ -1355,15 +1454,7 @@ kubeTest(
       "--metrics-port",
       String(metricsPort),
     ];
-    const entry = new URL("../../src/cmd/agent.ts", import.meta.url).href;
-    const code = `const { main } = await import(${JSON.stringify(entry)}); Deno.exit(await main(${
-      JSON.stringify(args)
-    }));`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--ext=ts", code],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const child = agentProcess(args, { SPIDERPOOL_ENABLED_METRIC: "true" });
     try {
       await poll("the agent's readiness probe", 30_000, async () => {
         try {

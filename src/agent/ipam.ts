@@ -12,7 +12,7 @@
 import { type AnnotationRoute, parseRoutesAnnotation } from "../api/annotations.ts";
 import { ANNOTATION, KIND } from "../api/constants.ts";
 import { defaultReservedIP } from "../api/defaults.ts";
-import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
+import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
 import { ConflictError, KubeHttpError } from "../kube/client.ts";
 import {
@@ -68,7 +68,6 @@ import { type AgentKube, type KubeObject, type OwnerRef, type Pod, POOLS } from 
 import type { AgentMetrics, AllocationFailure } from "./metrics.ts";
 import type {
   CoordinatorConfig,
-  GcAttachment,
   GetCoordinatorArgs,
   IpamAddArgs,
   IpamAddResponse,
@@ -76,18 +75,23 @@ import type {
   IpamDelArgs,
   IpamGcArgs,
   IpamStatusArgs,
+  ReleaseOutcome,
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
 import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
 import { lookupMaster } from "./master_nic.ts";
+import {
+  gcCandidate,
+  type GcScope,
+  NIC_NETWORKS_ANNOTATION,
+  nicNetworks,
+  recordAttachment,
+  sandboxMayRun,
+} from "../ipam/gc.ts";
 import { KeyedLock } from "./lock.ts";
 import { ApiStatusError, type IpamService } from "./server.ts";
 
-/**
- * Annotation on a SpiderEndpoint naming the container (sandbox) its addresses were allocated for, so that
- * `POST /v1/ipam/gc` can tell which endpoints the runtime no longer uses.
- */
-export const CONTAINER_ID_ANNOTATION = "ipam.spidernet.io/container-id";
+export { CONTAINER_ID_ANNOTATION, NIC_NETWORKS_ANNOTATION } from "../ipam/gc.ts";
 
 export interface IpamAgentOptions {
   nodeName: string;
@@ -243,7 +247,7 @@ export class IpamAgent implements IpamService {
           deadline,
         );
         const { response, endpoint: renamed } = responseFromEndpoint(endpoint!, args.ifName, detection);
-        const updated = withContainerID(renamed ?? endpoint!, args.containerID);
+        const updated = withAttachment(renamed ?? endpoint!, args);
         if (updated !== endpoint) await kube.updateEndpoint(updated);
         return response;
       }
@@ -257,7 +261,7 @@ export class IpamAgent implements IpamService {
         );
         const moved = adoptEndpoint(endpoint!, { uid: pod.metadata.uid, node: nodeName });
         const { response, endpoint: renamed } = responseFromEndpoint(moved, args.ifName, detection);
-        await kube.updateEndpoint(withContainerID(renamed ?? moved, args.containerID));
+        await kube.updateEndpoint(withAttachment(renamed ?? moved, args));
         return response;
       }
       case "replace-stale": {
@@ -358,7 +362,7 @@ export class IpamAgent implements IpamService {
       });
       // Pool records are written; now the endpoint. If this fails, the records are given back below.
       try {
-        const written = withContainerID(ep, args.containerID);
+        const written = withAttachment(ep, args);
         if (existing) await kube.updateEndpoint(written);
         else await kube.createEndpoint(written);
       } catch (err) {
@@ -759,14 +763,18 @@ export class IpamAgent implements IpamService {
   // -------------------------------------------------------------------------------------------------------
   // DEL
 
-  async release(args: IpamDelArgs): Promise<void> {
+  async release(args: IpamDelArgs): Promise<ReleaseOutcome> {
     const { metrics } = this.#o;
     const started = performance.now();
     metrics.releases.inc();
     try {
       const deadline = Date.now() + this.#o.requestTimeoutMs;
-      await this.#podLock.run(podKey(args.podNamespace, args.podName), () => this.#release(args, deadline));
+      const outcome = await this.#podLock.run(
+        podKey(args.podNamespace, args.podName),
+        () => this.#release(args, deadline),
+      );
       metrics.releaseDuration.observe((performance.now() - started) / 1000);
+      return outcome;
     } catch (err) {
       metrics.releaseFailed(err instanceof RetriesExhaustedError ? "retries_exhausted" : "internal");
       this.#o.log(
@@ -776,7 +784,7 @@ export class IpamAgent implements IpamService {
     }
   }
 
-  async #release(args: IpamDelArgs, deadline: number): Promise<void> {
+  async #release(args: IpamDelArgs, deadline: number): Promise<ReleaseOutcome> {
     const { kube, config } = this.#o;
     const pod = await kube.getPod(args.podNamespace, args.podName);
     const grace = pod?.metadata.deletionGracePeriodSeconds;
@@ -798,10 +806,10 @@ export class IpamAgent implements IpamService {
     });
     switch (decision.kind) {
       case "nothing":
-        return;
+        return { result: decision.kept ? "kept" : "none", detail: decision.reason };
       case "delete-endpoint":
         await this.#dropEndpoint(endpoint!);
-        return;
+        return { result: "none", detail: decision.reason };
       case "release":
         // A fixed-IP endpoint stops claiming its addresses before they go back to the pools, so an adoption
         // on another node in between cannot be deleted afterwards; records are released by UID either way.
@@ -813,7 +821,7 @@ export class IpamAgent implements IpamService {
           "skip-missing",
         );
         if (!decision.deleteEndpoint) await this.#removeFinalizer(endpoint!);
-        return;
+        return { result: "released", detail: decision.ips.map((x) => x.ip).join(", ") };
     }
   }
 
@@ -904,49 +912,119 @@ export class IpamAgent implements IpamService {
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // GC (CNI 1.1): release this node's endpoints whose attachments the runtime no longer has
+  // GC (CNI 1.1): release the attachments of one network whose sandboxes the runtime no longer has
 
   async gc(args: IpamGcArgs): Promise<void> {
     const { caches, nodeName, log } = this.#o;
-    const valid = new Set(
-      args.validAttachments.map((a: GcAttachment) => `${a.containerID}\u0000${a.ifName}`),
-    );
+    const scope: GcScope = { network: args.networkName, valid: args.validAttachments, node: nodeName };
     const errors: string[] = [];
+    const released: string[] = [];
     for (const cached of caches.endpoints.list()) {
-      if (cached.status?.current?.node !== nodeName) continue;
-      const cid = cached.metadata.annotations?.[CONTAINER_ID_ANNOTATION];
-      if (!cid) continue; // not written by an agent that records containers; the controller's GC handles it
-      const nics = (cached.status.current.ips ?? []).map((d: IPAllocationDetail) => d.interface);
-      if (nics.some((nic) => valid.has(`${cid}\u0000${nic}`))) continue;
+      // Endpoints the cache shows without a stale attachment of this network are left alone; the others
+      // are decided again on what the API server has now.
+      if (!gcCandidate(cached, scope)) continue;
+      const name = `${cached.metadata.namespace}/${cached.metadata.name}`;
       try {
-        await this.#gcEndpoint(cached, cid);
+        const nics = await this.#gcEndpoint(cached, scope);
+        if (nics.length > 0) released.push(`${name} (${nics.join(", ")})`);
       } catch (err) {
-        errors.push(`${cached.metadata.namespace}/${cached.metadata.name}: ${(err as Error).message}`);
+        errors.push(`${name}: ${(err as Error).message}`);
       }
     }
+    if (released.length > 0) log(`gc of network ${args.networkName}: released ${released.join("; ")}`);
     if (errors.length > 0) {
-      log(`gc: ${errors.join("; ")}`);
+      log(`gc of network ${args.networkName}: ${errors.join("; ")}`);
       throw new Error(`gc could not release every stale SpiderEndpoint: ${errors.join("; ")}`);
     }
   }
 
-  async #gcEndpoint(cached: SpiderEndpoint, cid: string): Promise<void> {
-    const { kube, nodeName } = this.#o;
+  /**
+   * Releases the NICs of one endpoint that a GC for `scope.network` may release, unless its sandbox may still
+   * be running; returns the NICs released. The endpoint and the pod are read from the API server, under the
+   * pod's lock, so a concurrent ADD or DEL of the same pod is not raced.
+   */
+  async #gcEndpoint(cached: SpiderEndpoint, scope: GcScope): Promise<string[]> {
     const ns = cached.metadata.namespace ?? "";
-    const ep = await kube.getEndpoint(ns, cached.metadata.name);
-    if (
-      !ep || ep.metadata.annotations?.[CONTAINER_ID_ANNOTATION] !== cid || ep.status.current.node !== nodeName
-    ) {
-      return;
-    }
-    const nic = ep.status.current.ips?.[0]?.interface ?? "eth0";
-    await this.release({
-      containerID: cid,
-      ifName: nic,
-      podNamespace: ns,
-      podName: ep.metadata.name,
-      podUID: ep.status.current.uid,
+    const podName = this.#podNameOf(cached);
+    return await this.#podLock.run(podKey(ns, podName), async () => {
+      const { kube } = this.#o;
+      const ep = await kube.getEndpoint(ns, cached.metadata.name);
+      const candidate = ep && gcCandidate(ep, scope);
+      if (!ep || !candidate) return [];
+      const uid = ep.status.current.uid;
+      const pod = await kube.getPod(ns, podName);
+      if (sandboxMayRun(pod, uid, Date.now())) return [];
+      const deadline = Date.now() + this.#o.requestTimeoutMs;
+      const args: IpamDelArgs = {
+        containerID: candidate.containerID,
+        ifName: candidate.nics[0],
+        podNamespace: ns,
+        podName,
+        podUID: uid,
+      };
+      if (candidate.whole) {
+        const outcome = await this.#release(args, deadline);
+        return outcome.result === "released" ? candidate.nics : [];
+      }
+      return await this.#releaseNICs(ep, pod, candidate.nics, args, deadline);
     });
+  }
+
+  /**
+   * The name of the pod whose sandbox an endpoint records: the cached pod of the endpoint's pod UID (a KubeVirt
+   * endpoint is named after its VM, not the pod), else the endpoint's own name.
+   */
+  #podNameOf(ep: SpiderEndpoint): string {
+    const ns = ep.metadata.namespace ?? "";
+    const uid = ep.status.current.uid;
+    const pod = this.#o.caches.pods.list().find((p) => p.metadata.namespace === ns && p.metadata.uid === uid);
+    return pod?.metadata.name ?? ep.metadata.name;
+  }
+
+  /**
+   * Releases some NICs of an endpoint whose other NICs were attached through other networks (a GC only
+   * speaks for its own): the endpoint stops listing them first, then their records go back to the pools.
+   * Whatever keeps a DEL from releasing (a StatefulSet that wants the member, a running VM) keeps them too.
+   */
+  async #releaseNICs(
+    ep: SpiderEndpoint,
+    pod: Pod | undefined,
+    nics: string[],
+    args: IpamDelArgs,
+    deadline: number,
+  ): Promise<string[]> {
+    const { kube, config } = this.#o;
+    const decision = decideRelease({
+      pod,
+      requestUid: args.podUID,
+      ifName: args.ifName,
+      endpoint: ep,
+      statefulSet: await this.#statefulSet(ep),
+      kubevirt: await this.#kubevirt(ep),
+      flags: config,
+    });
+    if (decision.kind !== "release") return [];
+    const details = ep.status.current.ips ?? [];
+    const networks = nicNetworks(ep.metadata.annotations);
+    for (const nic of nics) delete networks[nic];
+    await kube.updateEndpoint({
+      ...ep,
+      metadata: {
+        ...ep.metadata,
+        annotations: { ...ep.metadata.annotations, [NIC_NETWORKS_ANNOTATION]: JSON.stringify(networks) },
+      },
+      status: {
+        ...ep.status,
+        current: { ...ep.status.current, ips: details.filter((d) => !nics.includes(d.interface)) },
+      },
+    });
+    await this.#poolOps(
+      detailPoolIPs(details.filter((d) => nics.includes(d.interface))),
+      (ips) => ({ kind: "release", ips, podUid: decision.uid }),
+      deadline,
+      "skip-missing",
+    );
+    return nics;
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -981,15 +1059,19 @@ export class IpamAgent implements IpamService {
   }
 }
 
-function withContainerID(ep: SpiderEndpoint, containerID: string): SpiderEndpoint {
-  if (ep.metadata.annotations?.[CONTAINER_ID_ANNOTATION] === containerID) return ep;
-  return {
-    ...ep,
-    metadata: {
-      ...ep.metadata,
-      annotations: { ...ep.metadata.annotations, [CONTAINER_ID_ANNOTATION]: containerID },
-    },
-  };
+/**
+ * The endpoint as an ADD writes it: with the sandbox's container ID and the network of each NIC recorded in
+ * annotations, so that `POST /v1/ipam/gc` can tell which attachments a GC for one network may release.
+ */
+function withAttachment(ep: SpiderEndpoint, args: IpamAddArgs): SpiderEndpoint {
+  const annotations = recordAttachment(ep.metadata.annotations, {
+    containerID: args.containerID,
+    ifName: args.ifName,
+    networkName: args.networkName,
+    nics: (ep.status.current.ips ?? []).map((d) => d.interface),
+  });
+  if (annotations === ep.metadata.annotations) return ep;
+  return { ...ep, metadata: { ...ep.metadata, annotations } };
 }
 
 function allocationFailure(err: unknown): AllocationFailure {

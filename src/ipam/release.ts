@@ -278,8 +278,11 @@ export interface ReleaseInput {
 
 /** What DEL does. */
 export type ReleaseDecision =
-  /** Nothing: the pod is alive, its UID is unknown, there is no endpoint, or the IPs are kept. */
-  | { kind: "nothing"; reason: string }
+  /**
+   * Nothing: the pod is alive, its UID is unknown, there is no endpoint, or the IPs are kept. `kept`: the
+   * pod holds addresses it still needs (alive, or a fixed-IP member or VM that comes back).
+   */
+  | { kind: "nothing"; reason: string; kept?: boolean }
   | {
     kind: "release";
     /** The pod UID records must carry to be released. */
@@ -301,7 +304,9 @@ export function decideRelease(input: ReleaseInput): ReleaseDecision {
   // A pod of the same name but another UID is a newer pod: this DEL is for the old one, which is gone.
   const samePod = pod !== undefined &&
     (!input.requestUid || !pod.metadata.uid || pod.metadata.uid === input.requestUid);
-  if (samePod && isPodAlive(pod)) return { kind: "nothing", reason: "pod is alive; its IPs are kept" };
+  if (samePod && isPodAlive(pod)) {
+    return { kind: "nothing", kept: true, reason: "pod is alive; its IPs are kept" };
+  }
   const uid = (samePod ? pod.metadata.uid : undefined) || input.requestUid || "";
   if (uid === "") return { kind: "nothing", reason: "no pod UID known; IP GC will release the IPs" };
   if (endpoint === undefined) return { kind: "nothing", reason: "no SpiderEndpoint; nothing to release" };
@@ -309,13 +314,21 @@ export function decideRelease(input: ReleaseInput): ReleaseDecision {
   let deleteEndpoint = false;
   if (flags.enableStatefulSet && type === "StatefulSet") {
     if (statefulSetOrdinalValid(endpoint.metadata.name, input.statefulSet)) {
-      return { kind: "nothing", reason: "StatefulSet still wants this member; its fixed IPs are kept" };
+      return {
+        kind: "nothing",
+        kept: true,
+        reason: "StatefulSet still wants this member; its fixed IPs are kept",
+      };
     }
     deleteEndpoint = true;
   } else if (flags.enableKubevirtStaticIP && type === "VirtualMachineInstance") {
     const kv = input.kubevirt;
     if (kv !== undefined && (kv.vmiAlive || kv.ownedByLiveVM)) {
-      return { kind: "nothing", reason: "the VM is still running or restarting; its fixed IPs are kept" };
+      return {
+        kind: "nothing",
+        kept: true,
+        reason: "the VM is still running or restarting; its fixed IPs are kept",
+      };
     }
     deleteEndpoint = true;
   }

@@ -87,11 +87,11 @@ import {
   nicNetworks,
   recordAttachment,
   sandboxMayRun,
-} from "../ipam/gc.ts";
+} from "../ipam/cni_gc.ts";
 import { KeyedLock } from "./lock.ts";
 import { ApiStatusError, type IpamService } from "./server.ts";
 
-export { CONTAINER_ID_ANNOTATION, NIC_NETWORKS_ANNOTATION } from "../ipam/gc.ts";
+export { CONTAINER_ID_ANNOTATION, NIC_NETWORKS_ANNOTATION } from "../ipam/cni_gc.ts";
 
 export interface IpamAgentOptions {
   nodeName: string;

@@ -1,4 +1,4 @@
-// The CNI GC decisions (src/ipam/gc.ts): what an ADD records on the endpoint, which NICs a GC for one network
+// The CNI GC decisions (src/ipam/cni_gc.ts): what an ADD records on the endpoint, which NICs a GC for one network
 // may release, and when a pod's sandbox may still be running.
 import assert from "node:assert/strict";
 import type { SpiderEndpoint } from "../../src/api/types.ts";
@@ -10,7 +10,7 @@ import {
   nicNetworks,
   recordAttachment,
   sandboxMayRun,
-} from "../../src/ipam/gc.ts";
+} from "../../src/ipam/cni_gc.ts";
 
 Deno.test("an ADD records its container and its network for every NIC it lists that has no record yet", () => {
   const first = recordAttachment(undefined, {

@@ -17,7 +17,8 @@ export class WebhookMetrics {
 
   constructor(registry: Registry) {
     this.#counts = new Counter({
-      name: "spiderpool_webhook_admission_counts",
+      // prom-client appends nothing; Prometheus exposition of counters conventionally ends in _total.
+      name: "spiderpool_webhook_admission_counts_total",
       help: "admission requests answered, by webhook (mutating/validating), kind, operation and verdict",
       labelNames: LABELS,
       registers: [registry],
@@ -30,7 +31,7 @@ export class WebhookMetrics {
       registers: [registry],
     });
     this.#ledgerConflicts = new Counter({
-      name: "spiderpool_webhook_admission_ledger_conflict_counts",
+      name: "spiderpool_webhook_admission_ledger_conflict_counts_total",
       help: "admission ledger writes that lost to a concurrent admission and were decided again",
       registers: [registry],
     });

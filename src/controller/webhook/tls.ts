@@ -30,9 +30,15 @@ export interface CertNeeds {
 
 /**
  * Why `m` cannot serve `needs` at `now`, or undefined when it can: it must parse, chain to its CA, match its
- * key, cover every name and address, and stay valid for RENEW_BEFORE_MS.
+ * key, cover every name and address, and stay valid for `renewBeforeMs` more (generated certificates are
+ * renewed a month ahead; a provided one only has to be valid now).
  */
-export function unusableReason(m: ServingMaterial, needs: CertNeeds, now = new Date()): string | undefined {
+export function unusableReason(
+  m: ServingMaterial,
+  needs: CertNeeds,
+  now = new Date(),
+  renewBeforeMs = RENEW_BEFORE_MS,
+): string | undefined {
   let cert: X509Certificate, ca: X509Certificate;
   try {
     cert = new X509Certificate(m.certPem);
@@ -52,7 +58,9 @@ export function unusableReason(m: ServingMaterial, needs: CertNeeds, now = new D
   if (new Date(cert.validFrom).getTime() > now.getTime()) {
     return `the certificate is valid only from ${cert.validFrom}`;
   }
-  if (notAfter - now.getTime() < RENEW_BEFORE_MS) return `the certificate expires ${cert.validTo}`;
+  if (notAfter - now.getTime() < renewBeforeMs) {
+    return `the certificate ${notAfter <= now.getTime() ? "expired" : "expires"} ${cert.validTo}`;
+  }
   const sans = (cert.subjectAltName ?? "").split(",").map((s) => s.trim());
   for (const d of needs.dnsNames) if (!sans.includes(`DNS:${d}`)) return `the certificate does not name ${d}`;
   for (const ip of needs.ipAddresses) {
@@ -92,7 +100,7 @@ export async function readProvided(
     keyPem: await read("serving key", files.keyFile),
     caPem: await read("CA certificate", files.caFile),
   };
-  const why = unusableReason(m, needs);
+  const why = unusableReason(m, needs, new Date(), 0);
   if (why) {
     throw new CertificateError(
       `provided certificate ${files.certFile} (CA ${files.caFile}) cannot serve the webhooks: ${why}`,

@@ -177,9 +177,12 @@ export async function startControllers(
     cleanup,
     async stop() {
       // Webhooks go first: the test's objects may be ones the webhooks would refuse to delete (in use).
-      for (const name of configNames) await unregisterWebhooks(http, name);
-      await cleanup();
-      await stopAll();
+      try {
+        for (const name of configNames) await unregisterWebhooks(http, name);
+        await cleanup();
+      } finally {
+        await stopAll();
+      }
     },
     async [Symbol.asyncDispose]() {
       await set.stop();

@@ -68,6 +68,8 @@ export function defaultConfig(): SpiderpoolConfig {
  * ```
  */
 export function parseConfig(text: string, where = "conf.yml"): SpiderpoolConfig {
+  // An empty file (or only comments) means all defaults; js-yaml refuses to load it.
+  if (text.split("\n").every((line) => /^\s*(#.*)?$/.test(line))) return defaultConfig();
   let doc: unknown;
   try {
     doc = loadYaml(text);

@@ -4,7 +4,13 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../src/api/config.ts";
 import { defaultIPPool, defaultMultusConfig } from "../../src/api/defaults.ts";
-import { livePending, type PendingEntry } from "../../src/controller/webhook/ledger.ts";
+import {
+  decodeLedger,
+  encodeLedger,
+  livePending,
+  type PendingEntry,
+  raiseSeen,
+} from "../../src/controller/webhook/ledger.ts";
 import { webhookConfigurations } from "../../src/controller/webhook/register.ts";
 import { applyPatch, deny, jsonPatch, parseReview } from "../../src/controller/webhook/review.ts";
 import { unusableReason } from "../../src/controller/webhook/tls.ts";
@@ -88,6 +94,27 @@ Deno.test("ledger entries: kept until visible, superseded or expired", () => {
     // Only a SpiderIPPool of that name is listed; the subnet's create is still pending.
     "SpiderSubnet/created-visible",
   ]);
+});
+
+Deno.test("ledger 'seen' versions only grow, compare as numbers, and survive a round trip; damage reads as empty", () => {
+  const seen = raiseSeen({ SpiderIPPool: "900" }, {
+    SpiderIPPool: "1000",
+    SpiderSubnet: "7",
+    SpiderReservedIP: undefined,
+  });
+  assert.deepEqual(seen, { SpiderIPPool: "1000", SpiderSubnet: "7" });
+  assert.deepEqual(raiseSeen(seen, { SpiderIPPool: "999", SpiderSubnet: "x" }), seen);
+  const entries: PendingEntry[] = [{
+    kind: "SpiderIPPool",
+    name: "a",
+    uid: "u",
+    spec: {},
+    expires: 5,
+    by: "r",
+  }];
+  assert.deepEqual(decodeLedger(encodeLedger({ entries, seen })), { entries, seen });
+  assert.deepEqual(decodeLedger({ pending: "{", seen: "[1]" }), { entries: [], seen: {} });
+  assert.deepEqual(decodeLedger(undefined), { entries: [], seen: {} });
 });
 
 Deno.test("webhook configurations: upstream paths and operations, failurePolicy Fail, sideEffects None, v1", () => {

@@ -26,7 +26,13 @@ import type {
   SpiderSubnet,
 } from "../../api/types.ts";
 import { type KubeHttp, NotFoundError } from "../../kube/client.ts";
-import { type AdmissionLedger, type ListedObject, livePending, type PendingEntry } from "./ledger.ts";
+import {
+  type AdmissionLedger,
+  type LedgerState,
+  type ListedObject,
+  livePending,
+  type PendingEntry,
+} from "./ledger.ts";
 import {
   type AdmissionRequest,
   type AdmissionResponse,
@@ -68,10 +74,42 @@ export function webhookPath(type: "mutate" | "validate", singular: string): stri
 
 interface List<T> {
   items?: T[];
+  metadata?: { resourceVersion?: string };
 }
 
-async function list<T>(http: KubeHttp, path: string): Promise<T[]> {
-  return (await http.get<List<T>>(path)).body.items ?? [];
+/** A list served from the API server's watch cache, possibly a moment old: for reads no race depends on. */
+async function cachedList<T>(http: KubeHttp, path: string): Promise<T[]> {
+  return (await http.get<List<T>>(`${path}?resourceVersion=0`)).body.items ?? [];
+}
+
+/**
+ * A list for a ledgered decision: at least as new as the ledger's `seen` version of `kind` (so it shows every
+ * object whose entry was dropped), or a consistent read when nothing is seen yet or an entry expired (see
+ * ledger.ts). `state` undefined: no race depends on it, the cache will do.
+ */
+async function listFor<T>(
+  http: KubeHttp,
+  path: string,
+  kind: string,
+  state: LedgerState | undefined,
+): Promise<{ items: T[]; rv?: string }> {
+  if (state === undefined) return { items: await cachedList<T>(http, path) };
+  const now = Date.now();
+  const min = state.seen[kind];
+  const consistent = min === undefined || state.entries.some((e) => e.expires <= now);
+  let body: List<T>;
+  if (consistent) {
+    body = (await http.get<List<T>>(path)).body;
+  } else {
+    try {
+      body =
+        (await http.get<List<T>>(`${path}?resourceVersion=${min}&resourceVersionMatch=NotOlderThan`)).body;
+    } catch {
+      // e.g. an API server whose cache cannot reach that version in time: a consistent read is always right.
+      body = (await http.get<List<T>>(path)).body;
+    }
+  }
+  return { items: body.items ?? [], rv: body.metadata?.resourceVersion };
 }
 
 function listed(
@@ -125,35 +163,29 @@ async function ledgered<
   kind: string,
   obj: T,
   old: T | undefined,
-  read: () => Promise<{ listed: ListedObject[] }>,
+  read: (
+    state: LedgerState | undefined,
+  ) => Promise<{ listed: ListedObject[]; listedAt: Record<string, string | undefined> }>,
   check: (pending: PendingEntry[]) => FieldError[],
 ): Promise<AdmissionResponse> {
   const name = obj.metadata?.name ?? req.name ?? "";
   if (old !== undefined && sameAddresses(obj, old)) {
-    await read();
+    // No address changes: nothing can start to overlap, so no ledger and no fresh read are needed.
+    await read(undefined);
     return verdict(req, kind, check([]), name);
   }
-  return await ledger.admit(async (entries) => {
-    const { listed } = await read();
-    const live = livePending(entries, listed, Date.now());
+  return await ledger.admit(async (state) => {
+    const { listed, listedAt } = await read(state);
+    const live = livePending(state.entries, listed, Date.now());
     const errors = check(live.filter((e) => e.name !== name || e.kind !== kind));
     if (errors.length > 0) return { answer: deny(req.uid, errors, target(kind, name)) };
+    const spec = addressSpec((obj as { spec?: Record<string, unknown> }).spec);
     const record = ledger.entry(
       old === undefined
-        ? {
-          kind,
-          name,
-          uid: obj.metadata?.uid ?? "",
-          spec: addressSpec((obj as { spec?: Record<string, unknown> }).spec),
-        }
-        : {
-          kind,
-          name,
-          replaces: old.metadata?.resourceVersion ?? "",
-          spec: addressSpec((obj as { spec?: Record<string, unknown> }).spec),
-        },
+        ? { kind, name, uid: obj.metadata?.uid ?? "", spec }
+        : { kind, name, replaces: old.metadata?.resourceVersion ?? "", spec },
     );
-    return { answer: allow(req.uid), record, live };
+    return { answer: allow(req.uid), record, live, listedAt };
   }, { dryRun: req.dryRun });
 }
 
@@ -165,7 +197,9 @@ const ippool: KindWebhooks = {
   async mutate(req, ctx) {
     const pool = req.object as SpiderIPPool;
     const enableSpiderSubnet = ctx.config.enableSpiderSubnet;
-    const subnets = enableSpiderSubnet ? await list<SpiderSubnet>(ctx.http, SUBNETS_PATH) : [];
+    // The owner is looked up in the cache: a subnet created a moment ago may be missed here, and the subnet
+    // controller adopts such pools later.
+    const subnets = enableSpiderSubnet ? await cachedList<SpiderSubnet>(ctx.http, SUBNETS_PATH) : [];
     return allow(req.uid, jsonPatch(pool, defaultIPPool(pool, { enableSpiderSubnet, subnets })));
   },
   async validate(req, ctx) {
@@ -181,12 +215,18 @@ const ippool: KindWebhooks = {
     const old = req.operation === "UPDATE" ? req.oldObject as SpiderIPPool : undefined;
     let pools: SpiderIPPool[] = [];
     let subnets: SpiderSubnet[] = [];
-    const read = async () => {
-      [pools, subnets] = await Promise.all([
-        list<SpiderIPPool>(ctx.http, POOLS_PATH),
-        ctx.config.enableSpiderSubnet ? list<SpiderSubnet>(ctx.http, SUBNETS_PATH) : Promise.resolve([]),
+    const read = async (state: LedgerState | undefined) => {
+      const [p, s] = await Promise.all([
+        listFor<SpiderIPPool>(ctx.http, POOLS_PATH, KIND.ippool, state),
+        ctx.config.enableSpiderSubnet
+          ? listFor<SpiderSubnet>(ctx.http, SUBNETS_PATH, KIND.subnet, state)
+          : Promise.resolve({ items: [], rv: undefined }),
       ]);
-      return { listed: [...listed(KIND.ippool, pools), ...listed(KIND.subnet, subnets)] };
+      [pools, subnets] = [p.items, s.items];
+      return {
+        listed: [...listed(KIND.ippool, pools), ...listed(KIND.subnet, subnets)],
+        listedAt: { [KIND.ippool]: p.rv, [KIND.subnet]: s.rv },
+      };
     };
     return await ledgered(
       req,
@@ -242,12 +282,16 @@ const subnet: KindWebhooks = {
     const old = req.operation === "UPDATE" ? req.oldObject as SpiderSubnet : undefined;
     let pools: SpiderIPPool[] = [];
     let subnets: SpiderSubnet[] = [];
-    const read = async () => {
-      [pools, subnets] = await Promise.all([
-        list<SpiderIPPool>(ctx.http, POOLS_PATH),
-        list<SpiderSubnet>(ctx.http, SUBNETS_PATH),
+    const read = async (state: LedgerState | undefined) => {
+      const [p, s] = await Promise.all([
+        listFor<SpiderIPPool>(ctx.http, POOLS_PATH, KIND.ippool, state),
+        listFor<SpiderSubnet>(ctx.http, SUBNETS_PATH, KIND.subnet, state),
       ]);
-      return { listed: [...listed(KIND.ippool, pools), ...listed(KIND.subnet, subnets)] };
+      [pools, subnets] = [p.items, s.items];
+      return {
+        listed: [...listed(KIND.ippool, pools), ...listed(KIND.subnet, subnets)],
+        listedAt: { [KIND.ippool]: p.rv, [KIND.subnet]: s.rv },
+      };
     };
     return await ledgered(
       req,
@@ -285,9 +329,10 @@ const reservedIP: KindWebhooks = {
     const r = req.object as SpiderReservedIP;
     const old = req.operation === "UPDATE" ? req.oldObject as SpiderReservedIP : undefined;
     let all: SpiderReservedIP[] = [];
-    const read = async () => {
-      all = await list<SpiderReservedIP>(ctx.http, RESERVED_IPS_PATH);
-      return { listed: listed(KIND.reservedIP, all) };
+    const read = async (state: LedgerState | undefined) => {
+      const r = await listFor<SpiderReservedIP>(ctx.http, RESERVED_IPS_PATH, KIND.reservedIP, state);
+      all = r.items;
+      return { listed: listed(KIND.reservedIP, all), listedAt: { [KIND.reservedIP]: r.rv } };
     };
     return await ledgered(
       req,
@@ -335,7 +380,8 @@ const multusConfig: KindWebhooks = {
     const ns = smc.metadata?.namespace ?? req.namespace ?? "";
     let nads: ExistingNAD[] = [];
     try {
-      nads = await list<ExistingNAD>(ctx.http, nadsPath(ns));
+      // From the cache: a NetworkAttachmentDefinition made a moment ago is caught by the controller's sync.
+      nads = await cachedList<ExistingNAD>(ctx.http, nadsPath(ns));
     } catch (err) {
       // Without the NetworkAttachmentDefinition CRD there is nothing to collide with.
       if (!(err instanceof NotFoundError)) throw err;

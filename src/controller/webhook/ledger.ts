@@ -7,8 +7,7 @@
 // It is one ConfigMap per overlap domain in the controller's namespace, holding the specs admitted in the last
 // moments that may not be visible yet. An admission that would allow an object:
 //   1. reads the ledger (resourceVersion R),
-//   2. lists the cluster afresh (a LIST without resourceVersion is a consistent read, so it includes every
-//      object written before it started),
+//   2. lists the cluster, at least as new as the ledger says (see "seen" below),
 //   3. drops ledger entries that are now visible in that list (or superseded, or expired), and validates the
 //      object against the listed objects plus the remaining entries,
 //   4. writes the ledger with its own entry added, on condition that it is still at R (optimistic concurrency);
@@ -19,7 +18,14 @@
 // visible in B's list, taken after that read — then B saw A's object itself. Either way B validated against
 // A, and two overlapping objects cannot both pass. Entries dropped as expired belong to requests that failed
 // after admission (AlreadyExists, a timeout); until then they make later overlapping admissions refuse, which
-// errs on the safe side. Dry-run requests validate the same way but write nothing (the webhooks declare
+// errs on the safe side.
+// "seen": a list need not be a consistent read from etcd (which makes the API server wait for its watch cache
+// to catch up, ≈ 100 ms when the listed kind had no recent events). What it must include is every object whose
+// entry was dropped as visible; so whoever drops entries records, per kind, the resourceVersion of the list
+// that showed them (`seen`), and later admissions list with resourceVersionMatch=NotOlderThan that version,
+// which the watch cache already holds. Entries dropped because they expired were never confirmed visible, so
+// a decision that would drop one lists with a consistent read instead.
+// Dry-run requests validate the same way but write nothing (the webhooks declare
 // `sideEffects: None`: the ledger is the controller's own bookkeeping and never changes what a user sees).
 
 import { ConflictError, type KubeHttp, NotFoundError } from "../../kube/client.ts";
@@ -67,21 +73,53 @@ export function livePending(
   });
 }
 
-/** Encodes entries into the ConfigMap's data (pure). */
-export function encodeLedger(entries: readonly PendingEntry[]): Record<string, string> {
-  return { pending: JSON.stringify(entries) };
+/** The ledger's content: pending entries and, per kind, the list version that showed the dropped ones. */
+export interface LedgerState {
+  entries: PendingEntry[];
+  /** kind → resourceVersion (decimal) of the newest list that justified dropping entries of that kind. */
+  seen: Record<string, string>;
 }
 
-/** Decodes the ConfigMap's data; a damaged ledger is treated as empty (its entries expire within a TTL anyway). */
-export function decodeLedger(data: Record<string, string> | undefined): PendingEntry[] {
+/** Encodes the state into the ConfigMap's data (pure). */
+export function encodeLedger(state: LedgerState): Record<string, string> {
+  return { pending: JSON.stringify(state.entries), seen: JSON.stringify(state.seen) };
+}
+
+/**
+ * Decodes the ConfigMap's data. A damaged ledger reads as empty with nothing seen, which makes every list
+ * a consistent read until the next write repairs it.
+ */
+export function decodeLedger(data: Record<string, string> | undefined): LedgerState {
+  let entries: PendingEntry[] = [];
+  let seen: Record<string, string> = {};
   try {
     const v = JSON.parse(data?.pending ?? "[]");
-    return Array.isArray(v)
-      ? v.filter((e) => typeof e?.kind === "string" && typeof e?.name === "string")
-      : [];
-  } catch {
-    return [];
+    if (Array.isArray(v)) {
+      entries = v.filter((e) => typeof e?.kind === "string" && typeof e?.name === "string");
+    }
+  } catch { /* damaged: empty */ }
+  try {
+    const v = JSON.parse(data?.seen ?? "{}");
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      seen = Object.fromEntries(
+        Object.entries(v).filter(([, rv]) => typeof rv === "string" && /^\d+$/.test(rv)),
+      ) as Record<string, string>;
+    }
+  } catch { /* damaged: nothing seen */ }
+  return { entries, seen };
+}
+
+/** `seen` raised to the list versions in `listedAt` (pure; versions compare as decimal numbers). */
+export function raiseSeen(
+  seen: Record<string, string>,
+  listedAt: Record<string, string | undefined>,
+): Record<string, string> {
+  const out = { ...seen };
+  for (const [kind, rv] of Object.entries(listedAt)) {
+    if (rv === undefined || !/^\d+$/.test(rv)) continue;
+    if (out[kind] === undefined || BigInt(rv) > BigInt(out[kind])) out[kind] = rv;
   }
+  return out;
 }
 
 /** The ledger could not be written after many conflicts: too many concurrent admissions. */
@@ -99,7 +137,15 @@ export class LedgerBusyError extends Error {
  * What a decision step returns: a final answer, or "allowed" with the entry to record and the ledger entries
  * still live after pruning against the decision's own fresh list (the rest are dropped from the ledger).
  */
-export type Decision<T> = { answer: T; record: PendingEntry; live: readonly PendingEntry[] } | { answer: T };
+export type Decision<T> =
+  | {
+    answer: T;
+    record: PendingEntry;
+    live: readonly PendingEntry[];
+    /** kind → resourceVersion of the list the decision pruned against. */
+    listedAt: Record<string, string | undefined>;
+  }
+  | { answer: T };
 
 interface ConfigMap {
   apiVersion: "v1";
@@ -125,6 +171,7 @@ export interface LedgerOptions {
 /** One overlap domain's ledger (see the module comment for why it is race-free). */
 export class AdmissionLedger {
   readonly #o: Required<LedgerOptions>;
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(opts: LedgerOptions) {
     this.#o = { ttlMs: 30_000, maxAttempts: 40, onConflict: () => {}, ...opts };
@@ -143,14 +190,26 @@ export class AdmissionLedger {
   }
 
   /**
-   * Runs `decide` with the ledger's entries (read before `decide` lists the cluster) until its answer can be
+   * Runs `decide` with the ledger's state (read before `decide` lists the cluster) until its answer can be
    * recorded: a decision without `record` (a denial) returns at once; one with `record` is written with
    * optimistic concurrency, and `decide` runs again on a conflict. `dryRun` decides without writing.
-   * `decide` receives the entries unpruned; it prunes them with livePending against its own fresh list.
+   * `decide` receives the entries unpruned; it lists at least as new as `seen` (a consistent read when an
+   * entry has expired) and prunes them with livePending against that list.
    */
-  async admit<T>(
-    decide: (entries: PendingEntry[]) => Promise<Decision<T>>,
+  admit<T>(
+    decide: (state: LedgerState) => Promise<Decision<T>>,
     opts: { dryRun?: boolean } = {},
+  ): Promise<T> {
+    // One admission at a time per replica: admissions of one replica would otherwise mostly conflict with each
+    // other at the ledger write and decide again and again; only other replicas' admissions race with this one.
+    const turn = this.#queue.then(() => this.#admit(decide, opts));
+    this.#queue = turn.then(() => {}, () => {});
+    return turn;
+  }
+
+  async #admit<T>(
+    decide: (state: LedgerState) => Promise<Decision<T>>,
+    opts: { dryRun?: boolean },
   ): Promise<T> {
     const { http, namespace, name } = this.#o;
     const path = `/api/v1/namespaces/${namespace}/configmaps`;
@@ -161,12 +220,15 @@ export class AdmissionLedger {
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err;
       }
-      const entries = decodeLedger(cm?.data);
-      const decision = await decide(entries);
+      const state = decodeLedger(cm?.data);
+      const decision = await decide(state);
       if (!("record" in decision) || opts.dryRun) return decision.answer;
       // Entries visible in the decision's list are dropped: any later admission lists after this write, so
       // it sees those objects themselves.
-      const next = [...decision.live.filter((e) => !sameEntry(e, decision.record)), decision.record];
+      const next: LedgerState = {
+        entries: [...decision.live.filter((e) => !sameEntry(e, decision.record)), decision.record],
+        seen: raiseSeen(state.seen, decision.listedAt),
+      };
       try {
         if (cm === undefined) {
           await http.post(

@@ -7,7 +7,7 @@ import { connect } from "node:tls";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { defaultConfig, type SpiderpoolConfig } from "../api/config.ts";
-import { KIND, SINGULAR } from "../api/constants.ts";
+import { SINGULAR } from "../api/constants.ts";
 import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
 import type { WebhookContext } from "./webhook/handlers.ts";
 import { AdmissionLedger } from "./webhook/ledger.ts";
@@ -322,6 +322,3 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
 function status(ok: boolean, why = ""): Response {
   return new Response(ok ? null : `${why}\n`, { status: ok ? 200 : 500 });
 }
-
-/** Kind names of the webhooks, for logs and usage text. */
-export const WEBHOOK_KINDS = [KIND.ippool, KIND.subnet, KIND.reservedIP, KIND.coordinator, KIND.multusConfig];

@@ -77,7 +77,9 @@ async function create(make: Make, webhook: boolean): Promise<number> {
   const name = `${scope.name("b")}-${i}`;
   const { collection, body } = make(name, i);
   const obj = { apiVersion: "spiderpool.spidernet.io/v2beta1", ...body };
-  const sent = webhook ? set.labelled(obj as { metadata: { labels?: Record<string, string> } }) : obj;
+  const sent = webhook
+    ? set.labelled(obj as unknown as { metadata: { labels?: Record<string, string> } })
+    : obj;
   cleanup.push(`${collection}/${name}`);
   const t0 = performance.now();
   await set.http.post(collection, sent);

@@ -207,7 +207,9 @@ kubeTest(
     );
     assert.match(
       shrink.message,
-      new RegExp(`does not cover ${v4prefix}20-${v4prefix}24 of SpiderIPPool "${child.metadata.name}"`),
+      new RegExp(
+        `does not cover ${v4prefix}20-${v4prefix}24 of existing SpiderIPPool "${child.metadata.name}"`,
+      ),
     );
     const wider = await failure(set.create(SUBNETS, {
       apiVersion: "spiderpool.spidernet.io/v2beta1",

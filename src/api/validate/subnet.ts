@@ -71,7 +71,7 @@ export function validateSubnet(
     if (!outside.isEmpty()) {
       p.add(
         "spec.ips",
-        `spec.ips does not cover ${describeSet(outside)} of ${KIND.ippool} ` +
+        `spec.ips does not cover ${describeSet(outside)} of existing ${KIND.ippool} ` +
           `${JSON.stringify(pool.metadata?.name ?? "")} in the same subnet; add those addresses to spec.ips`,
       );
     }

@@ -11,7 +11,7 @@ const SUBCOMMANDS: Record<string, Mode> = {
     load: () => import("./src/cmd/agent.ts"),
   },
   controller: {
-    summary: "the cluster-wide controller (not available in this release)",
+    summary: "run the cluster-wide controller (admission webhooks over HTTPS)",
     load: () => import("./src/cmd/controller.ts"),
   },
   version: {

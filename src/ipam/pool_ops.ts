@@ -1,9 +1,9 @@
 // The requests the agent and the IP GC queue on one SpiderIPPool (allocate, release, re-stamp a fixed IP) and
-// the batch plan the group committer runs for them: decode `status.allocatedIPs` once, apply every request through the
-// rules of src/ipam, encode once. Only glue lives here; each decision is an src/ipam call. Every request that
-// may hand an address out is decided against the agent's pool cache only when that cache holds the spec just
-// read (src/ipam/overlap.ts says why that keeps overlapping pools apart); otherwise it fails with
-// StalePoolViewError and the agent retries once its cache has caught up.
+// the batch plan the group committer runs for them: decode `status.allocatedIPs` once, apply every request
+// through the rules of src/ipam, encode once. Only glue lives here; each decision is an src/ipam call. Every
+// request that may hand an address out is decided against the agent's pool cache only when that cache holds
+// the spec just read (src/ipam/overlap.ts says why that keeps overlapping pools apart); otherwise it fails with
+// StalePoolViewError and the agent retries once its cache has caught up. A batch of releases reads no cache.
 
 import { type AllocatedIPs, decodeAllocatedIPs, encodeAllocatedIPs } from "../api/allocated.ts";
 import type { SpiderIPPool } from "../api/types.ts";

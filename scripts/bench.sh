@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures. Builds dist/ first; the control-plane benchmarks build or reuse
-# the Kubernetes binaries. `scripts/bench.sh NAME` runs one of: startup ip overlap kube ipam.
+# the Kubernetes binaries. `scripts/bench.sh NAME` runs one of: startup ip overlap kube ipam gc.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -12,9 +12,11 @@ run() { echo; echo "== $1"; shift; "$@"; }
 [[ "$which" == all || "$which" == startup ]] && run "plugin start-up" "$DENO" run -A tests/bench/startup.ts
 [[ "$which" == all || "$which" == ip ]] && run "IP range engine" "$DENO" run -A tests/bench/ip.ts
 [[ "$which" == all || "$which" == overlap ]] && run "overlap rule in the commit plan" "$DENO" run -A tests/bench/overlap.ts
-if [[ "$which" == all || "$which" == kube || "$which" == ipam ]]; then
+if [[ "$which" == all || "$which" == kube || "$which" == ipam || "$which" == gc ]]; then
   SPIDERPOOL_KUBE_BIN="$(bash scripts/kube-build.sh | tail -n 1)"
   export SPIDERPOOL_KUBE_BIN
-  [[ "$which" == ipam ]] || run "Kubernetes client" "$DENO" run -A tests/bench/kube_client.ts
-  [[ "$which" == kube ]] || run "IPAM through the bridge chain" "$DENO" run -A tests/bench/ipam.ts
+  [[ "$which" == all || "$which" == kube ]] && run "Kubernetes client" "$DENO" run -A tests/bench/kube_client.ts
+  [[ "$which" == all || "$which" == ipam ]] && run "IPAM through the bridge chain" "$DENO" run -A tests/bench/ipam.ts
+  [[ "$which" == all || "$which" == gc ]] && run "IP GC scan-all over 10,000 records" "$DENO" run -A tests/bench/gc_scan.ts
 fi
+exit 0

@@ -167,6 +167,7 @@ export class IpGc {
     synced: boolean;
   };
   #queue: TraceEntry[] = [];
+  #looping = false;
   #queued = new Set<string>();
   #wake: (() => void)[] = [];
   #workers: Promise<void>[] = [];
@@ -318,15 +319,15 @@ export class IpGc {
       for (const holder of holders) {
         const key = `${holder.namespace}/${holder.name}`;
         const pod = pods.get(key);
-        const facts = await this.#facts(
-          holder,
-          pod,
-          endpoints.get(key),
-          nodes.get(pod?.spec?.nodeName ?? ""),
-          members,
-          now,
-        );
-        const v = decideHolder(facts);
+        let v;
+        try {
+          const node = nodes.get(pod?.spec?.nodeName ?? "");
+          v = decideHolder(await this.#facts(holder, pod, endpoints.get(key), node, members, now));
+        } catch (err) {
+          // A workload that cannot be read leaves its members alone this time, not the whole scan.
+          report.errors.push(`${key} (pod UID ${holder.uid}): ${(err as Error).message}`);
+          continue;
+        }
         if (v.action === "release") candidates.push(holder);
         else if (v.action === "trace" && leader) report.traced += this.#trace(v.entry) ? 1 : 0;
       }
@@ -612,7 +613,7 @@ export class IpGc {
       pods,
       nodes,
       synced: false,
-      loop: setInterval(() => this.#traceLoop(), this.#o.config.traceGapMs),
+      loop: setInterval(() => this.#background(this.#traceLoop()), this.#o.config.traceGapMs),
     };
     this.#tracing = tracing;
     pods.onChange((pod, deleted) => {
@@ -680,28 +681,37 @@ export class IpGc {
   }
 
   /** Every SPIDERPOOL_GC_TRACE_POD_GAP_DURATION: hand due entries to the workers; re-check deferred records. */
-  #traceLoop(): void {
-    if (!this.#tracing || !this.#o.isLeader()) return;
-    const now = Date.now();
-    for (const entry of this.#db.due(now)) {
-      const key = TraceDb.key(entry);
-      if (this.#queued.has(key)) continue;
-      if (this.#queue.length >= this.#o.config.channelBuffer) {
-        // Upstream waits SPIDERPOOL_GC_SIGNAL_TIMEOUT_DURATION for room, then drops the signal; the entry
-        // stays in the database, so the next loop offers it again.
-        this.#log(
-          `trace queue full (${this.#queue.length}, SPIDERPOOL_GC_CHANNEL_BUFFER); retrying next loop`,
-        );
-        break;
+  async #traceLoop(): Promise<void> {
+    if (!this.#tracing || !this.#o.isLeader() || this.#looping) return;
+    this.#looping = true;
+    try {
+      const now = Date.now();
+      for (const entry of this.#db.due(now)) {
+        const key = TraceDb.key(entry);
+        if (this.#queued.has(key)) continue;
+        // As upstream: wait up to SPIDERPOOL_GC_SIGNAL_TIMEOUT_DURATION for room in the worker queue
+        // (SPIDERPOOL_GC_CHANNEL_BUFFER), then leave the rest for the next loop; entries stay in the database.
+        const until = Date.now() + this.#o.config.signalTimeoutMs;
+        while (this.#queue.length >= this.#o.config.channelBuffer && Date.now() < until && !this.#stopped) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        if (this.#queue.length >= this.#o.config.channelBuffer) {
+          this.#log(
+            `trace queue full (${this.#queue.length}, SPIDERPOOL_GC_CHANNEL_BUFFER); retrying next loop`,
+          );
+          break;
+        }
+        this.#queued.add(key);
+        this.#queue.push(entry);
+        this.#wake.shift()?.();
       }
-      this.#queued.add(key);
-      this.#queue.push(entry);
-      this.#wake.shift()?.();
-    }
-    for (const [key, r] of this.#rechecks) {
-      if (r.until > now) continue;
-      this.#rechecks.delete(key);
-      this.#background(this.#recheck(r));
+      for (const [key, r] of this.#rechecks) {
+        if (r.until > now) continue;
+        this.#rechecks.delete(key);
+        this.#background(this.#recheck(r));
+      }
+    } finally {
+      this.#looping = false;
     }
   }
 

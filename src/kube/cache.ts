@@ -265,12 +265,9 @@ export class ResourceCache<T extends Meta> {
       this.#status.ends[end.kind]++;
       const step = nextStep(end, failures, this.#resourceVersion !== "", this.#opts.backoff);
       if (end.kind === "failed" || end.kind === "gone" || end.kind === "stalled") {
-        this.#opts.log(
-          `cache ${this.#opts.path}: ${describe(end)}; ${
-            step.action === "list" ? "listing again" : "resuming"
-          }` +
-            (step.delayMs ? ` in ${step.delayMs} ms` : ""),
-        );
+        const next = step.action === "list" ? "listing again" : "resuming";
+        const after = step.delayMs ? ` in ${step.delayMs} ms` : "";
+        this.#opts.log(`cache ${this.#opts.path}: ${describe(end)}; ${next}${after}`);
       }
       action = step.action;
       failures = step.failures;

@@ -312,12 +312,12 @@ export class WatchAbort extends Error {
  * opening the next stream never mixes two streams.
  */
 export async function readWatch<T>(http: StreamOpener, opts: ReadWatchOptions<T>): Promise<WatchEnd> {
-  const started = Date.now();
+  const started = performance.now();
   const local = new AbortController();
   let lastByte = started;
   let stalled = false;
   const stallTimer = setInterval(() => {
-    if (Date.now() - lastByte > opts.stallMs) {
+    if (performance.now() - lastByte > opts.stallMs) {
       stalled = true;
       local.abort();
     }
@@ -330,22 +330,23 @@ export async function readWatch<T>(http: StreamOpener, opts: ReadWatchOptions<T>
       const reason = opts.signal.reason;
       return reason instanceof WatchAbort ? reason.end : { kind: "failed", message: String(reason) };
     }
-    if (stalled) return { kind: "stalled", silentMs: Date.now() - lastByte, events };
+    if (stalled) return { kind: "stalled", silentMs: Math.round(performance.now() - lastByte), events };
     return undefined;
   };
   let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   try {
     if (opts.signal.aborted) return abortedEnd()!;
-    const res = await http.stream(opts.url, { signal: local.signal });
-    lastByte = Date.now();
+    // Raced with the signal too: fetching credentials (an exec plugin) happens before fetch sees the signal.
+    const res = await untilAborted(http.stream(opts.url, { signal: local.signal }), local.signal);
+    lastByte = performance.now();
     opts.onContact?.();
-    if (!res.body) return { kind: "closed", events: 0, durationMs: Date.now() - started };
+    if (!res.body) return { kind: "closed", events: 0, durationMs: Math.round(performance.now() - started) };
     reader = res.body.getReader();
     const lines = new LineSplitter();
     while (true) {
       const { value, done } = await reader.read();
-      if (done) return { kind: "closed", events, durationMs: Date.now() - started };
-      lastByte = Date.now();
+      if (done) return { kind: "closed", events, durationMs: Math.round(performance.now() - started) };
+      lastByte = performance.now();
       opts.onContact?.();
       for (const line of lines.push(value)) {
         const event = decodeWatchEvent<T>(line);
@@ -375,4 +376,24 @@ export async function readWatch<T>(http: StreamOpener, opts: ReadWatchOptions<T>
     // Releases the connection of a stream we stop reading (error event, stall, abort).
     await reader?.cancel().catch(() => {});
   }
+}
+
+/** `promise`, or a rejection as soon as `signal` aborts (a response that arrives later is cancelled). */
+function untilAborted(promise: Promise<Response>, signal: AbortSignal): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new DOMException("aborted", "AbortError"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (res) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) void res.body?.cancel().catch(() => {});
+        resolve(res);
+      },
+      (err) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
 }

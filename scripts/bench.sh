@@ -18,6 +18,7 @@ BENCHES=(
   "ipam|yes|IPAM through the bridge chain|tests/bench/ipam.ts"
   "reconcile|yes|pool reconciler|tests/bench/reconcile.ts"
   "admission|yes|admission webhooks|tests/bench/admission.ts"
+  "watch|yes|cache delay after 60 s of silence|tests/bench/watch_idle.ts"
 )
 
 found=no

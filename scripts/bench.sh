@@ -19,6 +19,7 @@ BENCHES=(
   "reconcile|yes|pool reconciler|tests/bench/reconcile.ts"
   "admission|yes|admission webhooks|tests/bench/admission.ts"
   "gc|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
+  "watch|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
 )
 
 found=no

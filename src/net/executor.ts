@@ -1,0 +1,162 @@
+// Applies a plan (a list of Op) to the namespaces it names and returns what it did as the list of operations
+// that take it back. An object that already exists is left alone and not taken back later; when a step fails,
+// every step already applied is taken back in reverse order before the error is thrown, so a failed ADD leaves
+// the namespaces as it found them.
+
+import { announce } from "./arp.ts";
+import type { NetNs } from "./backend.ts";
+import { deleteRule, ensureRule } from "./iptables.ts";
+import { describeOp, inverse, type NsRef, type Op } from "./ops.ts";
+import { NetError } from "./types.ts";
+
+export type Namespaces = Record<NsRef, NetNs | undefined>;
+
+/** A step failed; `undoFailures` lists what the rollback could not take back (empty when it all went). */
+export class ApplyError extends Error {
+  readonly op: Op;
+  override readonly cause: unknown;
+  readonly undoFailures: string[];
+
+  constructor(op: Op, cause: unknown, undoFailures: string[]) {
+    const step = op.step ? `${op.step}: ` : "";
+    const why = cause instanceof Error ? cause.message : String(cause);
+    const left = undoFailures.length
+      ? `; rolling back also failed (${undoFailures.join("; ")})`
+      : "; everything done before it was rolled back";
+    super(`${step}cannot ${describeOp(op)}: ${why}${left}`);
+    this.name = "ApplyError";
+    this.op = op;
+    this.cause = cause;
+    this.undoFailures = undoFailures;
+  }
+}
+
+/** What happened to one operation. */
+export type Outcome = "done" | "present" | "absent" | "skipped";
+
+export interface ApplyLog {
+  (op: Op, outcome: Outcome): void;
+}
+
+function nsOf(nets: Namespaces, op: Op): NetNs {
+  const ns = nets[op.ns];
+  if (!ns) throw new Error(`the plan needs the ${op.ns} namespace, which is not open`);
+  return ns;
+}
+
+/** Applies one operation; "present"/"absent" when the kernel already had (or no longer had) the object. */
+export async function applyOne(nets: Namespaces, op: Op): Promise<Outcome> {
+  const ns = nsOf(nets, op);
+  try {
+    switch (op.kind) {
+      case "link.veth": {
+        const peer = nets[op.peerNs];
+        if (!peer) throw new Error(`the plan needs the ${op.peerNs} namespace, which is not open`);
+        await ns.addVeth(op.veth, peer);
+        return "done";
+      }
+      case "link.set":
+        await ns.setLink(op.name, op.change);
+        return "done";
+      case "link.del":
+        await ns.delLink(op.name);
+        return "done";
+      case "link.vlan":
+        await ns.addVlan(op.vlan);
+        return "done";
+      case "link.bond":
+        await ns.addBond(op.bond);
+        return "done";
+      case "bond.activeSlave":
+        await ns.setBondActiveSlave(op.bond, op.slave);
+        return "done";
+      case "addr.add":
+        await ns.addAddr(op.dev, op.cidr, op.scope);
+        return "done";
+      case "addr.del":
+        await ns.delAddr(op.dev, op.cidr);
+        return "done";
+      case "route.add":
+        await ns.addRoute(op.route);
+        return "done";
+      case "route.del":
+        await ns.delRoute(op.route);
+        return "done";
+      case "rule.add":
+        await ns.addRule(op.rule);
+        return "done";
+      case "rule.del":
+        if (op.ifTableEmpty && (await ns.routes(op.rule.family, op.rule.table)).length > 0) return "skipped";
+        await ns.delRule(op.rule);
+        return "done";
+      case "neigh.add":
+        await ns.addNeigh(op.neigh);
+        return "done";
+      case "neigh.del":
+        await ns.delNeigh(op.neigh);
+        return "done";
+      case "sysctl.set":
+        await ns.writeSysctl(op.key, op.value);
+        return "done";
+      case "iptables.add":
+        return await ensureRule(ns.path, op.rule) ? "done" : "present";
+      case "iptables.del":
+        return await deleteRule(ns.path, op.rule) ? "done" : "absent";
+      case "announce": {
+        const link = (await ns.links()).find((l) => l.name === op.dev);
+        if (!link) throw new NetError(`announce addresses on ${op.dev}`, 19, `no link named ${op.dev}`);
+        announce(ns.path, link.index, link.mac, op.ips);
+        return "done";
+      }
+    }
+  } catch (e) {
+    if (e instanceof NetError) {
+      const adds = op.kind.endsWith(".add") || op.kind === "link.veth" || op.kind === "link.vlan" ||
+        op.kind === "link.bond";
+      if (adds && e.exists) return "present";
+      if ((op.kind.endsWith(".del")) && e.gone) return "absent";
+    }
+    throw e;
+  }
+}
+
+/**
+ * Applies `ops` in order. Returns the undo list (in the order the operations were applied; take it back from
+ * the end). On failure, takes back what was applied and throws ApplyError.
+ */
+export async function applyPlan(nets: Namespaces, ops: readonly Op[], log?: ApplyLog): Promise<Op[]> {
+  const undo: Op[] = [];
+  for (const op of ops) {
+    let outcome: Outcome;
+    try {
+      outcome = await applyOne(nets, op);
+    } catch (e) {
+      const failures = await undoAll(nets, undo, log);
+      throw new ApplyError(op, e, failures);
+    }
+    log?.(op, outcome);
+    if (outcome === "done") {
+      const back = inverse(op);
+      if (back) undo.push(back);
+    }
+  }
+  return undo;
+}
+
+/**
+ * Takes back an undo list from its end. Objects already gone are fine; every other failure is collected and
+ * the rest still runs. Returns the failures as text.
+ */
+export async function undoAll(nets: Namespaces, undo: readonly Op[], log?: ApplyLog): Promise<string[]> {
+  const failures: string[] = [];
+  for (const op of [...undo].reverse()) {
+    try {
+      const outcome = await applyOne(nets, op);
+      log?.(op, outcome);
+    } catch (e) {
+      if (e instanceof NetError && e.gone) continue;
+      failures.push(`${describeOp(op)}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return failures;
+}

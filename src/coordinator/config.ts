@@ -5,6 +5,7 @@
 
 import type { CoordinatorConfig } from "../agentapi/models.ts";
 import { COORDINATOR_DEFAULTS, KIND } from "../api/constants.ts";
+import { hostCIDR, normaliseCoordinatorSpec } from "../api/defaults.ts";
 import type { CoordinatorSpec } from "../api/types.ts";
 import { checkCoordinatorSpec } from "../api/validate/coordinator.ts";
 import { Problems } from "../api/validate/common.ts";
@@ -219,8 +220,7 @@ function cidrs(list: readonly string[], where: (i: number) => string): string[] 
     ...new Set(list.map((text, i) => {
       try {
         // A bare address is one host, as the SpiderCoordinator webhook normalises it.
-        const withLen = text.includes("/") ? text : `${text}/${text.includes(":") ? 128 : 32}`;
-        return formatCIDR(parseCIDR(withLen, { canonical: false }));
+        return formatCIDR(parseCIDR(hostCIDR(text), { canonical: false }));
       } catch (e) {
         throw new CniError(ErrorCode.invalidNetworkConfig, `${where(i)}: ${(e as Error).message}`);
       }
@@ -253,7 +253,8 @@ export function mergeSettings(
     vethLinkAddress: c.vethLinkAddress ?? a.vethLinkAddress ?? "",
     vethMTU: c.vethMTU ?? positive(a.vethMTU) ?? COORDINATOR_DEFAULTS.vethMTU,
   };
-  // One set of rules for the CRD and the plugin: the webhook's checks, with the CNI key names in messages.
+  // One set of rules for the CRD and the plugin: the webhook's defaulting and checks, with the CNI key names.
+  normaliseCoordinatorSpec(spec);
   const p = new Problems("network configuration", conf.name);
   checkCoordinatorSpec(p, "coordinator", spec, false);
   if (p.errors.length > 0) {

@@ -436,7 +436,7 @@ export function bondDataAttrs(spec: BondSpec, ifindex: (name: string) => number)
  */
 export function parseAck(msg: NlMessage): { errno: number; detail: string } {
   const v = view(msg.body);
-  const errno = -v.getInt32(0, true);
+  const errno = Math.abs(v.getInt32(0, true));
   let detail = "";
   if (msg.flags & NLM_F.ackTlvs) {
     // The echoed request follows: its header only when capped, else the whole message.

@@ -36,7 +36,9 @@ const decoder = new TextDecoder();
 
 /** errno for the messages iproute2 prints (strerror texts; extended-ack texts keep errno 0). */
 const STDERR_ERRNO: [RegExp, number][] = [
-  [/File exists/i, 17],
+  [/File exists|already assigned|already exists/i, 17],
+  [/FIB table does not exist/i, 3],
+  [/Nexthop has invalid gateway/i, 101],
   [/No such process/i, 3],
   [/Cannot find device|does not exist|No such device/i, 19],
   [/No such file or directory/i, 2],

@@ -3,6 +3,8 @@
 // libnl builds for them; the kernel's acknowledgement is read here, so errors carry the real errno and the
 // kernel's extended message. Dumps, route lookups, VLANs and bonds (whose options libnl 3.7 cannot set) are
 // encoded by codec.ts and sent through the same socket.
+// deno-lint-ignore-file require-await -- libnl calls are synchronous; the methods are async so that a failure
+// reaches the caller as a rejected promise, as it does from the iproute2 backend.
 
 import type { BackendKind, NetNs } from "./backend.ts";
 import {
@@ -221,9 +223,9 @@ export class NetlinkNs implements NetNs {
     this.#exchange(mustPtr(Deno.UnsafePointer.create(out[0]), what), what);
   }
 
-  links(): Promise<LinkInfo[]> {
+  async links(): Promise<LinkInfo[]> {
     this.#links = undefined;
-    return Promise.resolve(this.#linkList());
+    return this.#linkList();
   }
 
   #linkList(): LinkInfo[] {
@@ -245,15 +247,13 @@ export class NetlinkNs implements NetNs {
     return link.index;
   }
 
-  addrs(family?: Family): Promise<AddrInfo[]> {
+  async addrs(family?: Family): Promise<AddrInfo[]> {
     const msgs = this.#dump(RTM.getAddr, addrDumpBody(family ? afOf(family) : 0), "list addresses");
-    return Promise.resolve(
-      msgs.filter((m) => m.type === RTM.newAddr).map((m) => parseAddrMsg(m.body))
-        .filter((a): a is AddrInfo => a !== undefined && (!family || a.family === family)),
-    );
+    return (msgs.filter((m) => m.type === RTM.newAddr).map((m) => parseAddrMsg(m.body))
+      .filter((a): a is AddrInfo => a !== undefined && (!family || a.family === family)));
   }
 
-  routes(family?: Family, table?: number): Promise<RouteInfo[]> {
+  async routes(family?: Family, table?: number): Promise<RouteInfo[]> {
     const out: RouteInfo[] = [];
     for (const f of family ? [family] : [4, 6] as Family[]) {
       const msgs = this.#dump(RTM.getRoute, routeDumpBody(afOf(f), table), "list routes");
@@ -263,10 +263,10 @@ export class NetlinkNs implements NetNs {
         if (r && (table === undefined || r.table === table)) out.push(r);
       }
     }
-    return Promise.resolve(out);
+    return out;
   }
 
-  rules(family?: Family): Promise<RuleInfo[]> {
+  async rules(family?: Family): Promise<RuleInfo[]> {
     const out: RuleInfo[] = [];
     for (const f of family ? [family] : [4, 6] as Family[]) {
       for (const m of this.#dump(RTM.getRule, ruleDumpBody(afOf(f)), "list rules")) {
@@ -274,29 +274,27 @@ export class NetlinkNs implements NetNs {
         if (r) out.push(r);
       }
     }
-    return Promise.resolve(out);
+    return out;
   }
 
-  neighs(family?: Family): Promise<NeighInfo[]> {
+  async neighs(family?: Family): Promise<NeighInfo[]> {
     const msgs = this.#dump(RTM.getNeigh, neighDumpBody(family ? afOf(family) : 0), "list neighbours");
-    return Promise.resolve(
-      msgs.filter((m) => m.type === RTM.newNeigh).map((m) => parseNeighMsg(m.body))
-        .filter((n): n is NeighInfo => n !== undefined && (!family || n.family === family)),
-    );
+    return (msgs.filter((m) => m.type === RTM.newNeigh).map((m) => parseNeighMsg(m.body))
+      .filter((n): n is NeighInfo => n !== undefined && (!family || n.family === family)));
   }
 
-  routeGet(dst: string): Promise<RouteInfo | undefined> {
+  async routeGet(dst: string): Promise<RouteInfo | undefined> {
     try {
       const msgs = this.#raw(RTM.getRoute, 0, routeGetBody(dst), `route lookup of ${dst}`);
       const m = msgs.find((x) => x.type === RTM.newRoute);
-      return Promise.resolve(m ? parseRouteMsg(m.body) : undefined);
+      return m ? parseRouteMsg(m.body) : undefined;
     } catch (e) {
-      if (e instanceof NetError && [101, 113, 22, 19].includes(e.errno)) return Promise.resolve(undefined);
+      if (e instanceof NetError && [101, 113, 22, 19].includes(e.errno)) return undefined;
       throw e;
     }
   }
 
-  readSysctl(key: string): Promise<string | undefined> {
+  async readSysctl(key: string): Promise<string | undefined> {
     const path = sysctlPath(key);
     const read = () => {
       try {
@@ -306,10 +304,10 @@ export class NetlinkNs implements NetNs {
         throw new NetError(`read sysctl ${key}`, 13, (e as Error).message);
       }
     };
-    return Promise.resolve(this.#fd === undefined ? read() : inNetns(this.#fd, `reading ${key}`, read));
+    return this.#fd === undefined ? read() : inNetns(this.#fd, `reading ${key}`, read);
   }
 
-  writeSysctl(key: string, value: string): Promise<void> {
+  async writeSysctl(key: string, value: string): Promise<void> {
     const path = sysctlPath(key);
     const write = () => {
       try {
@@ -325,10 +323,9 @@ export class NetlinkNs implements NetNs {
     };
     if (this.#fd === undefined) write();
     else inNetns(this.#fd, `writing ${key}`, write);
-    return Promise.resolve();
   }
 
-  addVeth(spec: VethSpec, peerNs: NetNs): Promise<void> {
+  async addVeth(spec: VethSpec, peerNs: NetNs): Promise<void> {
     const { nl, rt } = libnl();
     const what = `create veth pair ${spec.name} <-> ${spec.peer.name}`;
     const link = mustPtr(rt.rtnl_link_veth_alloc(), what);
@@ -358,10 +355,9 @@ export class NetlinkNs implements NetNs {
       rt.rtnl_link_put(link);
       linkGeneration++;
     }
-    return Promise.resolve();
   }
 
-  setLink(name: string, change: LinkChange): Promise<void> {
+  async setLink(name: string, change: LinkChange): Promise<void> {
     const { nl, rt } = libnl();
     const what = `set link ${name} ${describeChange(change)}`;
     const index = this.#ifindex(name, what);
@@ -386,10 +382,9 @@ export class NetlinkNs implements NetNs {
       rt.rtnl_link_put(orig);
       rt.rtnl_link_put(changes);
     }
-    return Promise.resolve();
   }
 
-  delLink(name: string): Promise<void> {
+  async delLink(name: string): Promise<void> {
     const { rt } = libnl();
     const what = `delete link ${name}`;
     const index = this.#ifindex(name, what);
@@ -401,20 +396,18 @@ export class NetlinkNs implements NetNs {
       rt.rtnl_link_put(link);
       linkGeneration++;
     }
-    return Promise.resolve();
   }
 
-  addVlan(spec: VlanSpec): Promise<void> {
+  async addVlan(spec: VlanSpec): Promise<void> {
     const what = `create VLAN ${spec.name} (id ${spec.vlanId}) on ${spec.parent}`;
     try {
       this.#raw(RTM.newLink, CREATE_EXCL, newVlanBody(spec, this.#ifindex(spec.parent, what)), what);
     } finally {
       linkGeneration++;
     }
-    return Promise.resolve();
   }
 
-  addBond(spec: BondSpec): Promise<void> {
+  async addBond(spec: BondSpec): Promise<void> {
     const what = `create bond ${spec.name} (mode ${spec.mode})`;
     const { activeSlave: _later, ...options } = spec.options;
     try {
@@ -423,10 +416,9 @@ export class NetlinkNs implements NetNs {
     } finally {
       linkGeneration++;
     }
-    return Promise.resolve();
   }
 
-  setBondActiveSlave(bond: string, slave: string): Promise<void> {
+  async setBondActiveSlave(bond: string, slave: string): Promise<void> {
     const what = `set active slave of bond ${bond} to ${slave}`;
     this.#raw(
       RTM.newLink,
@@ -434,7 +426,6 @@ export class NetlinkNs implements NetNs {
       bondActiveSlaveBody(this.#ifindex(bond, what), this.#ifindex(slave, what)),
       what,
     );
-    return Promise.resolve();
   }
 
   #addrObject(dev: string, cidr: string, what: string, scope?: number): Ptr {
@@ -451,7 +442,7 @@ export class NetlinkNs implements NetNs {
     return a;
   }
 
-  addAddr(dev: string, cidr: string, scope?: number): Promise<void> {
+  async addAddr(dev: string, cidr: string, scope?: number): Promise<void> {
     const { rt } = libnl();
     const what = `add address ${cidr} to ${dev}`;
     const a = this.#addrObject(dev, cidr, what, scope);
@@ -460,10 +451,9 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_addr_put(a);
     }
-    return Promise.resolve();
   }
 
-  delAddr(dev: string, cidr: string): Promise<void> {
+  async delAddr(dev: string, cidr: string): Promise<void> {
     const { rt } = libnl();
     const what = `delete address ${cidr} from ${dev}`;
     const a = this.#addrObject(dev, cidr, what);
@@ -472,7 +462,6 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_addr_put(a);
     }
-    return Promise.resolve();
   }
 
   #routeObject(spec: RouteSpec, what: string, forDelete: boolean): Ptr {
@@ -513,7 +502,7 @@ export class NetlinkNs implements NetNs {
     return r;
   }
 
-  addRoute(spec: RouteSpec): Promise<void> {
+  async addRoute(spec: RouteSpec): Promise<void> {
     const { rt } = libnl();
     const what = `add route ${describeRoute(spec)}`;
     const r = this.#routeObject(spec, what, false);
@@ -522,10 +511,9 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_route_put(r);
     }
-    return Promise.resolve();
   }
 
-  delRoute(spec: RouteSpec): Promise<void> {
+  async delRoute(spec: RouteSpec): Promise<void> {
     const { rt } = libnl();
     const what = `delete route ${describeRoute(spec)}`;
     const r = this.#routeObject(spec, what, true);
@@ -534,7 +522,6 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_route_put(r);
     }
-    return Promise.resolve();
   }
 
   #ruleObject(spec: RuleSpec, what: string): Ptr {
@@ -563,7 +550,7 @@ export class NetlinkNs implements NetNs {
     return r;
   }
 
-  addRule(spec: RuleSpec): Promise<void> {
+  async addRule(spec: RuleSpec): Promise<void> {
     const { rt } = libnl();
     const what = `add rule ${describeRule(spec)}`;
     const r = this.#ruleObject(spec, what);
@@ -572,10 +559,9 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_rule_put(r);
     }
-    return Promise.resolve();
   }
 
-  delRule(spec: RuleSpec): Promise<void> {
+  async delRule(spec: RuleSpec): Promise<void> {
     const { rt } = libnl();
     const what = `delete rule ${describeRule(spec)}`;
     const r = this.#ruleObject(spec, what);
@@ -584,7 +570,6 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_rule_put(r);
     }
-    return Promise.resolve();
   }
 
   #neighObject(spec: NeighSpec, what: string): Ptr {
@@ -604,7 +589,7 @@ export class NetlinkNs implements NetNs {
     return n;
   }
 
-  addNeigh(spec: NeighSpec): Promise<void> {
+  async addNeigh(spec: NeighSpec): Promise<void> {
     const { rt } = libnl();
     const what = `add neighbour ${spec.dst} lladdr ${spec.lladdr} dev ${spec.dev}`;
     const n = this.#neighObject(spec, what);
@@ -613,10 +598,9 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_neigh_put(n);
     }
-    return Promise.resolve();
   }
 
-  delNeigh(spec: NeighSpec): Promise<void> {
+  async delNeigh(spec: NeighSpec): Promise<void> {
     const { rt } = libnl();
     const what = `delete neighbour ${spec.dst} dev ${spec.dev}`;
     const n = this.#neighObject({ ...spec, lladdr: undefined, state: undefined }, what);
@@ -625,7 +609,6 @@ export class NetlinkNs implements NetNs {
     } finally {
       rt.rtnl_neigh_put(n);
     }
-    return Promise.resolve();
   }
 }
 

@@ -230,14 +230,14 @@ export class IpRouteNs implements NetNs {
     const index = await this.#indexByName();
     const out: RouteInfo[] = [];
     for (const f of family ? [family] : [4, 6] as Family[]) {
-      const raw = await this.#json<J>(
-        "list routes",
-        `-${f}`,
-        "route",
-        "show",
-        "table",
-        String(table ?? "all"),
-      );
+      let raw: J[];
+      try {
+        raw = await this.#json<J>("list routes", `-${f}`, "route", "show", "table", String(table ?? "all"));
+      } catch (e) {
+        // A table that never had a route does not exist yet: it is empty.
+        if (table !== undefined && e instanceof NetError && e.errno === 3) continue;
+        throw e;
+      }
       for (const r of raw) {
         const route: RouteInfo = {
           family: f,

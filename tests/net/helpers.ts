@@ -52,14 +52,17 @@ export async function snapshot(path: string, name?: string): Promise<string[]> {
   try {
     const links = await ns.links();
     const nameOf = (i?: number) => links.find((l) => l.index === i)?.name ?? `#${i}`;
+    // IPv6 link-local addresses and the routes the kernel makes for them come and go with link state (and
+    // arrive late, after duplicate address detection): they are not the coordinator's doing.
+    const kernelV6 = (dst: string) => dst.startsWith("fe80:") || dst === "ff00::/8";
     const lines = [
       ...links.map((l) =>
         `link ${l.name} ${l.kind ?? ""} up=${l.flags & 1} mtu=${l.mtu} txq=${l.txqlen} mac=${l.mac}`
       ),
-      ...(await ns.addrs()).map((a) =>
+      ...(await ns.addrs()).filter((a) => !kernelV6(a.address)).map((a) =>
         `addr ${nameOf(a.index)} ${a.address}/${a.prefixLen} scope ${a.scope}`
       ),
-      ...(await ns.routes()).map((r) =>
+      ...(await ns.routes()).filter((r) => !kernelV6(r.dst)).map((r) =>
         `route ${r.dst} table ${r.table} dev ${nameOf(r.ifindex)} gw ${r.gw ?? "-"} src ${r.src ?? "-"} ${
           (r.multipath ?? []).map((h) => `${nameOf(h.ifindex)}/${h.gw}`).join(",")
         }`

@@ -146,6 +146,9 @@ export interface AddPlan {
   notes: string[];
 }
 
+/** Lets reverse-path filtering on veth0 see the conntrack mark (see the reply-via-veth step). */
+export const VETH_SRC_VALID_MARK = `net.ipv4.conf.${POD_VETH}.src_valid_mark`;
+
 export const SYSCTL = {
   disableIPv6: "net.ipv6.conf.all.disable_ipv6",
   rpFilter: "net.ipv4.conf.all.rp_filter",
@@ -585,6 +588,12 @@ export function planAdd(input: AddInput): AddPlan {
 
   // Step: replies to connections the node opened through veth0 go back through veth0, whatever their source.
   if (mode === "underlay" && firstInvoke) {
+    if (families.includes(4)) {
+      // Reverse-path filtering (podRPFilter 1 or 2) checks the source of what enters veth0 without the mark,
+      // and veth0 has no address: a connection from a node address the pod has no route for would be dropped.
+      // With the mark counted, the check finds the mark table's route back through veth0.
+      push("reply-via-veth", { ns: "pod", kind: "sysctl.set", key: VETH_SRC_VALID_MARK, value: "1" });
+    }
     for (const f of families) {
       for (const rule of markRules(f)) push("reply-via-veth", { ns: "pod", kind: "iptables.add", rule });
       push("reply-via-veth", {

@@ -49,7 +49,8 @@ export interface NetNs {
   /** `cidr` is the address with its prefix, e.g. "192.0.2.5/32". */
   addAddr(dev: string, cidr: string, scope?: number): Promise<void>;
   delAddr(dev: string, cidr: string): Promise<void>;
-  addRoute(spec: RouteSpec): Promise<void>;
+  /** Adds a route; with `replace`, takes the place of a route with the same destination, metric and table. */
+  addRoute(spec: RouteSpec, replace?: boolean): Promise<void>;
   delRoute(spec: RouteSpec): Promise<void>;
   addRule(spec: RuleSpec): Promise<void>;
   delRule(spec: RuleSpec): Promise<void>;

@@ -77,7 +77,7 @@ export async function applyOne(nets: Namespaces, op: Op): Promise<Outcome> {
         await ns.delAddr(op.dev, op.cidr);
         return "done";
       case "route.add":
-        await ns.addRoute(op.route);
+        await ns.addRoute(op.route, op.replace);
         return "done";
       case "route.del":
         await ns.delRoute(op.route);

@@ -481,12 +481,12 @@ export class IpRouteNs implements NetNs {
     ];
   }
 
-  async addRoute(spec: RouteSpec): Promise<void> {
+  async addRoute(spec: RouteSpec, replace = false): Promise<void> {
     await this.ip(
-      `add route ${describeRoute(spec)}`,
+      `${replace ? "replace" : "add"} route ${describeRoute(spec)}`,
       `-${spec.family}`,
       "route",
-      "add",
+      replace ? "replace" : "add",
       ...this.#routeArgs(spec),
     );
   }

@@ -502,12 +502,13 @@ export class NetlinkNs implements NetNs {
     return r;
   }
 
-  async addRoute(spec: RouteSpec): Promise<void> {
+  async addRoute(spec: RouteSpec, replace = false): Promise<void> {
     const { rt } = libnl();
-    const what = `add route ${describeRoute(spec)}`;
+    const what = `${replace ? "replace" : "add"} route ${describeRoute(spec)}`;
     const r = this.#routeObject(spec, what, false);
+    const flags = replace ? NLM_F.create | NLM_F.replace : CREATE_EXCL;
     try {
-      this.#built(what, (out) => rt.rtnl_route_build_add_request(r, CREATE_EXCL, out));
+      this.#built(what, (out) => rt.rtnl_route_build_add_request(r, flags, out));
     } finally {
       rt.rtnl_route_put(r);
     }

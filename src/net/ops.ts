@@ -23,7 +23,8 @@ export type Op =
   | Base & { kind: "link.bond"; bond: BondSpec }
   | Base & { kind: "bond.activeSlave"; bond: string; slave: string }
   | Base & { kind: "addr.add" | "addr.del"; dev: string; cidr: string; scope?: number }
-  | Base & { kind: "route.add" | "route.del"; route: RouteSpec }
+  /** `replace`: take the place of a route with the same key (restoring a route another one displaced). */
+  | Base & { kind: "route.add" | "route.del"; route: RouteSpec; replace?: boolean }
   /** `ifTableEmpty`: a shared rule, deleted only while its table holds no route of the rule's family. */
   | Base & { kind: "rule.add" | "rule.del"; rule: RuleSpec; ifTableEmpty?: boolean }
   /** `prev`: the entry this one replaces, restored when the operation is taken back. */
@@ -99,7 +100,8 @@ export function inverse(op: Op): Op | undefined {
     case "route.add":
       return { ...base, kind: "route.del", route: op.route };
     case "route.del":
-      return { ...base, kind: "route.add", route: op.route };
+      // Whatever took the deleted route's place since (another NIC's default route) gives it back.
+      return { ...base, kind: "route.add", route: op.route, replace: true };
     case "rule.add":
       return { ...base, kind: "rule.del", rule: op.rule, ifTableEmpty: op.ifTableEmpty };
     case "rule.del":

@@ -149,20 +149,18 @@ Deno.test("sysctls: rp_filter set unless negative or already right; IPv6 enabled
   const strict = pod({
     sysctls: { "net.ipv4.conf.all.rp_filter": "1", "net.ipv6.conf.all.disable_ipv6": "1" },
   });
+  const stepOf = (ops: Op[]) => of(ops, "sysctl.set").filter((o) => o.step === "sysctl");
   const plan = planAdd(input({ pod: strict, settings: settings({ podRPFilter: 2 }) }));
-  assert.deepEqual(of(plan.ops, "sysctl.set").map((o) => [o.key, o.value, o.prev]), [
+  assert.deepEqual(stepOf(plan.ops).map((o) => [o.key, o.value, o.prev]), [
     ["net.ipv4.conf.all.rp_filter", "2", "1"],
   ]);
-  assert.deepEqual(
-    of(planAdd(input({ pod: strict, settings: settings({ podRPFilter: -1 }) })).ops, "sysctl.set"),
-    [],
-  );
-  assert.deepEqual(of(planAdd(input()).ops, "sysctl.set"), []); // already 0
+  assert.deepEqual(stepOf(planAdd(input({ pod: strict, settings: settings({ podRPFilter: -1 }) })).ops), []);
+  assert.deepEqual(stepOf(planAdd(input()).ops), []); // already 0
   const dual = pod({
     addrs: [addr(2, "192.0.2.10/24"), addr(2, "2001:db8::a/64")],
     sysctls: { "net.ipv4.conf.all.rp_filter": "0", "net.ipv6.conf.all.disable_ipv6": "1" },
   });
-  assert.deepEqual(of(planAdd(input({ pod: dual })).ops, "sysctl.set").map((o) => [o.key, o.value]), [
+  assert.deepEqual(stepOf(planAdd(input({ pod: dual })).ops).map((o) => [o.key, o.value]), [
     ["net.ipv6.conf.all.disable_ipv6", "0"],
   ]);
 });
@@ -293,6 +291,9 @@ Deno.test("host side: a stale route to the pod IP in the rule table (an earlier 
 
 Deno.test("underlay first NIC: conntrack marks send replies to connections from the node back through veth0", () => {
   const plan = planAdd(input());
+  assert.deepEqual(of(plan.ops, "sysctl.set").map((o) => [o.key, o.value, o.prev]), [
+    ["net.ipv4.conf.veth0.src_valid_mark", "1", undefined],
+  ]);
   assert.deepEqual(
     of(plan.ops, "iptables.add").map((o) => [o.rule.family, o.rule.chain, o.rule.args.join(" ")]),
     [

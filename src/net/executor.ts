@@ -5,7 +5,7 @@
 
 import { announce } from "./arp.ts";
 import type { NetNs } from "./backend.ts";
-import { deleteRule, ensureRule } from "./iptables.ts";
+import { deleteRule, deleteRules, ensureRule, ensureRules } from "./iptables.ts";
 import { describeOp, inverse, type NsRef, type Op } from "./ops.ts";
 import { NetError } from "./types.ts";
 
@@ -120,25 +120,50 @@ export async function applyOne(nets: Namespaces, op: Op): Promise<Outcome> {
   }
 }
 
+/** How many operations from `i` form one iptables batch (same kind and namespace); 0 when ops[i] is not one. */
+function iptablesRun(ops: readonly Op[], i: number): number {
+  const first = ops[i];
+  if (first.kind !== "iptables.add" && first.kind !== "iptables.del") return 0;
+  let n = 1;
+  while (i + n < ops.length && ops[i + n].kind === first.kind && ops[i + n].ns === first.ns) n++;
+  return n;
+}
+
+/** Applies a run of iptables operations with one listing and one transaction per family and table. */
+async function applyIptables(nets: Namespaces, run: readonly Op[]): Promise<Outcome[]> {
+  const ns = nsOf(nets, run[0]);
+  const rules = run.map((op) =>
+    (op.kind === "iptables.add" || op.kind === "iptables.del" ? op.rule : undefined)!
+  );
+  if (run[0].kind === "iptables.add") {
+    return (await ensureRules(ns.path, rules)).map((a) => (a ? "done" : "present"));
+  }
+  return (await deleteRules(ns.path, rules)).map((d) => (d ? "done" : "absent"));
+}
+
 /**
  * Applies `ops` in order. Returns the undo list (in the order the operations were applied; take it back from
  * the end). On failure, takes back what was applied and throws ApplyError.
  */
 export async function applyPlan(nets: Namespaces, ops: readonly Op[], log?: ApplyLog): Promise<Op[]> {
   const undo: Op[] = [];
-  for (const op of ops) {
-    let outcome: Outcome;
+  for (let i = 0; i < ops.length;) {
+    const batch = iptablesRun(ops, i);
+    const run = ops.slice(i, i + Math.max(batch, 1));
+    let outcomes: Outcome[];
     try {
-      outcome = await applyOne(nets, op);
+      outcomes = batch > 0 ? await applyIptables(nets, run) : [await applyOne(nets, run[0])];
     } catch (e) {
       const failures = await undoAll(nets, undo, log);
-      throw new ApplyError(op, e, failures);
+      throw new ApplyError(run[0], e, failures);
     }
-    log?.(op, outcome);
-    if (outcome === "done") {
+    run.forEach((op, k) => {
+      log?.(op, outcomes[k]);
+      if (outcomes[k] !== "done") return;
       const back = inverse(op);
       if (back) undo.push(back);
-    }
+    });
+    i += run.length;
   }
   return undo;
 }
@@ -149,13 +174,17 @@ export async function applyPlan(nets: Namespaces, ops: readonly Op[], log?: Appl
  */
 export async function undoAll(nets: Namespaces, undo: readonly Op[], log?: ApplyLog): Promise<string[]> {
   const failures: string[] = [];
-  for (const op of [...undo].reverse()) {
+  const ops = [...undo].reverse();
+  for (let i = 0; i < ops.length;) {
+    const batch = iptablesRun(ops, i);
+    const run = ops.slice(i, i + Math.max(batch, 1));
+    i += run.length;
     try {
-      const outcome = await applyOne(nets, op);
-      log?.(op, outcome);
+      const outcomes = batch > 0 ? await applyIptables(nets, run) : [await applyOne(nets, run[0])];
+      run.forEach((op, k) => log?.(op, outcomes[k]));
     } catch (e) {
       if (e instanceof NetError && e.gone) continue;
-      failures.push(`${describeOp(op)}: ${e instanceof Error ? e.message : String(e)}`);
+      failures.push(`${run.map(describeOp).join("; ")}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   return failures;

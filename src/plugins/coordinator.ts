@@ -10,22 +10,15 @@ import { CniError, ErrorCode } from "../cni/errors.ts";
 import { FileLogger } from "../cni/log.ts";
 import { type CmdArgs, runPlugin } from "../cni/skel.ts";
 import { type Result, toCurrentResult } from "../cni/types.ts";
-import { type CleanupInput, missingObjects, type NsView, planCleanup } from "../coordinator/cleanup.ts";
+import { type CleanupInput, missingObjects, planCleanup } from "../coordinator/cleanup.ts";
 import {
   type CoordinatorNetConf,
   type CoordinatorSettings,
   mergeSettings,
   readConf,
 } from "../coordinator/config.ts";
-import {
-  type HostState,
-  hostVethName,
-  planAdd,
-  PlanError,
-  type PodState,
-  randomMac,
-  SYSCTL,
-} from "../coordinator/plan.ts";
+import { hostVethName, planAdd, PlanError, randomMac } from "../coordinator/plan.ts";
+import { observeHost, observePod, view } from "../coordinator/observe.ts";
 import { type AddRecord, readRecord, removeRecord, withHostLock, writeRecord } from "../coordinator/state.ts";
 import {
   ApplyError,
@@ -192,31 +185,6 @@ function closeBoth(nets: Namespaces): void {
   nets.pod?.close();
 }
 
-async function observePod(pod: NetNs): Promise<PodState> {
-  const sysctls: Record<string, string | undefined> = {};
-  for (const key of Object.values(SYSCTL)) sysctls[key] = await pod.readSysctl(key);
-  return {
-    links: await pod.links(),
-    addrs: await pod.addrs(),
-    routes: await pod.routes(),
-    rules: await pod.rules(),
-    sysctls,
-  };
-}
-
-async function observeHost(host: NetNs, s: CoordinatorSettings, podAddrs: string[]): Promise<HostState> {
-  const sourceToward: Record<string, string | undefined> = {};
-  for (const ip of podAddrs) sourceToward[ip] = (await host.routeGet(ip))?.src;
-  return {
-    links: await host.links(),
-    addrs: await host.addrs(),
-    sourceToward,
-    routes: await host.routes(undefined, s.hostRuleTable),
-    rules: await host.rules(),
-    neighs: await host.neighs(),
-  };
-}
-
 function opLogger(log: FileLogger) {
   return (op: Op, outcome: string) =>
     log.debug(`${outcome === "done" ? "" : `(${outcome}) `}${describeOp(op)}`);
@@ -356,19 +324,6 @@ async function cmdDel(args: CmdArgs): Promise<void> {
       closeBoth(nets);
     }
   });
-}
-
-async function view(ns: NetNs): Promise<NsView> {
-  const sysctls: Record<string, string | undefined> = {};
-  for (const key of Object.values(SYSCTL)) sysctls[key] = await ns.readSysctl(key);
-  return {
-    links: await ns.links(),
-    addrs: await ns.addrs(),
-    routes: await ns.routes(),
-    rules: await ns.rules(),
-    neighs: await ns.neighs(),
-    sysctls,
-  };
 }
 
 async function cmdCheck(args: CmdArgs): Promise<void> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures. Builds dist/ first; the control-plane benchmarks build or reuse
-# the Kubernetes binaries. `scripts/bench.sh NAME` runs one of: startup ip kube ipam.
+# the Kubernetes binaries. `scripts/bench.sh NAME` runs one of: startup ip kube ipam coordinator.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -11,9 +11,10 @@ which="${1:-all}"
 run() { echo; echo "== $1"; shift; "$@"; }
 [[ "$which" == all || "$which" == startup ]] && run "plugin start-up" "$DENO" run -A tests/bench/startup.ts
 [[ "$which" == all || "$which" == ip ]] && run "IP range engine" "$DENO" run -A tests/bench/ip.ts
-if [[ "$which" == all || "$which" == kube || "$which" == ipam ]]; then
+if [[ "$which" == all || "$which" == kube || "$which" == ipam || "$which" == coordinator ]]; then
   SPIDERPOOL_KUBE_BIN="$(bash scripts/kube-build.sh | tail -n 1)"
   export SPIDERPOOL_KUBE_BIN
-  [[ "$which" == ipam ]] || run "Kubernetes client" "$DENO" run -A tests/bench/kube_client.ts
-  [[ "$which" == kube ]] || run "IPAM through the bridge chain" "$DENO" run -A tests/bench/ipam.ts
+  [[ "$which" == ipam || "$which" == coordinator ]] || run "Kubernetes client" "$DENO" run -A tests/bench/kube_client.ts
+  [[ "$which" == kube || "$which" == coordinator ]] || run "IPAM through the bridge chain" "$DENO" run -A tests/bench/ipam.ts
+  [[ "$which" == kube || "$which" == ipam ]] || run "coordinator: netlink vs iproute2" "$DENO" run -A tests/bench/coordinator.ts
 fi

@@ -107,7 +107,7 @@ async function staticClosure(lib: string, entry: string): Promise<Set<string>> {
   return seen;
 }
 
-Deno.test("the plugin's chunks never contain the Kubernetes client or prom-client", async (t) => {
+Deno.test("the plugins' chunks never contain the Kubernetes client or prom-client", async (t) => {
   const lib = `${dist}lib`;
   const names = (await Array.fromAsync(Deno.readDir(lib))).map((e) => e.name);
   if (!names.includes("main.js")) {
@@ -115,9 +115,12 @@ Deno.test("the plugin's chunks never contain the Kubernetes client or prom-clien
     await t.step({ name: "compiled build: no chunks", ignore: true, fn: () => {} });
     return;
   }
-  const plugin = names.find((n) => /^spiderpool-[A-Z0-9]+\.js$/.test(n));
-  assert.ok(plugin, `no spiderpool plugin chunk in ${names.join(", ")}`);
-  for (const entry of ["main.js", plugin]) {
+  const plugins = ["spiderpool", "coordinator", "ifacer"].map((p) => {
+    const chunk = names.find((n) => new RegExp(`^${p}-[A-Z0-9]+\\.js$`).test(n));
+    assert.ok(chunk, `no ${p} plugin chunk in ${names.join(", ")}`);
+    return chunk!;
+  });
+  for (const entry of ["main.js", ...plugins]) {
     for (const chunk of await staticClosure(lib, entry)) {
       const text = await Deno.readTextFile(`${lib}/${chunk}`);
       assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `${entry} loads ${chunk}`);

@@ -191,3 +191,53 @@ Deno.test("a coordinator without prevResult, or on a NIC without an address, fai
   assert.equal(noAddr.json?.code, 101);
   assert.match(String(noAddr.json?.msg), /interface eth0 has no IP address/);
 });
+
+Deno.test("dual stack: IPv6 too reaches the node through veth0, with its own rules and marks", async () => {
+  await using m = await miniPod("cds");
+  await ip("-n", m.node, "addr", "add", "2001:db8:1::2/64", "dev", "ens0", "nodad");
+  await ip("-n", m.pod, "addr", "add", "2001:db8::10/64", "dev", "eth0", "nodad");
+  const before = await both(m);
+  const prev = {
+    ...m.prevResult,
+    ips: [...m.prevResult.ips!, { address: "2001:db8::10/64", interface: 0 }],
+  };
+  const conf = coordinatorConf({
+    prevResult: prev,
+    keys: { ...KEYS, serviceCIDR: ["198.18.0.0/24", "2001:db8:5::/112"] },
+    dir: m.dir,
+  });
+  const add = await call(m, "ADD", conf);
+  assert.equal(add.code, 0, add.stdout);
+  assert.match(await ip("-n", m.pod, "-6", "rule", "show"), /1000:\s+from all fwmark 0x1 lookup 100/);
+  assert.match(
+    await ip("-n", m.pod, "-6", "route", "show", "2001:db8:5::/112"),
+    /via 2001:db8:1::2 dev veth0/,
+  );
+  assert.match(await ip("-n", m.node, "-6", "route", "show", "table", "500"), /2001:db8::10 dev veth/);
+  assert.match(
+    await ip("netns", "exec", m.pod, "ip6tables", "-t", "mangle", "-S"),
+    /CONNMARK --restore-mark/,
+  );
+  const c0 = await counters(m.pod, "veth0");
+  assert.ok(await pingFrom(m.pod, "2001:db8:1::2"), "the pod pings the node's IPv6 address");
+  assert.ok((await counters(m.pod, "veth0")).tx > c0.tx, "through veth0");
+  assert.equal((await call(m, "DEL", conf)).code, 0);
+  assert.deepEqual(await both(m), before);
+});
+
+Deno.test("policyRoutes go through the NIC and leave with DEL", async () => {
+  await using m = await miniPod("cpr");
+  const before = await both(m);
+  const conf = coordinatorConf({
+    prevResult: m.prevResult,
+    keys: { ...KEYS, policyRoutes: [{ dst: "198.19.50.0/24", gw: "192.0.2.254" }] },
+    dir: m.dir,
+  });
+  assert.equal((await call(m, "ADD", conf)).code, 0);
+  assert.equal(
+    (await ip("-n", m.pod, "route", "show", "198.19.50.0/24")).trim(),
+    "198.19.50.0/24 via 192.0.2.254 dev eth0",
+  );
+  assert.equal((await call(m, "DEL", conf)).code, 0);
+  assert.deepEqual(await both(m), before);
+});

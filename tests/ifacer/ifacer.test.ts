@@ -14,8 +14,9 @@ async function supports(kind: "vlan" | "bond"): Promise<boolean> {
   await addNetns(ns);
   try {
     await ip("-n", ns, "link", "add", "name", "p0", "type", "veth", "peer", "name", "p1");
-    if (kind === "vlan") await ip("-n", ns, "link", "add", "link", "p0", "name", "p0.5", "type", "vlan", "id", "5");
-    else await ip("-n", ns, "link", "add", "name", "pb0", "type", "bond");
+    if (kind === "vlan") {
+      await ip("-n", ns, "link", "add", "link", "p0", "name", "p0.5", "type", "vlan", "id", "5");
+    } else await ip("-n", ns, "link", "add", "name", "pb0", "type", "bond");
     return true;
   } catch (e) {
     if (/Unknown device type|not supported/i.test((e as Error).message)) return false;
@@ -97,7 +98,10 @@ Deno.test({
   fn: async () => {
     await using n = await node();
     const before = await snapshot(`/var/run/netns/${n.ns}`);
-    const add = await n.run("ADD", { interfaces: ["ens0", "ens1"], bond: { name: "bond0", mode: 1, options: "miimon=100" } });
+    const add = await n.run("ADD", {
+      interfaces: ["ens0", "ens1"],
+      bond: { name: "bond0", mode: 1, options: "miimon=100" },
+    });
     assert.equal(add.json?.code, 104, add.stdout);
     assert.match(String(add.json?.msg), /link type "bond" .*; load the bonding kernel module/);
     assert.deepEqual(await snapshot(`/var/run/netns/${n.ns}`), before, "the NICs are left as they were");
@@ -105,7 +109,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: `ifacer: a VLAN is made once, up, and reused by the next ADD${VLAN ? "" : " (skipped: this kernel has no VLAN support)"}`,
+  name: `ifacer: a VLAN is made once, up, and reused by the next ADD${
+    VLAN ? "" : " (skipped: this kernel has no VLAN support)"
+  }`,
   ignore: !VLAN,
   fn: async () => {
     await using n = await node();
@@ -123,11 +129,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: `ifacer: a bond with options enslaves both NICs and carries the VLAN${BOND && VLAN ? "" : " (skipped: this kernel has no bond or VLAN support)"}`,
+  name: `ifacer: a bond with options enslaves both NICs and carries the VLAN${
+    BOND && VLAN ? "" : " (skipped: this kernel has no bond or VLAN support)"
+  }`,
   ignore: !(BOND && VLAN),
   fn: async () => {
     await using n = await node();
-    const keys = { interfaces: ["ens0", "ens1"], vlanID: 200, bond: { name: "bond0", mode: 1, options: "miimon=100;primary=ens0" } };
+    const keys = {
+      interfaces: ["ens0", "ens1"],
+      vlanID: 200,
+      bond: { name: "bond0", mode: 1, options: "miimon=100;primary=ens0" },
+    };
     for (let i = 0; i < 2; i++) assert.equal((await n.run("ADD", keys)).code, 0);
     const [b] = JSON.parse(await ip("-n", n.ns, "-j", "-d", "link", "show", "bond0"));
     assert.equal(b.linkinfo.info_data.mode, "active-backup");

@@ -13,7 +13,8 @@ import {
 import type { Op } from "../../src/net/ops.ts";
 import { IFF_UP, type LinkInfo } from "../../src/net/types.ts";
 
-const conf = (o: Record<string, unknown>) => parseIfacerConf({ cniVersion: "1.0.0", name: "vlan100", type: "ifacer", ...o });
+const conf = (o: Record<string, unknown>) =>
+  parseIfacerConf({ cniVersion: "1.0.0", name: "vlan100", type: "ifacer", ...o });
 const link = (index: number, name: string, o: Partial<LinkInfo> = {}): LinkInfo => ({
   index,
   name,
@@ -67,16 +68,26 @@ Deno.test("another VLAN interface with the same id is refused, as upstream does"
     () => planIfacer(conf({ interfaces: ["ens192"], vlanID: 100 }), [...host, other]),
     (e: unknown) =>
       e instanceof IfacerPlanError &&
-      /cannot have multiple different vlan interfaces with the same vlanId 100 .*ens224\.100 already has it/.test(e.message),
+      /cannot have multiple different vlan interfaces with the same vlanId 100 .*ens224\.100 already has it/
+        .test(e.message),
   );
 });
 
 Deno.test("a name taken by something else, a missing parent, or a name too long is refused", () => {
   const imposter = link(9, "ens192.100", { kind: "veth" });
-  assert.throws(() => planIfacer(conf({ interfaces: ["ens192"], vlanID: 100 }), [...host, imposter]), /is not VLAN 100 on ens192/);
-  assert.throws(() => planIfacer(conf({ interfaces: ["ens999"], vlanID: 100 }), host), /ens999 .* does not exist/);
+  assert.throws(
+    () => planIfacer(conf({ interfaces: ["ens192"], vlanID: 100 }), [...host, imposter]),
+    /is not VLAN 100 on ens192/,
+  );
+  assert.throws(
+    () => planIfacer(conf({ interfaces: ["ens999"], vlanID: 100 }), host),
+    /ens999 .* does not exist/,
+  );
   const long = [...host, link(8, "enp129s0f1np1")];
-  assert.throws(() => planIfacer(conf({ interfaces: ["enp129s0f1np1"], vlanID: 4000 }), long), /longer than 15 characters/);
+  assert.throws(
+    () => planIfacer(conf({ interfaces: ["enp129s0f1np1"], vlanID: 4000 }), long),
+    /longer than 15 characters/,
+  );
 });
 
 Deno.test("several interfaces without a bond: nothing to make", () => {
@@ -117,9 +128,20 @@ Deno.test("an existing bond is reused; only slaves not yet in it are enslaved", 
 });
 
 Deno.test("a bond name used by a non-bond, or a slave of another master, is refused", () => {
-  assert.throws(() => planIfacer(conf({ interfaces: ["ens192", "ens224"], bond: { name: "ens256" } }), host), /is not a bond/);
-  const taken = [link(1, "lo"), link(2, "ens192", { master: 7 }), link(3, "ens224"), link(7, "br0", { kind: "bridge" })];
-  assert.throws(() => planIfacer(conf({ interfaces: ["ens192", "ens224"], bond: {} }), taken), /ens192 is already enslaved to br0/);
+  assert.throws(
+    () => planIfacer(conf({ interfaces: ["ens192", "ens224"], bond: { name: "ens256" } }), host),
+    /is not a bond/,
+  );
+  const taken = [
+    link(1, "lo"),
+    link(2, "ens192", { master: 7 }),
+    link(3, "ens224"),
+    link(7, "br0", { kind: "bridge" }),
+  ];
+  assert.throws(
+    () => planIfacer(conf({ interfaces: ["ens192", "ens224"], bond: {} }), taken),
+    /ens192 is already enslaved to br0/,
+  );
   assert.throws(
     () => planIfacer(conf({ interfaces: ["ens192", "ens224"], bond: { options: "primary=ens256" } }), host),
     /primary=ens256 is not one of the bonded interfaces/,
@@ -130,7 +152,7 @@ Deno.test("every documented bond option is parsed: integers, interface names, a 
   assert.deepEqual(BOND_OPTION_KEYS.length, 25);
   const o = parseBondOptions(
     "active_slave=ens224;ad_actor_sys_prio=10;ad_actor_system=02:00:5E:10:00:01;ad_select=1;ad_user_port_key=3;" +
-      "all_slaves_active=1;arp_interval=100;arp_ip_target=[\"192.0.2.1\",\"192.0.2.2\"];arp_validate=2;" +
+      'all_slaves_active=1;arp_interval=100;arp_ip_target=["192.0.2.1","192.0.2.2"];arp_validate=2;' +
       "arp_all_targets=1;downdelay=200;fail_over_mac=1;lacp_rate=1;miimon=100;min_links=2;packets_per_slave=4;" +
       "primary=ens192;primary_reselect=2;tlb_dynamic_lb=1;up_delay=300;use_carrier=1;xmit_hash_policy=2;" +
       "lp_interval=5;resend_igmp=6;peer_notif_delay=400",
@@ -172,14 +194,27 @@ Deno.test("bad configurations are refused with code 7 naming the key", () => {
   bad({ interfaces: ["ens192", "ens192"] }, /distinct interface names/);
   bad({ interfaces: ["ens192"], vlanID: 4095 }, /"vlanID": expected a VLAN id from 0 to 4094/);
   bad({ interfaces: ["a", "b"], bond: { mode: 7 } }, /"bond.mode": expected a bonding mode from 0/);
-  bad({ interfaces: ["a", "b"], bond: { options: "miimon=fast" } }, /"bond.options miimon": expected a whole number/);
-  bad({ interfaces: ["a", "b"], bond: { options: "color=blue" } }, /"bond.options": expected one of the keys active_slave/);
-  bad({ interfaces: ["a", "b"], bond: { options: "arp_ip_target=[1" } }, /arp_ip_target": expected a JSON list/);
+  bad(
+    { interfaces: ["a", "b"], bond: { options: "miimon=fast" } },
+    /"bond.options miimon": expected a whole number/,
+  );
+  bad(
+    { interfaces: ["a", "b"], bond: { options: "color=blue" } },
+    /"bond.options": expected one of the keys active_slave/,
+  );
+  bad(
+    { interfaces: ["a", "b"], bond: { options: "arp_ip_target=[1" } },
+    /arp_ip_target": expected a JSON list/,
+  );
   bad({ interfaces: ["a", "b"], bond: { options: "arp_ip_target=2001:db8::1" } }, /IPv4 addresses/);
   bad({ interfaces: ["a", "b"], bond: { options: "ad_actor_system=nope" } }, /a MAC address/);
   bad({ interfaces: ["a", "b"], bond: { name: "a-name-far-too-long" } }, /"bond.name"/);
 });
 
 Deno.test("the bond name defaults to sp_bond0 and the mode to 0", () => {
-  assert.deepEqual(conf({ interfaces: ["a", "b"], bond: {} }).bond, { name: "sp_bond0", mode: 0, options: {} });
+  assert.deepEqual(conf({ interfaces: ["a", "b"], bond: {} }).bond, {
+    name: "sp_bond0",
+    mode: 0,
+    options: {},
+  });
 });

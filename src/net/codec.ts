@@ -3,6 +3,7 @@
 // answers into the plain data of types.ts. No I/O: the backends move these bytes, the tests read them.
 
 import { formatIP, parseIP } from "../ip/mod.ts";
+import { parseIPv4 } from "../ip/address.ts";
 import {
   type AddrInfo,
   AF_INET,
@@ -253,6 +254,11 @@ export function readStr(d: Uint8Array | undefined): string | undefined {
 
 /** Network-order bytes of an address (validated by src/ip: anything else throws there). */
 export function ipBytes(text: string, family?: Family): Uint8Array {
+  if (family !== 6 && !text.includes(":")) {
+    // The common case without bigints (≈ 10× faster; it runs several times per route).
+    const n = parseIPv4(text);
+    return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+  }
   const { family: f, value } = parseIP(text, family);
   const out = new Uint8Array(f === 4 ? 4 : 16);
   let v = value;

@@ -18,7 +18,7 @@ const LIBNL = {
   nl_socket_free: { parameters: ["pointer"], result: "void" },
   nl_connect: { parameters: ["pointer", "i32"], result: "i32" },
   nl_socket_get_fd: { parameters: ["pointer"], result: "i32" },
-  nl_socket_enable_msg_peek: { parameters: ["pointer"], result: "void" },
+  nl_socket_set_msg_buf_size: { parameters: ["pointer", "usize"], result: "i32" },
   nl_socket_set_buffer_size: { parameters: ["pointer", "i32", "i32"], result: "i32" },
   nl_send_auto: { parameters: ["pointer", "pointer"], result: "i32" },
   nl_recv: { parameters: ["pointer", "buffer", "buffer", "pointer"], result: "i32" },

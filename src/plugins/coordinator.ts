@@ -275,8 +275,10 @@ function prevResultIPs(conf: CoordinatorNetConf, ifName: string): string[] {
 
 async function cmdDel(args: CmdArgs): Promise<void> {
   await withLog(args, async (log) => {
-    const s = await settingsFor(args, false, log);
-    if (s.mode === "disable") return;
+    // The ADD's record says everything DEL needs; the settings (and the agent) only serve when it is missing.
+    const recorded = await readRecord(args.containerId, args.ifName);
+    const s = recorded ? undefined : await settingsFor(args, false, log);
+    if (s?.mode === "disable") return;
     const nets = openBoth(args, false, log);
     try {
       await withHostLock(async () => {
@@ -296,9 +298,10 @@ async function cmdDel(args: CmdArgs): Promise<void> {
           const podIPs = [
             ...new Set([...prevResultIPs(args.conf as CoordinatorNetConf, args.ifName), ...own]),
           ];
-          const host = await observeHost(nets.host!, s, []);
+          const settings = s ?? await settingsFor(args, false, log);
+          const host = await observeHost(nets.host!, settings, []);
           const input: CleanupInput = {
-            settings: s,
+            settings,
             containerId: args.containerId,
             ifName: args.ifName,
             podIPs,

@@ -159,6 +159,7 @@ const KERNEL_KINDS = new Set([
 
 interface BackendFigures {
   perOp: number[]; // ms, kernel operations (not iptables, not announcements)
+  perKind: Map<string, number[]>; // ms, by operation kind (ADD)
   iptables: number[]; // ms per batch
   observe: number[];
   add: number[];
@@ -185,7 +186,10 @@ async function timedApply(nets: { host: NetNs; pod: NetNs }, ops: Op[], f: Backe
     const t0 = performance.now();
     const outcome = await applyOne(nets, op);
     const ms = performance.now() - t0;
-    if (KERNEL_KINDS.has(op.kind)) f.perOp.push(ms);
+    if (KERNEL_KINDS.has(op.kind)) {
+      f.perOp.push(ms);
+      f.perKind.set(op.kind, [...(f.perKind.get(op.kind) ?? []), ms]);
+    }
     if (outcome === "done") {
       const back = inverse(op);
       if (back) undo.push(back);
@@ -199,8 +203,28 @@ async function backendComparison(): Promise<void> {
   const node = await makeNode("bco");
   const pods: Pod[] = [];
   const figures: Record<"netlink" | "iproute", BackendFigures> = {
-    netlink: { perOp: [], iptables: [], observe: [], add: [], del: [], addCpu: [], delCpu: [], ops: 0 },
-    iproute: { perOp: [], iptables: [], observe: [], add: [], del: [], addCpu: [], delCpu: [], ops: 0 },
+    netlink: {
+      perOp: [],
+      perKind: new Map(),
+      iptables: [],
+      observe: [],
+      add: [],
+      del: [],
+      addCpu: [],
+      delCpu: [],
+      ops: 0,
+    },
+    iproute: {
+      perOp: [],
+      perKind: new Map(),
+      iptables: [],
+      observe: [],
+      add: [],
+      del: [],
+      addCpu: [],
+      delCpu: [],
+      ops: 0,
+    },
   };
   try {
     for (let i = 0; i < PODS; i++) pods.push(await makePod(node, i));
@@ -266,6 +290,10 @@ async function backendComparison(): Promise<void> {
       }`,
     );
   row("per kernel operation (median)", median(nl.perOp) * 1000, median(ipr.perOp) * 1000, "µs", 1);
+  for (const [kind, xs] of [...nl.perKind].sort()) {
+    const other = ipr.perKind.get(kind) ?? [];
+    row(`  ${kind} (median of ${xs.length})`, median(xs) * 1000, median(other) * 1000, "µs", 1);
+  }
   row("per kernel operation (mean)", mean(nl.perOp) * 1000, mean(ipr.perOp) * 1000, "µs", 1);
   row("reading both namespaces (median)", median(nl.observe), median(ipr.observe), "ms", 2);
   row("iptables batch, 3 rules (median, same path)", median(nl.iptables), median(ipr.iptables), "ms", 1);

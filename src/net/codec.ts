@@ -328,6 +328,11 @@ export function linkDumpBody(): Uint8Array {
   return ifinfomsg({});
 }
 
+/** Body of an RTM_GETLINK request for one link by name. */
+export function linkGetBody(name: string): Uint8Array {
+  return concat(ifinfomsg({}), strAttr(IFLA.ifname, name));
+}
+
 /** Body of an address dump request for one family (0 = both). */
 export function addrDumpBody(af = 0): Uint8Array {
   const b = new Uint8Array(8);

@@ -103,10 +103,15 @@ export async function applyOne(nets: Namespaces, op: Op): Promise<Outcome> {
       case "iptables.del":
         return await deleteRule(ns.path, op.rule) ? "done" : "absent";
       case "announce": {
-        const link = (await ns.links()).find((l) => l.name === op.dev);
-        if (!link) throw new NetError(`announce addresses on ${op.dev}`, 19, `no link named ${op.dev}`);
-        announce(ns.path, link.index, link.mac, op.ips);
-        return "done";
+        // Best effort, as upstream: neighbours that miss it relearn the MAC with the next exchange.
+        try {
+          const link = (await ns.links()).find((l) => l.name === op.dev);
+          if (!link) return "skipped";
+          announce(ns.path, link.index, link.mac, op.ips);
+          return "done";
+        } catch {
+          return "skipped";
+        }
       }
     }
   } catch (e) {

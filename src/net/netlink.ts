@@ -12,6 +12,7 @@ import {
   bondActiveSlaveBody,
   ipBytes,
   linkDumpBody,
+  linkGetBody,
   macBytes,
   neighDumpBody,
   newBondBody,
@@ -72,7 +73,8 @@ type Ptr = Deno.PointerObject;
 
 /**
  * Bumped by every operation that creates or removes links. A change in one namespace can remove links in
- * another (deleting a veth removes its peer), so each handle's name → index cache is valid for one generation.
+ * another (deleting a veth removes its peer), so each handle's name → index cache is valid for one generation;
+ * after that, a name is looked up again (one RTM_GETLINK for that link, not a dump of all).
  */
 let linkGeneration = 0;
 
@@ -110,8 +112,8 @@ export class NetlinkNs implements NetNs {
   readonly path: string | undefined;
   readonly #fd: number | undefined;
   #sk: Ptr | null;
-  #links: LinkInfo[] | undefined;
-  #linksGeneration = -1;
+  #indexes = new Map<string, number>();
+  #indexesGeneration = -1;
 
   private constructor(path: string | undefined, fd: number | undefined, sk: Ptr) {
     this.path = path;
@@ -224,27 +226,32 @@ export class NetlinkNs implements NetNs {
   }
 
   async links(): Promise<LinkInfo[]> {
-    this.#links = undefined;
-    return this.#linkList();
+    const links = this.#dump(RTM.getLink, linkDumpBody(), "list links")
+      .filter((m) => m.type === RTM.newLink).map((m) => parseLinkMsg(m.body));
+    this.#indexes = new Map(links.map((l) => [l.name, l.index]));
+    this.#indexesGeneration = linkGeneration;
+    return links;
   }
 
-  #linkList(): LinkInfo[] {
-    if (!this.#links || this.#linksGeneration !== linkGeneration) {
-      this.#linksGeneration = linkGeneration;
-      this.#links = this.#dump(RTM.getLink, linkDumpBody(), "list links")
-        .filter((m) => m.type === RTM.newLink).map((m) => parseLinkMsg(m.body));
-    }
-    return this.#links;
-  }
-
+  /** The index of link `name`, from the cache, else asked of the kernel for that one link. */
   #ifindex(name: string, what: string): number {
-    let link = this.#linkList().find((l) => l.name === name);
-    if (!link) {
-      this.#links = undefined;
-      link = this.#linkList().find((l) => l.name === name);
+    if (this.#indexesGeneration !== linkGeneration) {
+      this.#indexes.clear();
+      this.#indexesGeneration = linkGeneration;
     }
-    if (!link) throw new NetError(what, 19, `no link named ${name}`);
-    return link.index;
+    let index = this.#indexes.get(name);
+    if (index === undefined) {
+      try {
+        const m = this.#raw(RTM.getLink, 0, linkGetBody(name), `look up link ${name}`)
+          .find((x) => x.type === RTM.newLink);
+        if (m) index = parseLinkMsg(m.body).index;
+      } catch (e) {
+        if (!(e instanceof NetError && e.gone)) throw e;
+      }
+      if (index === undefined) throw new NetError(what, 19, `no link named ${name}`);
+      this.#indexes.set(name, index);
+    }
+    return index;
   }
 
   async addrs(family?: Family): Promise<AddrInfo[]> {

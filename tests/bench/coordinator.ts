@@ -4,7 +4,8 @@
 // pod with each backend, and (4) the ADD latency of the whole bridge → spiderpool chain with and without the
 // coordinator, against a real agent and control plane.
 //
-// Usage: deno run -A tests/bench/coordinator.ts [--pods 30] [--chain-pods 20] [--no-chain]   (after build.sh)
+// Usage: deno run -A tests/bench/coordinator.ts [--pods 30] [--chain-pods 20] [--runs 30] [--sections 1,2,3,4]
+// (after scripts/build.sh; section 4 starts a control plane unless $SPIDERPOOL_TEST_KUBECONFIG names one)
 
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     "chain-pods": { type: "string", default: "20" },
     "no-chain": { type: "boolean", default: false },
     runs: { type: "string", default: "30" },
+    sections: { type: "string", default: "1,2,3,4" },
   },
   strict: true,
 });
@@ -160,6 +162,7 @@ const KERNEL_KINDS = new Set([
 interface BackendFigures {
   perOp: number[]; // ms, kernel operations (not iptables, not announcements)
   perKind: Map<string, number[]>; // ms, by operation kind (ADD)
+  opCpu: number; // CPU seconds of all kernel operations (this process and its children)
   iptables: number[]; // ms per batch
   observe: number[];
   add: number[];
@@ -183,9 +186,11 @@ async function timedApply(nets: { host: NetNs; pod: NetNs }, ops: Op[], f: Backe
       i += n;
       continue;
     }
+    const c0 = cpu();
     const t0 = performance.now();
     const outcome = await applyOne(nets, op);
     const ms = performance.now() - t0;
+    if (KERNEL_KINDS.has(op.kind)) f.opCpu += cpuSince(c0);
     if (KERNEL_KINDS.has(op.kind)) {
       f.perOp.push(ms);
       f.perKind.set(op.kind, [...(f.perKind.get(op.kind) ?? []), ms]);
@@ -205,6 +210,7 @@ async function backendComparison(): Promise<void> {
   const figures: Record<"netlink" | "iproute", BackendFigures> = {
     netlink: {
       perOp: [],
+      opCpu: 0,
       perKind: new Map(),
       iptables: [],
       observe: [],
@@ -216,6 +222,7 @@ async function backendComparison(): Promise<void> {
     },
     iproute: {
       perOp: [],
+      opCpu: 0,
       perKind: new Map(),
       iptables: [],
       observe: [],
@@ -295,6 +302,13 @@ async function backendComparison(): Promise<void> {
     row(`  ${kind} (median of ${xs.length})`, median(xs) * 1000, median(other) * 1000, "µs", 1);
   }
   row("per kernel operation (mean)", mean(nl.perOp) * 1000, mean(ipr.perOp) * 1000, "µs", 1);
+  row(
+    "CPU per kernel operation (mean, incl. children)",
+    (nl.opCpu / nl.perOp.length) * 1e6,
+    (ipr.opCpu / ipr.perOp.length) * 1e6,
+    "µs",
+    1,
+  );
   row("reading both namespaces (median)", median(nl.observe), median(ipr.observe), "ms", 2);
   row("iptables batch, 3 rules (median, same path)", median(nl.iptables), median(ipr.iptables), "ms", 1);
   row("ADD per pod, wall (median)", median(nl.add), median(ipr.add), "ms", 1);
@@ -302,10 +316,18 @@ async function backendComparison(): Promise<void> {
   row("DEL per pod, wall (median)", median(nl.del), median(ipr.del), "ms", 1);
   row("DEL per pod, CPU incl. children (mean)", mean(nl.delCpu) * 1000, mean(ipr.delCpu) * 1000, "ms", 1);
   const ratio = median(ipr.perOp) / median(nl.perOp);
+  const verdict = [...nl.perKind].sort().map(([kind, xs]) => {
+    const r = median(ipr.perKind.get(kind) ?? []) / median(xs);
+    return `${kind} ${fmt(r, 0)}×${r >= 50 ? "" : " (kernel-bound)"}`;
+  });
   console.log(
-    `   goal: netlink ≥ 50× faster per operation than spawning ip: ${fmt(ratio, 0)}× ${
-      ratio >= 50 ? "(met)" : "(NOT met)"
-    }`,
+    `   goal ≥ 50× per operation: median over all ${fmt(ratio, 0)}× ${
+      ratio >= 50 ? "(met)" : "(not met)"
+    }; ` +
+      `by kind: ${verdict.join(", ")}`,
+  );
+  console.log(
+    "   (link creation, link up/MAC and sysctl writes cost the kernel the same whichever way they are asked)",
   );
 }
 
@@ -476,7 +498,8 @@ console.log(
     (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
   })`,
 );
-await dlopenCost();
-await backendComparison();
-await pluginProcess();
-if (!values["no-chain"]) await wholeChain();
+const sections = new Set(values.sections.split(","));
+if (sections.has("1")) await dlopenCost();
+if (sections.has("2")) await backendComparison();
+if (sections.has("3")) await pluginProcess();
+if (sections.has("4") && !values["no-chain"]) await wholeChain();

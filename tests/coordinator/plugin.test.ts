@@ -203,11 +203,19 @@ Deno.test("dual stack: IPv6 too reaches the node through veth0, with its own rul
   };
   const conf = coordinatorConf({
     prevResult: prev,
-    keys: { ...KEYS, serviceCIDR: ["198.18.0.0/24", "2001:db8:5::/112"] },
+    keys: { ...KEYS, serviceCIDR: ["198.18.0.0/24", "2001:db8:5::/112"], podMACPrefix: "0a:1b" },
     dir: m.dir,
   });
   const add = await call(m, "ADD", conf);
   assert.equal(add.code, 0, add.stdout);
+  assert.equal(
+    JSON.parse(await ip("-n", m.pod, "-j", "link", "show", "eth0"))[0].address,
+    "0a:1b:c0:00:02:0a",
+  );
+  assert.match(
+    await Deno.readTextFile(`${m.dir}/coordinator.log`),
+    /announce 192\.0\.2\.10, 2001:db8::10 on eth0/,
+  );
   assert.match(await ip("-n", m.pod, "-6", "rule", "show"), /1000:\s+from all fwmark 0x1 lookup 100/);
   assert.match(
     await ip("-n", m.pod, "-6", "route", "show", "2001:db8:5::/112"),

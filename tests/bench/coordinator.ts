@@ -318,7 +318,7 @@ async function backendComparison(): Promise<void> {
   const ratio = median(ipr.perOp) / median(nl.perOp);
   const verdict = [...nl.perKind].sort().map(([kind, xs]) => {
     const r = median(ipr.perKind.get(kind) ?? []) / median(xs);
-    return `${kind} ${fmt(r, 0)}×${r >= 50 ? "" : " (kernel-bound)"}`;
+    return `${kind} ${fmt(r, 0)}×${r >= 50 ? "" : " (< 50×)"}`;
   });
   console.log(
     `   goal ≥ 50× per operation: median over all ${fmt(ratio, 0)}× ${

@@ -188,7 +188,10 @@ export class NetlinkNs implements NetNs {
     const n = nl.nl_recv(this.#socket(), peer, buf, null);
     if (n < 0) throw new NetError(what, 0, nlErrorText(n));
     const p = Deno.UnsafePointer.create(buf[0]);
-    if (!p) return [];
+    if (n === 0 || !p) {
+      if (p) libc().free(p);
+      throw new NetError(what, 0, "the netlink socket returned no data");
+    }
     try {
       return parseMessages(new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, n)).slice());
     } finally {

@@ -54,6 +54,14 @@ else
   failed=$((failed + 1))
 fi
 
+# The Go parts of the CNI tests (reference plugins at CNI 1.1.0, the libcni driver, Go's net/http).
+if tools="$(bash scripts/cni-build.sh | tail -n 1)" && [ -x "$tools/cnidriver" ]; then
+  export SPIDERPOOL_CNI_TOOLS_BIN="$tools"
+else
+  echo "test: building the CNI test tools (scripts/cni-build.sh) failed"
+  failed=$((failed + 1))
+fi
+
 "$DENO" test -A --quiet "${@:-tests/}" 2>&1 | tee "$work/deno-test.log"
 summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$work/deno-test.log" | tail -n 1)"
 if [ -z "$summary" ]; then

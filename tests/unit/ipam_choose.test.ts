@@ -294,3 +294,28 @@ Deno.test("chooseIPs serves a batch of 500 pods in a pool with 4000 records quic
   assert.equal(ips[499], "198.18.3.231");
   assert.ok(ms < 1000, `took ${ms.toFixed(0)} ms`);
 });
+
+Deno.test("chooseIP never hands out the gateway, addresses outside the subnet or excluded ones (issue report)", () => {
+  // subnet 198.51.100.0/28, ips [198.51.100.1], gateway 198.51.100.1: nothing to hand out.
+  const onlyGateway = pool(["198.51.100.1"], { subnet: "198.51.100.0/28", gateway: "198.51.100.1" });
+  assert.throws(() => chooseIP(onlyGateway, none4, {}, req(1)), (e: unknown) => {
+    assert.ok(e instanceof PoolExhaustedError);
+    assert.equal(e.total, 0n);
+    assert.match(
+      e.message,
+      /no free IP in SpiderIPPool "v4-a": it has no address to hand out \(spec.ips within/,
+    );
+    return true;
+  });
+  // ips reaching outside the subnet: only the part inside is handed out, in order, then the pool is full.
+  const wide = pool(["198.51.100.1-198.51.100.17", "203.0.113.9"], { subnet: "198.51.100.16/28" });
+  let records: AllocatedIPs = {};
+  const got: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = chooseIP(wide, none4, records, req(i));
+    got.push(r.ip);
+    records = r.records;
+  }
+  assert.deepEqual(got, ["198.51.100.16", "198.51.100.17"]);
+  assert.throws(() => chooseIP(wide, none4, records, req(9)), /\(2 of 2 allocated\)/);
+});

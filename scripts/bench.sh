@@ -18,6 +18,7 @@ BENCHES=(
   "ipam|yes|IPAM through the bridge chain|tests/bench/ipam.ts"
   "reconcile|yes|pool reconciler|tests/bench/reconcile.ts"
   "admission|yes|admission webhooks|tests/bench/admission.ts"
+  "gc|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
   "coordinator|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
 )
 

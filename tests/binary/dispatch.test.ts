@@ -28,7 +28,11 @@ Deno.test("dist/cni/spiderpool rejects an unsupported requested version with CNI
   assert.equal(JSON.parse(r.stdout).code, 1);
 });
 
-Deno.test("coordinator and ifacer names answer VERSION and refuse ADD with a CNI error naming the plugin", async () => {
+Deno.test("coordinator and ifacer names answer VERSION and run as themselves", async () => {
+  const expected: Record<string, RegExp> = {
+    coordinator: /the coordinator has no prevResult/,
+    ifacer: /invalid ifacer configuration "interfaces"/,
+  };
   for (const name of ["coordinator", "ifacer"]) {
     const v = await run(`${dist}cni/${name}`, [], { CNI_COMMAND: "VERSION" });
     assert.equal(v.code, 0);
@@ -44,8 +48,8 @@ Deno.test("coordinator and ifacer names answer VERSION and refuse ADD with a CNI
     const add = await run(`${dist}cni/${name}`, [], env, conf);
     assert.equal(add.code, 1);
     const err = JSON.parse(add.stdout);
-    assert.equal(err.code, 100);
-    assert.match(err.msg, new RegExp(`the ${name} plugin is not available`));
+    assert.equal(err.code, 7);
+    assert.match(err.msg, expected[name]);
   }
 });
 
@@ -103,7 +107,7 @@ async function staticClosure(lib: string, entry: string): Promise<Set<string>> {
   return seen;
 }
 
-Deno.test("the plugin's chunks never contain the Kubernetes client or prom-client", async (t) => {
+Deno.test("the plugins' chunks never contain the Kubernetes client or prom-client", async (t) => {
   const lib = `${dist}lib`;
   const names = (await Array.fromAsync(Deno.readDir(lib))).map((e) => e.name);
   if (!names.includes("main.js")) {
@@ -111,9 +115,12 @@ Deno.test("the plugin's chunks never contain the Kubernetes client or prom-clien
     await t.step({ name: "compiled build: no chunks", ignore: true, fn: () => {} });
     return;
   }
-  const plugin = names.find((n) => /^spiderpool-[A-Z0-9]+\.js$/.test(n));
-  assert.ok(plugin, `no spiderpool plugin chunk in ${names.join(", ")}`);
-  for (const entry of ["main.js", plugin]) {
+  const plugins = ["spiderpool", "coordinator", "ifacer"].map((p) => {
+    const chunk = names.find((n) => new RegExp(`^${p}-[A-Z0-9]+\\.js$`).test(n));
+    assert.ok(chunk, `no ${p} plugin chunk in ${names.join(", ")}`);
+    return chunk!;
+  });
+  for (const entry of ["main.js", ...plugins]) {
     for (const chunk of await staticClosure(lib, entry)) {
       const text = await Deno.readTextFile(`${lib}/${chunk}`);
       assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `${entry} loads ${chunk}`);

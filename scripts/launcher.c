@@ -8,9 +8,10 @@
  *   spiderpool          this launcher
  *   lib/deno            the runtime
  *   lib/main.js         the program (chooses the mode by argv[0], then by subcommand)
- *   cache/              the runtime's module caches (DENO_DIR): dependency analysis and V8 code cache. Warm, they
- *                       save a plugin call about 15 ms of CPU; `spiderpool install` and the build warm them. Where
- *                       the directory is not writable the runtime silently keeps them in memory.
+ *   cache/cni, cache/run  the runtime's module caches (DENO_DIR: dependency analysis, V8 code cache) of CNI calls
+ *                       and of every other mode. Warm, they save a plugin call about 15 ms of CPU; `spiderpool
+ *                       install` and the build warm them. Where they are not writable the runtime silently keeps
+ *                       them in memory.
  */
 #include <errno.h>
 #include <limits.h>
@@ -19,10 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
-/* V8 flags for every mode, chosen in scripts/build.sh (one list for this launcher and `deno compile`); given
- * as DENO_V8_FLAGS unless the environment sets that already, so an operator can replace them. */
-#ifndef RUNTIME_V8_FLAGS
-#error "build with -DRUNTIME_V8_FLAGS='\"...\"' (scripts/build.sh does)"
+/* V8 flags chosen in scripts/build.sh: RUNTIME_V8_FLAGS for every mode, CNI_V8_FLAGS added for a CNI call. They
+ * are given as DENO_V8_FLAGS unless the environment sets that already, so an operator can replace them. */
+#if !defined(RUNTIME_V8_FLAGS) || !defined(CNI_V8_FLAGS)
+#error "build with -DRUNTIME_V8_FLAGS='\"...\"' -DCNI_V8_FLAGS='\"...\"' (scripts/build.sh does)"
 #endif
 
 /* Runtime flags: every mode needs -A (FFI, /proc, netns files); the bundle carries no config or lock file. */
@@ -48,19 +49,28 @@ int main(int argc, char **argv) {
   if (slash == NULL) return fail("cannot find the build of", self);
   *slash = '\0';
 
-  char runtime[PATH_MAX], program[PATH_MAX], cache[PATH_MAX];
+  /*
+   * A CNI call (the container runtime sets CNI_COMMAND) lives a few milliseconds: V8 compiles every function of
+   * the modules it loads at once, so that the code cache holds the whole call and no call compiles anything. The
+   * agent must not (it would compile all of its libraries), and V8 rejects code cached under other flags, so CNI
+   * calls keep their own cache.
+   */
+  int cni = getenv("CNI_COMMAND") != NULL;
+  char runtime[PATH_MAX], program[PATH_MAX], cache[PATH_MAX], v8flags[1024];
   if (snprintf(runtime, sizeof runtime, "%s/lib/deno", self) >= (int)sizeof runtime ||
       snprintf(program, sizeof program, "%s/lib/main.js", self) >= (int)sizeof program ||
-      snprintf(cache, sizeof cache, "%s/cache", self) >= (int)sizeof cache) {
+      snprintf(cache, sizeof cache, "%s/cache/%s", self, cni ? "cni" : "run") >= (int)sizeof cache) {
     errno = ENAMETOOLONG;
     return fail("cannot run the build in", self);
   }
+  const char *extra = cni ? CNI_V8_FLAGS : "";
+  snprintf(v8flags, sizeof v8flags, "%s%s%s", RUNTIME_V8_FLAGS, *RUNTIME_V8_FLAGS && *extra ? "," : "", extra);
 
   /* The build's own caches, whatever the caller's environment (a CNI runtime passes its own, often no HOME). */
   setenv("DENO_DIR", cache, 1);
   /* The runtime must never look for its own updates (a network fetch from every node). */
   setenv("DENO_NO_UPDATE_CHECK", "1", 1);
-  setenv("DENO_V8_FLAGS", RUNTIME_V8_FLAGS, 0);
+  if (*v8flags) setenv("DENO_V8_FLAGS", v8flags, 0);
 
   char **args = calloc((size_t)argc + NFLAGS + 2, sizeof *args);
   if (args == NULL) return fail("out of memory starting", runtime);

@@ -13,7 +13,7 @@ const KEEP = 2;
 /** Leftovers of an interrupted install older than this are removed. */
 const STALE_MS = 10 * 60_000;
 const BUILD_DIR = /^\d+\.\d+\.\d+[^/]*-[0-9a-f]{12}$/;
-/** A bundle build's runtime caches (the launcher's DENO_DIR): written by the runtime, not part of the build. */
+/** A bundle build's runtime caches (the launcher's DENO_DIRs): written by the runtime, not part of the build. */
 export const CACHE_DIR = "cache";
 
 const USAGE = `usage: spiderpool install [flags]
@@ -230,25 +230,27 @@ async function smokeTest(exe: string): Promise<void> {
 }
 
 /**
- * Folds the SQLite write-ahead log of every database in the runtime cache directory `cache` into the database.
- * The runtime never closes its caches, so their logs stay; the next process to open a database alone replays
- * the whole log before its first lookup. Returns warnings; never throws.
+ * Folds the SQLite write-ahead log of every database in the runtime cache directory `cache` (and its
+ * subdirectories) into the database. The runtime never closes its caches, so their logs stay; the next process
+ * to open a database alone replays the whole log before its first lookup. Returns warnings; never throws.
  */
 export async function foldCacheLogs(cache: string): Promise<string[]> {
   const warnings: string[] = [];
   try {
     for await (const e of Deno.readDir(cache)) {
-      if (!e.isFile || !await lstatOrNull(`${cache}/${e.name}-wal`)) continue;
+      const path = `${cache}/${e.name}`;
+      if (e.isDirectory && !e.name.startsWith(".")) warnings.push(...await foldCacheLogs(path));
+      if (!e.isFile || !await lstatOrNull(`${path}-wal`)) continue;
       try {
         // Opening replays the log; closing the last connection folds it into the database and removes it.
-        const db = new DatabaseSync(`${cache}/${e.name}`);
+        const db = new DatabaseSync(path);
         try {
           db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
         } finally {
           db.close();
         }
       } catch (err) {
-        warnings.push(`cannot fold the write-ahead log of ${cache}/${e.name}: ${(err as Error).message}`);
+        warnings.push(`cannot fold the write-ahead log of ${path}: ${(err as Error).message}`);
       }
     }
   } catch (err) {
@@ -258,9 +260,9 @@ export async function foldCacheLogs(cache: string): Promise<string[]> {
 }
 
 /**
- * Fills a bundle build's runtime caches (`<root>/cache`, the DENO_DIR its launcher sets) with every module the
- * plugins and the agent load, then folds each cache's SQLite write-ahead log into its database. A plugin call
- * with cold caches costs ≈ 15 ms more CPU (every module parsed and compiled again); one that finds a non-empty
+ * Fills a bundle build's runtime caches (`<root>/cache/cni` for CNI calls and `<root>/cache/run` for the other
+ * modes: the DENO_DIRs its launcher sets) with every module the plugins and the agent load, then folds each
+ * cache's SQLite write-ahead log into its database. A plugin call with cold caches costs ≈ 15 ms more CPU (every module parsed and compiled again); one that finds a non-empty
  * write-ahead log with no other process holding the database replays the whole log first (≈ 5 ms for the few
  * hundred KiB the plugin's modules leave there), and the runtime never folds it itself. Runs the plugin under
  * each name through ADD and DEL against a socket where no agent listens (the path of a real call up to the

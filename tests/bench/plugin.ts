@@ -8,7 +8,9 @@
 // dispatch (VERSION), and the call itself (ADD or DEL minus VERSION: our code, the socket round trips, and the
 // runtime modules the call makes the runtime load lazily, which it lists).
 //
-// Usage: deno run -A tests/bench/plugin.ts [--rounds 30]   (after scripts/build.sh)
+// Usage: deno run -A tests/bench/plugin.ts [--rounds 30] [--compare DIR ...]   (after scripts/build.sh)
+// --compare adds another build (a directory holding cni/spiderpool, e.g. a copy of dist/ with a change) to the
+// same interleaved rounds, so a change's gain is measured against this build under the same machine noise.
 // Uses the control plane of $SPIDERPOOL_TEST_KUBECONFIG when set, else starts one (tests/kube/harness.ts).
 
 import { DatabaseSync } from "node:sqlite";
@@ -18,7 +20,13 @@ import { podCniArgs, type PodRef } from "../e2e/cni.ts";
 import { e2e } from "../e2e/env.ts";
 import { childrenCpu } from "./rusage.ts";
 
-const { values } = parseArgs({ options: { rounds: { type: "string", default: "30" } }, strict: true });
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "30" },
+    compare: { type: "string", multiple: true, default: [] },
+  },
+  strict: true,
+});
 const ROUNDS = Number(values.rounds);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 3) {
   throw new Error(`--rounds must be a whole number ≥ 3, got ${values.rounds}`);
@@ -181,6 +189,11 @@ async function main(): Promise<void> {
     exe: `${DIST}/cni/spiderpool`,
     conf: spiderpoolConf,
   };
+  const others: Target[] = values.compare.map((dir) => ({
+    name: dir.length > 34 ? `…${dir.slice(-33)}` : dir,
+    exe: `${dir}/cni/spiderpool`,
+    conf: spiderpoolConf,
+  }));
   const targets: Target[] = [
     ours,
     {
@@ -190,6 +203,7 @@ async function main(): Promise<void> {
       env: { DENO_DIR: trivialCache, DENO_NO_UPDATE_CHECK: "1" },
     },
     { name: "Debian host-local (Go)", exe: HOST_LOCAL, conf: hostLocalConf },
+    ...others,
   ];
   const launcherTarget: Target = { name: "trivial script behind dist's launcher", exe: launcherTrivial };
 
@@ -260,7 +274,7 @@ async function main(): Promise<void> {
   // Which runtime modules a call makes the runtime load lazily: a copy of dist with an empty cache, one ADD and
   // one DEL, then its code cache lists what was compiled beyond our own files.
   const probe = await distCopy(`${tmp}/probe`);
-  const probeCache = `${tmp}/probe/${CACHE_DIR}`;
+  const probeCache = `${tmp}/probe/${CACHE_DIR}/cni`;
   await once({ ...ours, exe: probe }, cniEnv("VERSION", pods[0], "probe"), "");
   const atVersion = lazyRuntimeModules(probeCache);
   await once({ ...ours, exe: probe }, cniEnv("ADD", pods[0], "probe"), JSON.stringify(spiderpoolConf));
@@ -272,7 +286,7 @@ async function main(): Promise<void> {
   // What `spiderpool install` (and the build) warm must cover a real call: a warmed copy compiles nothing new.
   const warmed = await distCopy(`${tmp}/warmed`);
   for (const w of await warmCache(`${tmp}/warmed`)) console.log(`  warning: ${w}`);
-  const warmedCache = `${tmp}/warmed/${CACHE_DIR}`;
+  const warmedCache = `${tmp}/warmed/${CACHE_DIR}/cni`;
   const cachedBefore = cachedCount(warmedCache);
   await once({ ...ours, exe: warmed }, cniEnv("ADD", pods[0], "warmed"), JSON.stringify(spiderpoolConf));
   await once({ ...ours, exe: warmed }, cniEnv("DEL", pods[0], "warmed"), JSON.stringify(spiderpoolConf));

@@ -156,7 +156,7 @@ Deno.test("the launcher is a program, not a script, and passes every argument to
 });
 
 Deno.test("the launcher gives the runtime the build's own cache and V8 flags the environment can replace", async () => {
-  // A copy of the build with an empty cache: the first call creates and fills <build>/cache.
+  // A copy of the build with an empty cache: the first call creates and fills <build>/cache/cni.
   const dir = await Deno.makeTempDir({ prefix: "spiderpool-launcher-" });
   try {
     await Deno.mkdir(`${dir}/lib`);
@@ -172,7 +172,7 @@ Deno.test("the launcher gives the runtime the build's own cache and V8 flags the
       DENO_DIR: `${dir}/elsewhere`,
     });
     assert.equal(v.code, 0, v.stderr);
-    assert.ok((await Deno.stat(`${dir}/cache/v8_code_cache_v2`)).isFile);
+    assert.ok((await Deno.stat(`${dir}/cache/cni/v8_code_cache_v2`)).isFile);
     assert.equal(await Deno.stat(`${dir}/elsewhere`).catch(() => null), null);
     const bad = await run(`${dir}/cni/spiderpool`, [], {
       CNI_COMMAND: "VERSION",

@@ -79,12 +79,12 @@ Deno.test("a second install reuses the same build and links, and exits 0", async
 
 /** How many modules a build's V8 code cache holds, and the size of its write-ahead log (0 when none). */
 function codeCache(build: string): { modules: number; walBytes: number } {
-  const db = new DatabaseSync(`${build}/cache/v8_code_cache_v2`, { readOnly: true });
+  const db = new DatabaseSync(`${build}/cache/cni/v8_code_cache_v2`, { readOnly: true });
   try {
     const { n } = db.prepare("SELECT count(*) AS n FROM codecache").get() as { n: number };
     const wal = (() => {
       try {
-        return Deno.statSync(`${build}/cache/v8_code_cache_v2-wal`).size;
+        return Deno.statSync(`${build}/cache/cni/v8_code_cache_v2-wal`).size;
       } catch {
         return 0;
       }

@@ -429,7 +429,23 @@ export async function main(args: string[]): Promise<number> {
     const placed = `${libDir}/${name}/spiderpool`;
     await smokeTest(placed);
     if (build.kind === "bundle") {
-      for (const w of await warmCache(`${libDir}/${name}`)) console.log(`  warning: ${w}`);
+      const started = performance.now();
+      const warnings = await warmCache(`${libDir}/${name}`);
+      for (const w of warnings) console.log(`  warning: ${w}`);
+      const secs = ((performance.now() - started) / 1000).toFixed(1);
+      if (warnings.length === 0) {
+        console.log(`  runtime caches warmed in ${libDir}/${name}/${CACHE_DIR} (${secs} s)`);
+      }
+      if (hostRoot !== undefined && hostRoot !== "/") {
+        // The runtime keys its caches by module path: warmed under /host/..., they do not serve the node's path.
+        console.log(
+          `  note: the caches were warmed for the path ${libDir}/${name} seen here; plugin calls on the node run ` +
+            `${
+              dirname(placed.slice(hostRoot.length))
+            } and fill their own on first use (mount the lib dir at its ` +
+            "node path and leave out --host-root to warm those)",
+        );
+      }
     }
     const now = new Date();
     await Deno.utime(`${libDir}/${name}`, now, now).catch(() => {}); // "newest" for pruning = last installed

@@ -114,20 +114,16 @@ async function distCopy(dir: string, program?: string): Promise<string> {
 
 /** The runtime's modules (not ours) whose code a process run with `cache` as DENO_DIR compiled and cached. */
 function lazyRuntimeModules(cache: string): string[] {
-  const db = new DatabaseSync(`${cache}/v8_code_cache_v2`, { readOnly: true });
-  try {
-    const rows = db.prepare("SELECT specifier FROM codecache").all() as { specifier: string }[];
-    return rows.map((r) => r.specifier).filter((s) => !s.startsWith("file:")).sort();
-  } finally {
-    db.close();
-  }
+  return cachedModules(cache).filter((s) => !s.startsWith("file:")).sort();
 }
 
-/** How many modules the code cache in `cache` holds. */
-function cachedCount(cache: string): number {
+/** Every module (ours and the runtime's) whose code the code cache in `cache` holds. */
+function cachedModules(cache: string): string[] {
   const db = new DatabaseSync(`${cache}/v8_code_cache_v2`, { readOnly: true });
   try {
-    return (db.prepare("SELECT count(*) AS n FROM codecache").get() as { n: number }).n;
+    return (db.prepare("SELECT specifier FROM codecache").all() as { specifier: string }[]).map((r) =>
+      r.specifier
+    );
   } finally {
     db.close();
   }
@@ -287,11 +283,13 @@ async function main(): Promise<void> {
   const warmed = await distCopy(`${tmp}/warmed`);
   for (const w of await warmCache(`${tmp}/warmed`)) console.log(`  warning: ${w}`);
   const warmedCache = `${tmp}/warmed/${CACHE_DIR}/cni`;
-  const cachedBefore = cachedCount(warmedCache);
+  const cachedBefore = cachedModules(warmedCache);
   await once({ ...ours, exe: warmed }, cniEnv("ADD", pods[0], "warmed"), JSON.stringify(spiderpoolConf));
   await once({ ...ours, exe: warmed }, cniEnv("DEL", pods[0], "warmed"), JSON.stringify(spiderpoolConf));
-  const missed = cachedCount(warmedCache) - cachedBefore;
-  console.log(`  modules a call compiled that the install's cache warm-up missed: ${missed}`);
+  const missed = cachedModules(warmedCache).filter((m) => !cachedBefore.includes(m));
+  console.log(
+    `  modules a call compiled that the install's cache warm-up missed: ${missed.length} ${missed.join(" ")}`,
+  );
   const goal = Math.max(
     cpu(`${ours.name} ADD`) / cpu(`${trivialName} ADD`),
     cpu(`${ours.name} DEL`) / cpu(`${trivialName} DEL`),

@@ -50,9 +50,9 @@ else
   ln -f "$DENO" dist/lib/deno 2>/dev/null || cp "$DENO" dist/lib/deno
   # The launcher: a small static C program that execs the runtime directly (a shell in between costs a CNI
   # call ≈ 3-6 ms of CPU: bash plus readlink). Without a C compiler, a bash launcher with the same behaviour.
-  launcher="C"
+  launcher="C launcher"
   if ! cc_launcher; then
-    launcher="bash (no C compiler: run scripts/setup.sh for the faster one)"
+    launcher="bash launcher (no C compiler: run scripts/setup.sh for the faster C one)"
     cat > dist/spiderpool <<'LAUNCHER'
 #!/bin/bash
 # Runs the bundled program with argv[0] kept as the name this file was started under (the CNI plugin name);
@@ -69,7 +69,7 @@ LAUNCHER
     sed -i -e "s|@V8_FLAGS@|$V8_FLAGS|g" -e "s|@CNI_V8_FLAGS@|$CNI_V8_FLAGS|g" dist/spiderpool
     chmod +x dist/spiderpool
   fi
-  kind="code-split bundle + $launcher launcher (no denort base binary available for deno compile)"
+  kind="code-split bundle + $launcher; no denort base binary for deno compile"
 fi
 for plugin in spiderpool coordinator ifacer; do
   ln -s ../spiderpool "dist/cni/$plugin"

@@ -24,16 +24,16 @@ fi
 CACHE_ROOT="${SPIDERPOOL_KUBE_CACHE:-$HOME/.cache/spiderpool-kube}"
 GOVERSION="$("$GO" version)"
 
-# build_tool NAME MODULE_DIR CGO TAGS BINARY=PACKAGE... ; prints the tool's bin directory.
+# build_tool NAME MODULE_DIR CGO TAGS LDFLAGS BINARY=PACKAGE... ; prints the tool's bin directory.
 build_tool() {
-  local name="$1" mod="$ROOT/$2" cgo="$3" tags="$4"
-  shift 4
+  local name="$1" mod="$ROOT/$2" cgo="$3" tags="$4" ldflags="-s -w $5"
+  shift 5
   local key
   key="$(
     {
       cat "$mod/go.mod" "$mod/go.sum" "${BASH_SOURCE[0]}"
       find "$mod" -name '*.go' -type f | sort | xargs -r cat
-      echo "$GOVERSION $name $cgo $tags $*"
+      echo "$GOVERSION $name $cgo $tags $ldflags $*"
     } | sha256sum | cut -c1-16
   )"
   local dir="$CACHE_ROOT/$name-$key" spec ok=1
@@ -53,7 +53,7 @@ build_tool() {
     echo "node-build: building $name ($*) with $GOVERSION" >&2
     cd "$mod"
     for spec in "$@"; do
-      CGO_ENABLED="$cgo" "$GO" build -pgo=off -trimpath -buildvcs=false -tags "$tags" -ldflags "-s -w" \
+      CGO_ENABLED="$cgo" "$GO" build -pgo=off -trimpath -buildvcs=false -tags "$tags" -ldflags "$ldflags" \
         -o "$tmp/${spec%%=*}" "${spec#*=}" >&2
     done
     rm -rf "$dir/bin"
@@ -64,7 +64,10 @@ build_tool() {
 }
 
 kube_bin="$(bash "$ROOT/scripts/kube-build.sh" node | tail -n 1)"
+# The version each module is required at, for the tools' own version stamps.
+modver() { (cd "$ROOT/$1" && "$GO" list -m -f '{{.Version}}' "$2"); }
 containerd_bin="$(build_tool containerd tests/node/tools/containerd 0 "no_btrfs no_devmapper" \
+  "-X github.com/containerd/containerd/v2/version.Version=$(modver tests/node/tools/containerd github.com/containerd/containerd/v2)" \
   containerd=github.com/containerd/containerd/v2/cmd/containerd \
   containerd-shim-runc-v2=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
   ctr=github.com/containerd/containerd/v2/cmd/ctr)"
@@ -72,9 +75,11 @@ if ! pkg-config --exists libseccomp 2>/dev/null; then
   echo "node-build: runc needs libseccomp-dev and pkg-config (scripts/setup.sh installs them)" >&2
   exit 1
 fi
-runc_bin="$(build_tool runc tests/node/tools/runc 1 "seccomp urfave_cli_no_docs" runc=github.com/opencontainers/runc)"
-helm_bin="$(build_tool helm tests/node/tools/helm 0 "" helm=helm.sh/helm/v3/cmd/helm)"
-ocibuild_bin="$(build_tool ocibuild images/ocibuild 0 "" ocibuild=.)"
+runc_bin="$(build_tool runc tests/node/tools/runc 1 "seccomp urfave_cli_no_docs" "" runc=github.com/opencontainers/runc)"
+helm_bin="$(build_tool helm tests/node/tools/helm 0 "" \
+  "-X helm.sh/helm/v3/internal/version.version=$(modver tests/node/tools/helm helm.sh/helm/v3)" \
+  helm=helm.sh/helm/v3/cmd/helm)"
+ocibuild_bin="$(build_tool ocibuild images/ocibuild 0 "" "" ocibuild=.)"
 
 # One directory of links, named by the tools' own directories, so a caller needs one PATH entry.
 all="$(echo "$kube_bin $containerd_bin $runc_bin $helm_bin $ocibuild_bin" | sha256sum | cut -c1-16)"

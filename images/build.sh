@@ -8,13 +8,14 @@
 #   pause        Kubernetes' own pause.c (from the k8s.io/kubernetes module of tests/kube), linked statically.
 #   busybox      Debian's busybox-static with its applet links: the test workload.
 # Usage: images/build.sh [OUT_DIR]. Needs ocibuild on PATH or in $OCIBUILD (scripts/node-build.sh builds it)
-# and dist/ built. Prints one line per image: "<name> <reference> <tarball>".
+# and dist/ built ($SPIDERPOOL_DIST names another build). Prints one line per image: "<name> <reference> <tarball>".
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${1:-${SPIDERPOOL_IMAGE_CACHE:-$HOME/.cache/spiderpool-images}}"
 OCIBUILD="${OCIBUILD:-$(command -v ocibuild || true)}"
 [ -x "$OCIBUILD" ] || { echo "images: ocibuild not found (run scripts/node-build.sh; set OCIBUILD)" >&2; exit 1; }
-[ -x "$ROOT/dist/spiderpool" ] || { echo "images: dist/ not built (run scripts/build.sh)" >&2; exit 1; }
+DIST="${SPIDERPOOL_DIST:-$ROOT/dist}"
+[ -x "$DIST/spiderpool" ] || { echo "images: $DIST not built (run scripts/build.sh)" >&2; exit 1; }
 [ -x /bin/busybox ] || { echo "images: /bin/busybox missing (Debian package busybox-static; scripts/setup.sh)" >&2; exit 1; }
 mkdir -p "$CACHE"
 work="$(mktemp -d "$CACHE/stage.XXXXXX")"
@@ -143,7 +144,8 @@ for so in /usr/lib/x86_64-linux-gnu/xtables/*.so; do copy_elf "$base" "$so"; don
 for so in /usr/lib/x86_64-linux-gnu/libnl-3.so.200 /usr/lib/x86_64-linux-gnu/libnl-route-3.so.200; do
   copy_elf "$base" "$so"
 done
-copy_libs "$base" "$ROOT/dist/lib/deno"
+# The runtime's libraries: the bundle's Deno, or the compiled binary itself.
+if [ -x "$DIST/lib/deno" ]; then copy_libs "$base" "$DIST/lib/deno"; else copy_libs "$base" "$DIST/spiderpool"; fi
 cp /bin/busybox "$base/usr/bin/busybox"
 busybox_links "$base" /usr/bin
 ln -s bash "$base/usr/bin/sh" 2>/dev/null || true
@@ -152,7 +154,7 @@ cp -L /etc/ssl/certs/ca-certificates.crt "$base/etc/ssl/certs/ca-certificates.cr
 
 app="$work/app"
 mkdir -p "$app/usr/local/lib" "$app/usr/bin"
-cp -a "$ROOT/dist" "$app/usr/local/lib/spiderpool"
+cp -a "$DIST" "$app/usr/local/lib/spiderpool"
 for n in spiderpool spiderpool-agent spiderpool-controller spiderpool-init; do
   ln -s ../local/lib/spiderpool/spiderpool "$app/usr/bin/$n"
 done

@@ -177,6 +177,8 @@ async function startOnce(
       // No real nodes serve the kubernetes Service, and the reconciler would otherwise keep rewriting it.
       "--endpoint-reconciler-type=none",
       "--allow-privileged=true",
+      // A real node registers under a made-up host name: reach kubelets by address, never by a DNS lookup.
+      "--kubelet-preferred-address-types=InternalIP",
       "--profiling=false",
     ];
     // Without the controller-manager nobody creates the default ServiceAccount, and the admission plugin would

@@ -108,11 +108,14 @@ export async function lastLine(script: string, ...args: string[]): Promise<strin
   return lines.at(-1)!;
 }
 
-/** Builds (or reuses) the images of images/build.sh; dist/ must be built. */
-export async function buildImages(binDir: string, cacheDir?: string): Promise<Record<string, ImageRef>> {
+/** Builds (or reuses) the images of images/build.sh from dist/ (or `opts.dist`), which must be built. */
+export async function buildImages(
+  binDir: string,
+  opts: { cacheDir?: string; dist?: string } = {},
+): Promise<Record<string, ImageRef>> {
   const out = await new Deno.Command("bash", {
-    args: [`${REPO_ROOT}images/build.sh`, ...(cacheDir ? [cacheDir] : [])],
-    env: { OCIBUILD: `${binDir}/ocibuild` },
+    args: [`${REPO_ROOT}images/build.sh`, ...(opts.cacheDir ? [opts.cacheDir] : [])],
+    env: { OCIBUILD: `${binDir}/ocibuild`, ...(opts.dist ? { SPIDERPOOL_DIST: opts.dist } : {}) },
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -312,6 +315,9 @@ disabled_plugins = [
     # Network namespaces go below the state dir, not /var/run/netns, so this node's are all in one place.
     netns_mounts_under_state_dir = true
     enable_selinux = false
+    # This machine's root has no CAP_SYS_RESOURCE, so no process may lower its OOM score below containerd's
+    # own: clamp the sandboxes' (-998) and critical pods' (-997) scores to it instead of failing to start them.
+    restrict_oom_score_adj = true
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ["${o.cniBinDir}", "${SYSTEM_CNI_DIR}"]
       conf_dir = "${o.cniConfDir}"
@@ -366,6 +372,8 @@ function kubeletConfig(o: {
       },
       authorization: { mode: "AlwaysAllow" },
       failSwapOn: false,
+      // Lowering it needs CAP_SYS_RESOURCE, which root does not have on this machine.
+      oomScoreAdj: 0,
       resolvConf: o.resolvConf,
       clusterDomain: "cluster.local",
       // A shared build machine's disk and memory are not this node's to police.

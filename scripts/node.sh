@@ -3,6 +3,7 @@
 # kube-proxy), built from Go modules on first use and cached, with Spiderpool installed by its Helm chart.
 #   scripts/node.sh start     build what is missing, start the cluster in the background, print how to use it
 #   scripts/node.sh install   helm install charts/spiderpool (the agent, pod network on a bridge) into it
+#   scripts/node.sh demo      start + install, then a SpiderIPPool and a 3-pod Deployment: addresses, ping, pool
 #   scripts/node.sh status    the cluster's nodes and pods
 #   scripts/node.sh stop      stop everything it started and leave the machine as it was
 # State (pid, kubeconfig, paths) is in $SPIDERPOOL_NODE_STATE (default /run/spiderpool-node/state.json).
@@ -48,8 +49,47 @@ install)
   trap 'rm -f "$values"' EXIT
   "$DENO" run -A tests/node/node.ts values --state-file "$STATE" >"$values"
   "$(state binDir)/helm" --kubeconfig "$(state kubeconfigPath)" upgrade --install spiderpool charts/spiderpool \
-    -n kube-system -f "$values" --wait --timeout 5m
-  "$(state binDir)/kubectl" --kubeconfig "$(state kubeconfigPath)" -n kube-system get pods -o wide
+    -n kube-system -f "$values"
+  k=("$(state binDir)/kubectl" --kubeconfig "$(state kubeconfigPath)")
+  "${k[@]}" -n kube-system rollout status daemonset/spiderpool-agent --timeout=300s
+  "${k[@]}" -n kube-system get pods -o wide
+  ;;
+demo)
+  bash "$0" start
+  bash "$0" install
+  DENO="$(deno_bin)"
+  k=("$(state binDir)/kubectl" --kubeconfig "$(state kubeconfigPath)")
+  echo; echo "== a SpiderIPPool and a Deployment of 3 pods using it"
+  "${k[@]}" apply -f - <<'YAML'
+apiVersion: spiderpool.spidernet.io/v2beta1
+kind: SpiderIPPool
+metadata: {name: demo-v4}
+spec: {ipVersion: 4, subnet: 203.0.113.0/24, ips: ["203.0.113.10-203.0.113.30"]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: demo, namespace: default}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: demo}}
+  template:
+    metadata:
+      labels: {app: demo}
+      annotations: {ipam.spidernet.io/ippool: '{"ipv4":["demo-v4"]}'}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers: [{name: main, image: "localhost/spiderpool-ts/busybox:1.35.0", command: [sleep, "86400"]}]
+YAML
+  "${k[@]}" rollout status deployment/demo --timeout=300s
+  "${k[@]}" get pods -l app=demo -o wide
+  mapfile -t pods < <("${k[@]}" get pods -l app=demo -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
+  peer="$("${k[@]}" get pod "${pods[1]}" -o jsonpath='{.status.podIP}')"
+  echo; echo "== ${pods[0]} pings ${pods[1]} ($peer)"
+  "${k[@]}" exec "${pods[0]}" -- ping -c 2 "$peer"
+  echo; echo "== the pool and the pods' SpiderEndpoints"
+  "${k[@]}" get spiderippool demo-v4
+  "${k[@]}" get spiderendpoints
+  echo; echo "the cluster keeps running: export KUBECONFIG=$(state kubeconfigPath); scripts/node.sh stop ends it"
   ;;
 status)
   DENO="$(deno_bin)"

@@ -31,6 +31,9 @@ export interface NodeOptions {
   binDir?: string;
   /** Image tarballs to import into containerd before the kubelet starts (at least the pause image). */
   images?: ImageRef[];
+  /** The OCI runtime containerd starts containers with; default binDir/runc (built from its Go module), or
+   * $SPIDERPOOL_NODE_RUNC (e.g. Debian's /usr/sbin/runc, to compare). */
+  runc?: string;
   /** Start kube-proxy (iptables mode). Default true. */
   kubeProxy?: boolean;
   log?: (message: string) => void;
@@ -638,7 +641,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
       containerdConfig({
         dir,
         socket: containerdSocket,
-        runc: `${binDir}/runc`,
+        runc: opts.runc ?? Deno.env.get("SPIDERPOOL_NODE_RUNC") ?? `${binDir}/runc`,
         cniBinDir,
         cniConfDir,
         pauseRef: pause.ref,

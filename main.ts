@@ -11,8 +11,12 @@ const SUBCOMMANDS: Record<string, Mode> = {
     load: () => import("./src/cmd/agent.ts"),
   },
   controller: {
-    summary: "the cluster-wide controller (not available in this release)",
+    summary: "run the cluster-wide controller (admission webhooks over HTTPS)",
     load: () => import("./src/cmd/controller.ts"),
+  },
+  gc: {
+    summary: "run the controller's IP garbage collection now and print what it released",
+    load: () => import("./src/cmd/gc.ts"),
   },
   version: {
     summary: "print the version and the supported CNI versions",
@@ -25,6 +29,10 @@ const SUBCOMMANDS: Record<string, Mode> = {
   crds: {
     summary: "print the six CustomResourceDefinitions as YAML",
     load: () => import("./src/cmd/crds.ts"),
+  },
+  init: {
+    summary: "create the default coordinator, pools, subnets and Multus config (post-install job)",
+    load: () => import("./src/cmd/init.ts"),
   },
 };
 
@@ -53,9 +61,11 @@ function usage(): string {
 export async function dispatch(argv0: string, args: string[], env: { get(k: string): string | undefined }) {
   const name = argv0.slice(argv0.lastIndexOf("/") + 1);
   const plugin = PLUGINS[name];
-  if (plugin && (name !== "spiderpool" || env.get("CNI_COMMAND") !== undefined)) {
-    return await (await plugin()).main(args);
-  }
+  // `spiderpool` is both the IPAM plugin and the command line: with CNI_COMMAND, or with no argument at all
+  // (a CNI plugin run by hand prints its about text and exits 0, as the reference plugins do), it is the
+  // plugin; with arguments and no CNI_COMMAND it is the command line.
+  const asPlugin = name !== "spiderpool" || env.get("CNI_COMMAND") !== undefined || args.length === 0;
+  if (plugin && asPlugin) return await (await plugin()).main(args);
   const byName = name.startsWith("spiderpool-") ? SUBCOMMANDS[name.slice("spiderpool-".length)] : undefined;
   if (byName) return await (await byName.load()).main(args);
 

@@ -55,6 +55,14 @@ else
   failed=$((failed + 1))
 fi
 
+# The Go parts of the CNI tests (reference plugins at CNI 1.1.0, the libcni driver, Go's net/http).
+if tools="$(bash scripts/cni-build.sh | tail -n 1)" && [ -x "$tools/cnidriver" ]; then
+  export SPIDERPOOL_CNI_TOOLS_BIN="$tools"
+else
+  echo "test: building the CNI test tools (scripts/cni-build.sh) failed"
+  failed=$((failed + 1))
+fi
+
 # run_deno LOG ARGS...: one deno test run whose summary line is added to the totals.
 run_deno() {
   local log="$1" summary

@@ -1,7 +1,8 @@
 // A small HTTP/1.1 server for the agent's unix socket. Deno.serve drops the body of GET requests, but
 // upstream's API has one (`GET /v1/coordinator/config` carries a JSON body), so requests are parsed here:
 // request line, headers, Content-Length or chunked body; keep-alive unless the client says `Connection: close`.
-// Read deadlines, an idle timeout and a connection cap keep stuck clients from holding the agent's descriptors.
+// Read deadlines, idle timeouts and a connection cap keep stuck clients from holding the agent's descriptors,
+// and at the cap the oldest idle connection makes room, so idle clients can never starve the CNI plugin.
 
 /** One parsed request; `target` is the request target as sent (path and query). */
 export interface Http1Request {
@@ -15,12 +16,16 @@ export interface Http1Response {
   status: number;
   body?: string;
   contentType?: string;
+  /** Extra response headers (names and values must be valid HTTP tokens and ASCII text). */
+  headers?: Record<string, string>;
 }
 
-const MAX_HEAD = 64 * 1024;
+/** Largest request head (request line and headers, with the blank line that ends them), as Go's default. */
+export const MAX_HEAD_BYTES = 64 * 1024;
 /** Defaults of {@linkcode Http1Options}. */
 export const HTTP1_DEFAULTS: Required<Omit<Http1Options, "log">> = {
   readTimeoutMs: 30_000,
+  headerTimeoutMs: 5_000,
   idleTimeoutMs: 60_000,
   maxConnections: 1024,
   maxBodyBytes: 4 * 1024 * 1024,
@@ -32,12 +37,13 @@ const REASONS: Record<number, string> = {
   404: "Not Found",
   405: "Method Not Allowed",
   413: "Payload Too Large",
+  431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   501: "Not Implemented",
   503: "Service Unavailable",
 };
 
-/** A protocol error; the connection answers 400 (or 413) and closes. */
+/** A protocol error; the connection answers 400 (or 413, 431) and closes. */
 class BadRequest extends Error {
   constructor(message: string, readonly status = 400) {
     super(message);
@@ -99,15 +105,19 @@ class Reader {
     return out;
   }
 
-  /** Bytes up to and including `delim`; undefined at a clean EOF before any byte. */
-  async until(delim: string, max: number): Promise<string | undefined> {
+  /**
+   * Bytes up to and including `delim`, at most `max` bytes in all (else `tooLong`); undefined at a clean EOF
+   * before any byte.
+   */
+  async until(delim: string, max: number, tooLong: () => BadRequest): Promise<string | undefined> {
     const d = new TextEncoder().encode(delim);
     let from = 0;
     while (true) {
       const live = this.#buf.subarray(this.#start, this.#end);
-      const i = indexOf(live, d, from);
+      // Only the first max bytes count: a delimiter further on (one large read) is still too far.
+      const i = indexOf(live.subarray(0, max), d, from);
       if (i !== -1) return new TextDecoder().decode(this.#take(i + d.length));
-      if (live.length > max) throw new BadRequest(`request head longer than ${max} bytes`, 413);
+      if (live.length >= max) throw tooLong();
       from = Math.max(0, live.length - d.length + 1);
       if (!await this.#fill()) {
         if (this.buffered === 0) return undefined;
@@ -132,13 +142,17 @@ function indexOf(hay: Uint8Array, needle: Uint8Array, from: number): number {
   return -1;
 }
 
+const headTooLong = () => new BadRequest(`request head longer than ${MAX_HEAD_BYTES} bytes`, 431);
+
 async function readRequest(
   r: Reader,
   conn: Deno.Conn,
   maxBody: number,
+  onHead: () => void,
 ): Promise<Http1Request | undefined> {
-  const head = await r.until("\r\n\r\n", MAX_HEAD);
+  const head = await r.until("\r\n\r\n", MAX_HEAD_BYTES, headTooLong);
   if (head === undefined) return undefined;
+  onHead();
   const lines = head.slice(0, -4).split("\r\n");
   const m = /^([A-Z]+) (\S+) HTTP\/1\.[01]$/.exec(lines[0]);
   if (!m) throw new BadRequest(`malformed request line ${JSON.stringify(lines[0].slice(0, 100))}`);
@@ -163,13 +177,15 @@ async function readRequest(
     const parts: Uint8Array[] = [];
     let total = 0;
     while (true) {
-      const sizeLine = (await r.until("\r\n", 1024))?.trim() ?? "";
+      const sizeLine = (await r.until("\r\n", 1024, () =>
+        new BadRequest("chunk size line too long")))?.trim() ??
+        "";
       const size = parseInt(sizeLine.split(";")[0], 16);
       if (!Number.isFinite(size) || size < 0) {
         throw new BadRequest(`malformed chunk size ${JSON.stringify(sizeLine)}`);
       }
       if (size === 0) {
-        while ((await r.until("\r\n", MAX_HEAD)) !== "\r\n") { /* skip trailers */ }
+        while ((await r.until("\r\n", MAX_HEAD_BYTES, headTooLong)) !== "\r\n") { /* skip trailers */ }
         break;
       }
       total += size;
@@ -203,6 +219,7 @@ function encodeResponse(res: Http1Response, close: boolean): Uint8Array {
   const lines = [
     `HTTP/1.1 ${res.status} ${reason}`,
     ...(res.body !== undefined ? [`Content-Type: ${res.contentType ?? "application/json"}`] : []),
+    ...Object.entries(res.headers ?? {}).map(([k, v]) => `${k}: ${v.replace(/[^\x20-\x7e]/g, "?")}`),
     `Date: ${new Date().toUTCString()}`,
     `Content-Length: ${body.length}`,
     ...(close ? ["Connection: close"] : []),
@@ -221,13 +238,22 @@ function encodeResponse(res: Http1Response, close: boolean): Uint8Array {
 export interface Http1Options {
   /** Deadline for receiving one request's head and body, counted from its first byte (and for writing the answer). */
   readTimeoutMs?: number;
+  /**
+   * A new connection must have sent a complete request head this long after it was accepted: a client that
+   * connects and says nothing does not hold a descriptor for the whole idle timeout.
+   */
+  headerTimeoutMs?: number;
   /** A keep-alive connection with no request started for this long is closed. */
   idleTimeoutMs?: number;
-  /** Connections beyond this many open ones are answered 503 and closed at once. */
+  /**
+   * At this many open connections, a new one closes the connection that has waited longest for a request
+   * (idle, else still sending one) to make room; only when every connection is being answered is the new
+   * one answered 503 and closed.
+   */
   maxConnections?: number;
   /** Larger request bodies are answered 413. */
   maxBodyBytes?: number;
-  /** Accept errors and refused connections; default stderr. */
+  /** Accept errors, evicted and refused connections (rate-limited); default stderr. */
   log?: (message: string) => void;
 }
 
@@ -246,12 +272,26 @@ export function serveHttp1(
   handler: (req: Http1Request) => Promise<Http1Response>,
   opts: Http1Options = {},
 ): Http1Server {
-  const { readTimeoutMs, idleTimeoutMs, maxConnections, maxBodyBytes } = { ...HTTP1_DEFAULTS, ...opts };
+  const { readTimeoutMs, headerTimeoutMs, idleTimeoutMs, maxConnections, maxBodyBytes } = {
+    ...HTTP1_DEFAULTS,
+    ...opts,
+  };
   const log = opts.log ?? ((m: string) => console.error(`http: ${m}`));
   let closing = false;
-  const conns = new Map<Deno.Conn, { busy: boolean }>();
+  /**
+   * Every open connection: `idle` waits for a request (a new connection, or keep-alive between requests),
+   * `reading` receives one, `handling` computes and writes the answer. `since`: when the phase began.
+   */
+  const conns = new Map<Deno.Conn, ConnState>();
   const inflight = new Set<Promise<void>>();
-  let lastRefusalLog = 0;
+  const lastLog = { evicted: 0, refused: 0 };
+  const logAtMostEvery10s = (what: keyof typeof lastLog, message: string) => {
+    const now = Date.now();
+    if (now - lastLog[what] > 10_000) {
+      lastLog[what] = now;
+      log(message);
+    }
+  };
 
   const close = (conn: Deno.Conn) => {
     try {
@@ -260,30 +300,39 @@ export function serveHttp1(
   };
 
   const handleConn = async (conn: Deno.Conn) => {
-    const state = { busy: false };
+    const state: ConnState = { phase: "idle", since: Date.now() };
     conns.set(conn, state);
+    const enter = (phase: ConnState["phase"]) => {
+      state.phase = phase;
+      state.since = Date.now();
+    };
     const r = new Reader(conn);
     // One timer per connection: idle while waiting for a request, then the read deadline from its first byte.
     // Closing the connection makes the pending read or write fail, which ends this loop.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let phase: "idle" | "reading" | "handling" = "idle";
     const arm = (ms: number) => {
       clearTimeout(timer);
       timer = setTimeout(() => close(conn), ms);
     };
+    // Until its first request head is complete, a connection also has the (short) header deadline.
+    let headTimer: ReturnType<typeof setTimeout> | undefined = setTimeout(() => close(conn), headerTimeoutMs);
+    const headDone = () => {
+      clearTimeout(headTimer);
+      headTimer = undefined;
+    };
     r.onData = () => {
-      if (phase === "idle") {
-        phase = "reading";
+      if (state.phase === "idle") {
+        enter("reading");
         arm(readTimeoutMs);
       }
     };
     try {
       while (!closing) {
-        phase = r.buffered > 0 ? "reading" : "idle";
-        arm(phase === "idle" ? idleTimeoutMs : readTimeoutMs);
+        enter(r.buffered > 0 ? "reading" : "idle");
+        arm(state.phase === "idle" ? idleTimeoutMs : readTimeoutMs);
         let req: Http1Request | undefined;
         try {
-          req = await readRequest(r, conn, maxBodyBytes);
+          req = await readRequest(r, conn, maxBodyBytes, headDone);
         } catch (err) {
           if (err instanceof BadRequest) {
             arm(readTimeoutMs);
@@ -296,9 +345,8 @@ export function serveHttp1(
         }
         if (req === undefined) return;
         // The handler bounds its own work (API calls have deadlines); only the socket I/O is timed here.
-        phase = "handling";
+        enter("handling");
         clearTimeout(timer);
-        state.busy = true;
         let res: Http1Response;
         try {
           res = await handler(req);
@@ -308,24 +356,47 @@ export function serveHttp1(
         const closeAfter = closing || /close/i.test(req.headers.get("connection") ?? "");
         arm(readTimeoutMs);
         await writeAll(conn, encodeResponse(res, closeAfter));
-        state.busy = false;
         if (closeAfter) return;
       }
     } catch {
       // the peer went away, or a deadline closed the connection; nothing to answer
     } finally {
       clearTimeout(timer);
+      headDone();
       conns.delete(conn);
       close(conn);
     }
   };
 
-  const refuse = (conn: Deno.Conn) => {
-    const now = Date.now();
-    if (now - lastRefusalLog > 10_000) {
-      lastRefusalLog = now;
-      log(`${conns.size} connections open (limit ${maxConnections}); answering new ones 503`);
+  /** Closes the connection that has waited longest for a request (else the slowest sender); false if none. */
+  const evict = (): boolean => {
+    let victim: [Deno.Conn, ConnState] | undefined;
+    for (const entry of conns) {
+      const [, st] = entry;
+      if (st.phase === "handling") continue;
+      const better = !victim ||
+        (st.phase === "idle" && victim[1].phase !== "idle") ||
+        (st.phase === victim[1].phase && st.since < victim[1].since);
+      if (better) victim = entry;
     }
+    if (!victim) return false;
+    const [conn, st] = victim;
+    logAtMostEvery10s(
+      "evicted",
+      `${conns.size} connections open (limit ${maxConnections}); closing the one ${st.phase} longest ` +
+        `(${Date.now() - st.since} ms) to serve a new one`,
+    );
+    // Forget it now so the count stays exact; its handler ends when the closed socket fails its read.
+    conns.delete(conn);
+    close(conn);
+    return true;
+  };
+
+  const refuse = (conn: Deno.Conn) => {
+    logAtMostEvery10s(
+      "refused",
+      `${conns.size} connections open (limit ${maxConnections}), all being answered; answering new ones 503`,
+    );
     // A fresh socket's send buffer is empty, so this small write does not wait on the peer.
     const res = { status: 503, body: JSON.stringify(`more than ${maxConnections} open connections`) + "\n" };
     const p = writeAll(conn, encodeResponse(res, true)).catch(() => {}).finally(() => close(conn));
@@ -354,7 +425,7 @@ export function serveHttp1(
         close(conn);
         break;
       }
-      if (conns.size >= maxConnections) {
+      if (conns.size >= maxConnections && !evict()) {
         refuse(conn);
         continue;
       }
@@ -373,9 +444,14 @@ export function serveHttp1(
         listener.close();
       } catch { /* already closed */ }
       for (const [conn, state] of conns) {
-        if (!state.busy) close(conn);
+        if (state.phase !== "handling") close(conn);
       }
       await finished;
     },
   };
+}
+
+interface ConnState {
+  phase: "idle" | "reading" | "handling";
+  since: number;
 }

@@ -11,7 +11,8 @@
 
 import { type AnnotationRoute, parseRoutesAnnotation } from "../api/annotations.ts";
 import { ANNOTATION, KIND } from "../api/constants.ts";
-import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
+import { defaultReservedIP } from "../api/defaults.ts";
+import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
 import { ConflictError, KubeHttpError } from "../kube/client.ts";
 import {
@@ -25,9 +26,12 @@ import {
   decideRetrieval,
   detailFor,
   detailPoolIPs,
+  type DroppedPool,
+  dropReason,
   endpointDetailsFor,
   endpointNameFor,
   endpointPoolIPs,
+  type FilterContext,
   ipamStatus,
   isPodAlive,
   isStatefulSetPod,
@@ -42,6 +46,7 @@ import {
   ownerToResolve,
   podKey,
   poolCandidates,
+  PoolClaims,
   PoolExhaustedError,
   type PoolIP,
   PoolSelectionError,
@@ -49,6 +54,7 @@ import {
   responseFromDetails,
   responseFromEndpoint,
   sortPools,
+  StalePoolViewError,
   type StatefulSetInfo,
   type TopController,
   topController,
@@ -62,7 +68,6 @@ import { type AgentKube, type KubeObject, type OwnerRef, type Pod, POOLS } from 
 import type { AgentMetrics, AllocationFailure } from "./metrics.ts";
 import type {
   CoordinatorConfig,
-  GcAttachment,
   GetCoordinatorArgs,
   IpamAddArgs,
   IpamAddResponse,
@@ -70,17 +75,23 @@ import type {
   IpamDelArgs,
   IpamGcArgs,
   IpamStatusArgs,
+  ReleaseOutcome,
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
 import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
+import { lookupMaster } from "./master_nic.ts";
+import {
+  gcCandidate,
+  type GcScope,
+  NIC_NETWORKS_ANNOTATION,
+  nicNetworks,
+  recordAttachment,
+  sandboxMayRun,
+} from "../ipam/cni_gc.ts";
 import { KeyedLock } from "./lock.ts";
 import { ApiStatusError, type IpamService } from "./server.ts";
 
-/**
- * Annotation on a SpiderEndpoint naming the container (sandbox) its addresses were allocated for, so that
- * `POST /v1/ipam/gc` can tell which endpoints the runtime no longer uses.
- */
-export const CONTAINER_ID_ANNOTATION = "ipam.spidernet.io/container-id";
+export { CONTAINER_ID_ANNOTATION, NIC_NETWORKS_ANNOTATION } from "../ipam/cni_gc.ts";
 
 export interface IpamAgentOptions {
   nodeName: string;
@@ -103,10 +114,30 @@ interface Slot {
   index: number;
   family: Family;
   cleanGateway: boolean;
+  /** What the pools were filtered with; a pool whose spec changed meanwhile is filtered again. */
+  filter: FilterContext;
   pools: SpiderIPPool[];
   next: number;
   errors: PoolExhaustedError[];
+  /** Pools refused after their spec changed during this ADD. */
+  dropped: DroppedPool[];
   got?: NICAllocation;
+}
+
+/** Times one request is decided again after the pool cache caught up, before the ADD gives up. */
+const MAX_STALE_RETRIES = 5;
+/** Longest wait for the pool cache to catch up with one read, before deciding again anyway. */
+const CACHE_CATCH_UP_MS = 5_000;
+
+/**
+ * The agent's pool cache stayed behind the API server for one pool through every retry: its watch is stalled
+ * or the pool keeps changing. Nothing was allocated from that pool.
+ */
+export class PoolCacheLagError extends Error {
+  constructor(readonly pool: string, cause: StalePoolViewError) {
+    super(`${cause.message}; the cache did not catch up in time, so nothing was allocated from it; retry`);
+    this.name = "PoolCacheLagError";
+  }
 }
 
 export class IpamAgent implements IpamService {
@@ -117,14 +148,27 @@ export class IpamAgent implements IpamService {
   /** One operation at a time per pod (namespace/name): see lock.ts. */
   readonly #podLock = new KeyedLock();
   #reserved?: Map<Family, IPRangeSet>;
+  /** What each cached pool claims, remembered per pool generation (src/ipam/overlap.ts). */
+  readonly #claims = new PoolClaims();
+  /** Pool name → wake-ups of requests waiting for the pool cache to catch up with that pool. */
+  readonly #poolWaiters = new Map<string, Set<() => void>>();
 
   constructor(opts: IpamAgentOptions) {
     this.#o = opts;
     const { metrics, kube, caches } = opts;
     caches.reservedIPs.onChange(() => this.#reserved = undefined);
+    caches.pools.onChange((pool) => {
+      const waiting = this.#poolWaiters.get(pool.metadata.name);
+      if (waiting) { for (const wake of waiting) wake(); }
+    });
     this.#committer = new PoolCommitter<PoolOp, PoolOpResult>(
       { read: (p) => kube.getPool(p), writeStatus: (p) => kube.writePoolStatus(p) },
-      (pool, ops) => planPoolBatch(pool, ops, (f) => this.#reservedSet(f)),
+      (pool, ops) =>
+        planPoolBatch(pool, ops, {
+          reservedFor: (f) => this.#reservedSet(f),
+          cachedPools: () => caches.pools.list(),
+          claims: this.#claims,
+        }),
       {
         hooks: {
           admitted: (op, ms) =>
@@ -203,7 +247,7 @@ export class IpamAgent implements IpamService {
           deadline,
         );
         const { response, endpoint: renamed } = responseFromEndpoint(endpoint!, args.ifName, detection);
-        const updated = withContainerID(renamed ?? endpoint!, args.containerID);
+        const updated = withAttachment(renamed ?? endpoint!, args);
         if (updated !== endpoint) await kube.updateEndpoint(updated);
         return response;
       }
@@ -217,7 +261,7 @@ export class IpamAgent implements IpamService {
         );
         const moved = adoptEndpoint(endpoint!, { uid: pod.metadata.uid, node: nodeName });
         const { response, endpoint: renamed } = responseFromEndpoint(moved, args.ifName, detection);
-        await kube.updateEndpoint(withContainerID(renamed ?? moved, args.containerID));
+        await kube.updateEndpoint(withAttachment(renamed ?? moved, args));
         return response;
       }
       case "replace-stale": {
@@ -284,7 +328,7 @@ export class IpamAgent implements IpamService {
     }
     const ns = pod.metadata.namespace;
     const nics = nicsToAllocate(candidates, existing, args.ifName);
-    const slots = await this.#slots(pod, top, nics);
+    const slots = await this.#slots(pod, top, nics, args);
     if (slots.length === 0) {
       throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);
     }
@@ -318,7 +362,7 @@ export class IpamAgent implements IpamService {
       });
       // Pool records are written; now the endpoint. If this fails, the records are given back below.
       try {
-        const written = withContainerID(ep, args.containerID);
+        const written = withAttachment(ep, args);
         if (existing) await kube.updateEndpoint(written);
         else await kube.createEndpoint(written);
       } catch (err) {
@@ -367,12 +411,17 @@ export class IpamAgent implements IpamService {
     return stored;
   }
 
-  /** One slot per NIC and family with candidate pools: the usable pools, filtered and sorted by src/ipam. */
-  async #slots(pod: Pod, top: TopController, nics: NICCandidate[]): Promise<Slot[]> {
+  /**
+   * One slot per NIC and family with candidate pools: the usable pools, filtered and sorted by src/ipam. With
+   * `match_master_subnet` the NIC of this ADD is filtered by its master's subnet too (other NICs of a multi-NIC
+   * pod are set up by later ADDs with their own network's config and are not in the pod yet).
+   */
+  async #slots(pod: Pod, top: TopController, nics: NICCandidate[], args: IpamAddArgs): Promise<Slot[]> {
     const { caches, nodeName } = this.#o;
     const ns = pod.metadata.namespace;
     const pools = new Map(caches.pools.list().map((p) => [p.metadata.name, p]));
-    // A pool created a moment ago may not be in the cache yet: read the named ones that are missing.
+    // A pool created a moment ago may not be in the cache yet: read the named ones that are missing. They are
+    // only filtered with; the commit waits for the cache to hold them (see src/ipam/overlap.ts).
     const missing = [...new Set(nics.flatMap((c) => [...c.ipv4, ...c.ipv6]))].filter((n) => !pools.has(n));
     for (const name of missing) {
       const pool = await this.#o.kube.getObject<SpiderIPPool>(`${POOLS}/${encodeURIComponent(name)}`);
@@ -380,13 +429,14 @@ export class IpamAgent implements IpamService {
     }
     const namespace = caches.namespaces.get(ns);
     const node = caches.nodes.get(nodeName);
+    const master = args.matchMasterSubnet ? await lookupMaster(args.netNamespace, args.ifName) : undefined;
     const slots: Slot[] = [];
     for (const c of nics) {
       for (const family of [4, 6] as const) {
         const names = family === 4 ? c.ipv4 : c.ipv6;
         if (names.length === 0) continue;
         const nic = c.nic !== "" ? c.nic : `${c.index}`;
-        const usable = requireUsablePools(names, pools, {
+        const filter: FilterContext = {
           family,
           nic,
           pod: { namespace: ns, labels: pod.metadata.labels },
@@ -395,15 +445,19 @@ export class IpamAgent implements IpamService {
           multusNetwork: multusNetworkFor(nic, pod.metadata, this.#o.namespace, this.#o.clusterNetwork),
           agentNamespace: this.#o.namespace,
           top,
-        });
+          masterAddresses: master !== undefined && c.nic === args.ifName ? master.addresses : undefined,
+        };
+        const usable = requireUsablePools(names, pools, filter);
         slots.push({
           nic: c.nic,
           index: c.index,
           family,
           cleanGateway: c.cleanGateway,
+          filter,
           pools: sortPools(usable),
           next: 0,
           errors: [],
+          dropped: [],
         });
       }
     }
@@ -424,6 +478,7 @@ export class IpamAgent implements IpamService {
     taken: PoolIP[],
     deadline: number,
   ): Promise<void> {
+    const stale: Record<string, number> = {};
     while (true) {
       const open = slots.filter((s) => s.got === undefined);
       if (open.length === 0) return;
@@ -433,6 +488,10 @@ export class IpamAgent implements IpamService {
         if (exhausted.errors.length > 0) {
           throw new CandidatesExhaustedError(exhausted.family, nic, exhausted.errors);
         }
+        if (exhausted.dropped.length > 0) {
+          const names = exhausted.dropped.map((d) => d.pool);
+          throw new NoPoolAvailableError(exhausted.family, exhausted.filter.nic, names, exhausted.dropped);
+        }
         throw new Error(
           `every IPv${exhausted.family} SpiderIPPool of ${nic} was deleted while allocating; retry`,
         );
@@ -441,6 +500,7 @@ export class IpamAgent implements IpamService {
       for (const s of open) {
         const name = s.pools[s.next].metadata.name;
         groups.set(name, [...(groups.get(name) ?? []), s]);
+        stale[name] ??= 0;
       }
       // allSettled, not all: every answer must be in `got` before a failure is thrown and rolled back.
       const results = await Promise.allSettled([...groups].map(async ([poolName, group]) => {
@@ -448,10 +508,11 @@ export class IpamAgent implements IpamService {
           ...endpointHeld.filter((h) => h.pool === poolName).map((h) => h.ip),
           ...got.filter((g) => g.pool.metadata.name === poolName).map((g) => g.ip),
         ];
+        const { uid = "", generation = 0 } = group[0].pools[group[0].next].metadata;
         try {
           const r = await this.#committer.submit(
             poolName,
-            { kind: "allocate", requests: group.map(() => request), hold },
+            { kind: "allocate", requests: group.map(() => request), hold, spec: { uid, generation } },
             deadline,
           );
           if (r.kind !== "allocate") throw new Error(`internal error: allocate answered with ${r.kind}`);
@@ -467,6 +528,12 @@ export class IpamAgent implements IpamService {
             if (!r.chosen[k].reused) taken.push({ pool: poolName, ip: r.chosen[k].ip });
           });
         } catch (err) {
+          if (err instanceof StalePoolViewError) {
+            if (++stale[poolName] > MAX_STALE_RETRIES) throw new PoolCacheLagError(poolName, err);
+            await this.#poolCaughtUp(err, deadline);
+            this.#refilter(group, poolName);
+            return;
+          }
           if (!(err instanceof PoolExhaustedError || err instanceof PoolNotFoundError)) throw err;
           for (const s of group) {
             if (err instanceof PoolExhaustedError) s.errors.push(err);
@@ -476,6 +543,54 @@ export class IpamAgent implements IpamService {
       }));
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) throw failed.reason;
+    }
+  }
+
+  /**
+   * After the cache caught up with a pool whose spec changed during this ADD: each slot on it keeps the pool in
+   * its new form if the filter still accepts it, else moves on, remembering why.
+   */
+  #refilter(group: Slot[], poolName: string): void {
+    const now = this.#o.caches.pools.get(poolName);
+    for (const s of group) {
+      const reason = dropReason(now, s.filter);
+      if (reason === undefined) {
+        s.pools[s.next] = now!;
+      } else {
+        s.dropped.push({ pool: poolName, reason });
+        s.next++;
+      }
+    }
+  }
+
+  /**
+   * Waits until the pool cache holds the pool `stale` names at its UID and at least its generation, at most
+   * CACHE_CATCH_UP_MS (the caller then decides again, and counts how often).
+   */
+  async #poolCaughtUp(stale: StalePoolViewError, deadline: number): Promise<void> {
+    const { pool, uid, generation } = stale;
+    const caught = () => {
+      const c = this.#o.caches.pools.get(pool);
+      return c !== undefined && c.metadata.uid === uid && (c.metadata.generation ?? 0) >= generation;
+    };
+    const until = Math.min(deadline, Date.now() + CACHE_CATCH_UP_MS);
+    let waiting = this.#poolWaiters.get(pool);
+    if (waiting === undefined) this.#poolWaiters.set(pool, waiting = new Set());
+    let wake = () => {};
+    try {
+      while (!caught() && Date.now() < until) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          waiting.add(wake);
+          timer = setTimeout(resolve, until - Date.now());
+        });
+        clearTimeout(timer);
+        waiting.delete(wake);
+      }
+    } finally {
+      waiting.delete(wake);
+      if (waiting.size === 0) this.#poolWaiters.delete(pool);
     }
   }
 
@@ -594,9 +709,18 @@ export class IpamAgent implements IpamService {
     deadline: number,
     missing: "fail" | "skip-missing" = "fail",
   ): Promise<void> {
-    const results = await Promise.allSettled(
-      [...byPool(ips)].map(([pool, list]) => this.#committer.submit(pool, op(list), deadline)),
-    );
+    const submit = async (pool: string, list: string[]) => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#committer.submit(pool, op(list), deadline);
+        } catch (err) {
+          if (!(err instanceof StalePoolViewError)) throw err;
+          if (attempt > MAX_STALE_RETRIES) throw new PoolCacheLagError(pool, err);
+          await this.#poolCaughtUp(err, deadline);
+        }
+      }
+    };
+    const results = await Promise.allSettled([...byPool(ips)].map(([pool, list]) => submit(pool, list)));
     const failed = results.filter((r): r is PromiseRejectedResult =>
       r.status === "rejected" && !(missing === "skip-missing" && r.reason instanceof PoolNotFoundError)
     );
@@ -616,7 +740,12 @@ export class IpamAgent implements IpamService {
       const sets = new Map<Family, IPRangeSet>([[4, IPRangeSet.empty(4)], [6, IPRangeSet.empty(6)]]);
       for (const r of this.#o.caches.reservedIPs.list() as SpiderReservedIP[]) {
         if (r.metadata.deletionTimestamp) continue;
-        const f = r.spec.ipVersion ?? (r.spec.ips[0]?.includes(":") ? 6 : 4);
+        // The family as the mutating webhook derives it (from ips[0] when ipVersion is unset).
+        const f = defaultReservedIP(r).spec.ipVersion;
+        if (f !== 4 && f !== 6) {
+          this.#o.log(`ignoring ${KIND.reservedIP} ${r.metadata.name}: its IP family cannot be known`);
+          continue;
+        }
         try {
           sets.set(
             f,
@@ -634,14 +763,18 @@ export class IpamAgent implements IpamService {
   // -------------------------------------------------------------------------------------------------------
   // DEL
 
-  async release(args: IpamDelArgs): Promise<void> {
+  async release(args: IpamDelArgs): Promise<ReleaseOutcome> {
     const { metrics } = this.#o;
     const started = performance.now();
     metrics.releases.inc();
     try {
       const deadline = Date.now() + this.#o.requestTimeoutMs;
-      await this.#podLock.run(podKey(args.podNamespace, args.podName), () => this.#release(args, deadline));
+      const outcome = await this.#podLock.run(
+        podKey(args.podNamespace, args.podName),
+        () => this.#release(args, deadline),
+      );
       metrics.releaseDuration.observe((performance.now() - started) / 1000);
+      return outcome;
     } catch (err) {
       metrics.releaseFailed(err instanceof RetriesExhaustedError ? "retries_exhausted" : "internal");
       this.#o.log(
@@ -651,7 +784,7 @@ export class IpamAgent implements IpamService {
     }
   }
 
-  async #release(args: IpamDelArgs, deadline: number): Promise<void> {
+  async #release(args: IpamDelArgs, deadline: number): Promise<ReleaseOutcome> {
     const { kube, config } = this.#o;
     const pod = await kube.getPod(args.podNamespace, args.podName);
     const grace = pod?.metadata.deletionGracePeriodSeconds;
@@ -673,10 +806,10 @@ export class IpamAgent implements IpamService {
     });
     switch (decision.kind) {
       case "nothing":
-        return;
+        return { result: decision.kept ? "kept" : "none", detail: decision.reason };
       case "delete-endpoint":
         await this.#dropEndpoint(endpoint!);
-        return;
+        return { result: "none", detail: decision.reason };
       case "release":
         // A fixed-IP endpoint stops claiming its addresses before they go back to the pools, so an adoption
         // on another node in between cannot be deleted afterwards; records are released by UID either way.
@@ -688,7 +821,7 @@ export class IpamAgent implements IpamService {
           "skip-missing",
         );
         if (!decision.deleteEndpoint) await this.#removeFinalizer(endpoint!);
-        return;
+        return { result: "released", detail: decision.ips.map((x) => x.ip).join(", ") };
     }
   }
 
@@ -779,49 +912,119 @@ export class IpamAgent implements IpamService {
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // GC (CNI 1.1): release this node's endpoints whose attachments the runtime no longer has
+  // GC (CNI 1.1): release the attachments of one network whose sandboxes the runtime no longer has
 
   async gc(args: IpamGcArgs): Promise<void> {
     const { caches, nodeName, log } = this.#o;
-    const valid = new Set(
-      args.validAttachments.map((a: GcAttachment) => `${a.containerID}\u0000${a.ifName}`),
-    );
+    const scope: GcScope = { network: args.networkName, valid: args.validAttachments, node: nodeName };
     const errors: string[] = [];
+    const released: string[] = [];
     for (const cached of caches.endpoints.list()) {
-      if (cached.status?.current?.node !== nodeName) continue;
-      const cid = cached.metadata.annotations?.[CONTAINER_ID_ANNOTATION];
-      if (!cid) continue; // not written by an agent that records containers; the controller's GC handles it
-      const nics = (cached.status.current.ips ?? []).map((d: IPAllocationDetail) => d.interface);
-      if (nics.some((nic) => valid.has(`${cid}\u0000${nic}`))) continue;
+      // Endpoints the cache shows without a stale attachment of this network are left alone; the others
+      // are decided again on what the API server has now.
+      if (!gcCandidate(cached, scope)) continue;
+      const name = `${cached.metadata.namespace}/${cached.metadata.name}`;
       try {
-        await this.#gcEndpoint(cached, cid);
+        const nics = await this.#gcEndpoint(cached, scope);
+        if (nics.length > 0) released.push(`${name} (${nics.join(", ")})`);
       } catch (err) {
-        errors.push(`${cached.metadata.namespace}/${cached.metadata.name}: ${(err as Error).message}`);
+        errors.push(`${name}: ${(err as Error).message}`);
       }
     }
+    if (released.length > 0) log(`gc of network ${args.networkName}: released ${released.join("; ")}`);
     if (errors.length > 0) {
-      log(`gc: ${errors.join("; ")}`);
+      log(`gc of network ${args.networkName}: ${errors.join("; ")}`);
       throw new Error(`gc could not release every stale SpiderEndpoint: ${errors.join("; ")}`);
     }
   }
 
-  async #gcEndpoint(cached: SpiderEndpoint, cid: string): Promise<void> {
-    const { kube, nodeName } = this.#o;
+  /**
+   * Releases the NICs of one endpoint that a GC for `scope.network` may release, unless its sandbox may still
+   * be running; returns the NICs released. The endpoint and the pod are read from the API server, under the
+   * pod's lock, so a concurrent ADD or DEL of the same pod is not raced.
+   */
+  async #gcEndpoint(cached: SpiderEndpoint, scope: GcScope): Promise<string[]> {
     const ns = cached.metadata.namespace ?? "";
-    const ep = await kube.getEndpoint(ns, cached.metadata.name);
-    if (
-      !ep || ep.metadata.annotations?.[CONTAINER_ID_ANNOTATION] !== cid || ep.status.current.node !== nodeName
-    ) {
-      return;
-    }
-    const nic = ep.status.current.ips?.[0]?.interface ?? "eth0";
-    await this.release({
-      containerID: cid,
-      ifName: nic,
-      podNamespace: ns,
-      podName: ep.metadata.name,
-      podUID: ep.status.current.uid,
+    const podName = this.#podNameOf(cached);
+    return await this.#podLock.run(podKey(ns, podName), async () => {
+      const { kube } = this.#o;
+      const ep = await kube.getEndpoint(ns, cached.metadata.name);
+      const candidate = ep && gcCandidate(ep, scope);
+      if (!ep || !candidate) return [];
+      const uid = ep.status.current.uid;
+      const pod = await kube.getPod(ns, podName);
+      if (sandboxMayRun(pod, uid, Date.now())) return [];
+      const deadline = Date.now() + this.#o.requestTimeoutMs;
+      const args: IpamDelArgs = {
+        containerID: candidate.containerID,
+        ifName: candidate.nics[0],
+        podNamespace: ns,
+        podName,
+        podUID: uid,
+      };
+      if (candidate.whole) {
+        const outcome = await this.#release(args, deadline);
+        return outcome.result === "released" ? candidate.nics : [];
+      }
+      return await this.#releaseNICs(ep, pod, candidate.nics, args, deadline);
     });
+  }
+
+  /**
+   * The name of the pod whose sandbox an endpoint records: the cached pod of the endpoint's pod UID (a KubeVirt
+   * endpoint is named after its VM, not the pod), else the endpoint's own name.
+   */
+  #podNameOf(ep: SpiderEndpoint): string {
+    const ns = ep.metadata.namespace ?? "";
+    const uid = ep.status.current.uid;
+    const pod = this.#o.caches.pods.list().find((p) => p.metadata.namespace === ns && p.metadata.uid === uid);
+    return pod?.metadata.name ?? ep.metadata.name;
+  }
+
+  /**
+   * Releases some NICs of an endpoint whose other NICs were attached through other networks (a GC only
+   * speaks for its own): the endpoint stops listing them first, then their records go back to the pools.
+   * Whatever keeps a DEL from releasing (a StatefulSet that wants the member, a running VM) keeps them too.
+   */
+  async #releaseNICs(
+    ep: SpiderEndpoint,
+    pod: Pod | undefined,
+    nics: string[],
+    args: IpamDelArgs,
+    deadline: number,
+  ): Promise<string[]> {
+    const { kube, config } = this.#o;
+    const decision = decideRelease({
+      pod,
+      requestUid: args.podUID,
+      ifName: args.ifName,
+      endpoint: ep,
+      statefulSet: await this.#statefulSet(ep),
+      kubevirt: await this.#kubevirt(ep),
+      flags: config,
+    });
+    if (decision.kind !== "release") return [];
+    const details = ep.status.current.ips ?? [];
+    const networks = nicNetworks(ep.metadata.annotations);
+    for (const nic of nics) delete networks[nic];
+    await kube.updateEndpoint({
+      ...ep,
+      metadata: {
+        ...ep.metadata,
+        annotations: { ...ep.metadata.annotations, [NIC_NETWORKS_ANNOTATION]: JSON.stringify(networks) },
+      },
+      status: {
+        ...ep.status,
+        current: { ...ep.status.current, ips: details.filter((d) => !nics.includes(d.interface)) },
+      },
+    });
+    await this.#poolOps(
+      detailPoolIPs(details.filter((d) => nics.includes(d.interface))),
+      (ips) => ({ kind: "release", ips, podUid: decision.uid }),
+      deadline,
+      "skip-missing",
+    );
+    return nics;
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -856,15 +1059,19 @@ export class IpamAgent implements IpamService {
   }
 }
 
-function withContainerID(ep: SpiderEndpoint, containerID: string): SpiderEndpoint {
-  if (ep.metadata.annotations?.[CONTAINER_ID_ANNOTATION] === containerID) return ep;
-  return {
-    ...ep,
-    metadata: {
-      ...ep.metadata,
-      annotations: { ...ep.metadata.annotations, [CONTAINER_ID_ANNOTATION]: containerID },
-    },
-  };
+/**
+ * The endpoint as an ADD writes it: with the sandbox's container ID and the network of each NIC recorded in
+ * annotations, so that `POST /v1/ipam/gc` can tell which attachments a GC for one network may release.
+ */
+function withAttachment(ep: SpiderEndpoint, args: IpamAddArgs): SpiderEndpoint {
+  const annotations = recordAttachment(ep.metadata.annotations, {
+    containerID: args.containerID,
+    ifName: args.ifName,
+    networkName: args.networkName,
+    nics: (ep.status.current.ips ?? []).map((d) => d.interface),
+  });
+  if (annotations === ep.metadata.annotations) return ep;
+  return { ...ep, metadata: { ...ep.metadata, annotations } };
 }
 
 function allocationFailure(err: unknown): AllocationFailure {

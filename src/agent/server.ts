@@ -12,9 +12,11 @@ import type {
   IpamDelArgs,
   IpamGcArgs,
   IpamStatusArgs,
+  ReleaseOutcome,
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
-import { AgentPaths } from "../agentapi/models.ts";
+import { AgentPaths, RELEASE_DETAIL_HEADER, RELEASE_RESULT_HEADER } from "../agentapi/models.ts";
+import { containerIdProblem, ifNameProblem, networkNameProblem } from "../cni/names.ts";
 import { type Http1Options, type Http1Request, type Http1Response, serveHttp1 } from "./http1.ts";
 
 /** An error answered with a specific HTTP status (e.g. 521/522 of `DELETE /v1/ipam/ips`, 404, 400). */
@@ -30,7 +32,8 @@ export interface IpamService {
   /** Throws when the agent cannot serve IPAM requests (caches not synced). */
   healthy(): void;
   allocate(args: IpamAddArgs): Promise<IpamAddResponse>;
-  release(args: IpamDelArgs): Promise<void>;
+  /** What the release did, answered in headers next to upstream's empty 200. */
+  release(args: IpamDelArgs): Promise<ReleaseOutcome>;
   releaseBatch(args: IpamBatchDelArgs): Promise<void>;
   gc(args: IpamGcArgs): Promise<void>;
   /**
@@ -43,12 +46,25 @@ export interface IpamService {
   workloadEndpoint(podNamespace: string, podName: string): Promise<WorkloadEndpointStatus | undefined>;
 }
 
-/** Field rules of the request models: `*` = required string, `s` = string, `[s]` = string array, `b` = bool. */
-type FieldKind = "*" | "s" | "[s]" | "b";
+/**
+ * Field rules of the request models: `*` = required string, `s` = string, `[s]` = string array, `b` = bool;
+ * `ifName`, `containerID` (required) and `network` (optional) are strings that must also pass the CNI name
+ * rules of src/cni/names.ts, exactly as the plugin checks CNI_IFNAME, CNI_CONTAINERID and the network name.
+ */
+type FieldKind = "*" | "s" | "[s]" | "b" | "ifName" | "containerID" | "network";
+
+const NAME_RULES: Partial<Record<FieldKind, { check: (v: string) => string | undefined; what: string }>> = {
+  ifName: { check: ifNameProblem, what: "a Linux interface name, as the runtime passes in CNI_IFNAME" },
+  containerID: {
+    check: containerIdProblem,
+    what: "a container ID, as the runtime passes in CNI_CONTAINERID",
+  },
+  network: { check: networkNameProblem, what: "a CNI network name (the configuration's name)" },
+};
 
 const ADD_FIELDS: Record<string, FieldKind> = {
-  containerID: "*",
-  ifName: "*",
+  containerID: "containerID",
+  ifName: "ifName",
   netNamespace: "*",
   podNamespace: "*",
   podName: "*",
@@ -57,10 +73,11 @@ const ADD_FIELDS: Record<string, FieldKind> = {
   defaultIPv6IPPool: "[s]",
   cleanGateway: "b",
   matchMasterSubnet: "b",
+  networkName: "network",
 };
 const DEL_FIELDS: Record<string, FieldKind> = {
-  containerID: "*",
-  ifName: "*",
+  containerID: "containerID",
+  ifName: "ifName",
   netNamespace: "s",
   podNamespace: "*",
   podName: "*",
@@ -72,7 +89,7 @@ const STATUS_FIELDS: Record<string, FieldKind> = {
 };
 const BATCH_DEL_FIELDS: Record<string, FieldKind> = {
   isReleaseConflictIPs: "b",
-  containerID: "*",
+  containerID: "containerID",
   netNamespace: "s",
   podNamespace: "*",
   podName: "*",
@@ -90,17 +107,23 @@ export function validateBody<T>(model: string, body: unknown, fields: Record<str
   const obj = body as Record<string, unknown>;
   for (const [field, kind] of Object.entries(fields)) {
     const v = obj[field];
+    const required = kind === "*" || kind === "ifName" || kind === "containerID";
     if (v === undefined || v === null) {
-      if (kind === "*") throw new ApiStatusError(500, `${field} in body is required`);
+      if (required) throw new ApiStatusError(500, `${field} in body is required`);
       continue;
     }
     const bad = (type: string) =>
       new ApiStatusError(500, `${field} in body must be of type ${type}: ${short(v)}`);
-    if ((kind === "*" || kind === "s") && typeof v !== "string") throw bad("string");
-    if (kind === "*" && v === "") throw new ApiStatusError(500, `${field} in body is required`);
+    if ((required || kind === "s" || kind === "network") && typeof v !== "string") throw bad("string");
+    if (required && v === "") throw new ApiStatusError(500, `${field} in body is required`);
     if (kind === "b" && typeof v !== "boolean") throw bad("boolean");
     if (kind === "[s]" && (!Array.isArray(v) || v.some((x) => typeof x !== "string"))) {
       throw bad("array of string");
+    }
+    const rule = NAME_RULES[kind];
+    const problem = rule?.check(v as string);
+    if (rule && problem) {
+      throw new ApiStatusError(500, `${field} in body ${short(v)} ${problem}; expected ${rule.what}`);
     }
   }
   return obj as T;
@@ -110,6 +133,13 @@ function validateGc(body: unknown): IpamGcArgs {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ApiStatusError(500, `invalid IpamGcArgs: body must be a JSON object, got ${short(body)}`);
   }
+  // The network is required: a GC that does not say which network it is for cannot be scoped to it.
+  const { networkName } = validateBody<{ networkName: string }>("IpamGcArgs", body, {
+    networkName: "network",
+  });
+  if (networkName === undefined || networkName === null || networkName === "") {
+    throw new ApiStatusError(500, "networkName in body is required");
+  }
   const list = (body as Record<string, unknown>).validAttachments;
   if (list === undefined || list === null) {
     throw new ApiStatusError(500, "validAttachments in body is required");
@@ -118,9 +148,9 @@ function validateGc(body: unknown): IpamGcArgs {
     throw new ApiStatusError(500, `validAttachments in body must be of type array: ${short(list)}`);
   }
   list.forEach((a, i) =>
-    validateBody<GcAttachment>(`validAttachments[${i}]`, a, { containerID: "*", ifName: "*" })
+    validateBody<GcAttachment>(`validAttachments[${i}]`, a, { containerID: "containerID", ifName: "ifName" })
   );
-  return { validAttachments: list as GcAttachment[] };
+  return { networkName, validAttachments: list as GcAttachment[] };
 }
 
 function short(v: unknown): string {
@@ -174,9 +204,15 @@ export async function handle(svc: IpamService, req: Http1Request): Promise<Http1
           200,
           await svc.allocate(validateBody<IpamAddArgs>("IpamAddArgs", parseJSON(req.body), ADD_FIELDS)),
         );
-      case `DELETE ${AgentPaths.ip}`:
-        await svc.release(validateBody<IpamDelArgs>("IpamDelArgs", parseJSON(req.body), DEL_FIELDS));
-        return empty();
+      case `DELETE ${AgentPaths.ip}`: {
+        const outcome = await svc.release(
+          validateBody<IpamDelArgs>("IpamDelArgs", parseJSON(req.body), DEL_FIELDS),
+        );
+        return {
+          status: 200,
+          headers: { [RELEASE_RESULT_HEADER]: outcome.result, [RELEASE_DETAIL_HEADER]: outcome.detail },
+        };
+      }
       case `POST ${AgentPaths.ips}`:
         return empty();
       case `DELETE ${AgentPaths.ips}`:

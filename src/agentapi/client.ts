@@ -1,5 +1,5 @@
 // The plugin side of the agent's unix-socket API: one HTTP/1.1 request per connection (`Connection: close`,
-// Host = socket path, as upstream's client), written and read by hand over Deno.connect so that a CNI
+// an empty Host, as upstream's Go client sends), written and read by hand over Deno.connect so that a CNI
 // plugin process loads nothing beyond this file. Every failure becomes an AgentRequestError with a kind.
 import {
   AgentPaths,
@@ -12,12 +12,17 @@ import {
   type IpamDelArgs,
   type IpamGcArgs,
   type IpamStatusArgs,
+  RELEASE_DETAIL_HEADER,
+  RELEASE_RESULT_HEADER,
+  type ReleaseOutcome,
+  type ReleaseResult,
   type WorkloadEndpointStatus,
 } from "./models.ts";
 
 /**
- * Why a request failed: `unreachable` (no socket, nobody listening, connection reset), `timeout`,
- * `http` (the agent answered with a non-2xx status; `message` is its error text), `protocol` (not HTTP).
+ * Why a request failed: `unreachable` (no socket, nobody listening, or the connection reset or closed before
+ * a complete answer: the agent went away, e.g. restarted mid-request), `timeout`, `http` (the agent answered
+ * with a non-2xx status; `message` is its error text), `protocol` (an answer that is not HTTP).
  */
 export type AgentErrorKind = "unreachable" | "timeout" | "http" | "protocol";
 
@@ -99,7 +104,12 @@ export function parseResponse(data: Uint8Array, eof: boolean): HttpResponse | un
   const headEnd = indexOf(data, CRLF2);
   if (headEnd < 0) {
     if (eof) {
-      throw new AgentRequestError("protocol", "the agent closed the connection before a full HTTP response");
+      throw new AgentRequestError(
+        "unreachable",
+        data.length === 0
+          ? "the agent closed the connection without answering (was it restarted?)"
+          : "the agent closed the connection in the middle of its answer (was it restarted?)",
+      );
     }
     return undefined;
   }
@@ -117,7 +127,12 @@ export function parseResponse(data: Uint8Array, eof: boolean): HttpResponse | un
   if (headers.get("transfer-encoding")?.toLowerCase().includes("chunked")) {
     const body = dechunk(rest);
     if (body) return { status, headers, body };
-    if (eof) throw new AgentRequestError("protocol", "the agent closed the connection inside a chunked body");
+    if (eof) {
+      throw new AgentRequestError(
+        "unreachable",
+        "the agent closed the connection in the middle of its answer (was it restarted?)",
+      );
+    }
     return undefined;
   }
   const lengthText = headers.get("content-length");
@@ -128,19 +143,26 @@ export function parseResponse(data: Uint8Array, eof: boolean): HttpResponse | un
     }
     if (rest.length >= length) return { status, headers, body: rest.subarray(0, length) };
     if (eof) {
-      throw new AgentRequestError("protocol", "the agent closed the connection before the end of the body");
+      throw new AgentRequestError(
+        "unreachable",
+        "the agent closed the connection in the middle of its answer (was it restarted?)",
+      );
     }
     return undefined;
   }
   return eof ? { status, headers, body: rest } : undefined;
 }
 
-/** Sends one HTTP/1.1 request over the unix socket at `socketPath` and reads the whole response. */
+/**
+ * Sends one HTTP/1.1 request over the unix socket at `socketPath` and reads the whole response. The Host
+ * header is empty, as Go's client sends it for a socket path: Go's server refuses a path there ("400 Bad
+ * Request: malformed Host header"), and an empty Host is valid HTTP/1.1 (RFC 9112 §3.2).
+ */
 export async function requestOverSocket(socketPath: string, opts: RequestOptions): Promise<HttpResponse> {
   const payload = opts.body === undefined ? undefined : new TextEncoder().encode(JSON.stringify(opts.body));
   const head = [
     `${opts.method} ${opts.path} HTTP/1.1`,
-    `Host: ${socketPath}`,
+    "Host: ",
     "Connection: close",
     "Accept: application/json",
     "User-Agent: spiderpool-cni",
@@ -232,17 +254,22 @@ export class AgentClient {
     this.healthTimeoutMs = opts.healthTimeoutMs ?? 2_000;
   }
 
-  async #call(method: string, path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<Uint8Array> {
+  async #call(
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs = this.timeoutMs,
+  ): Promise<HttpResponse> {
     const res = await requestOverSocket(this.socketPath, { method, path, body, timeoutMs });
     if (res.status < 200 || res.status > 299) {
       const text = errorText(res.body) || "(empty body)";
       throw new AgentRequestError("http", text, res.status);
     }
-    return res.body;
+    return res;
   }
 
   async #json<T>(method: string, path: string, body: unknown): Promise<T> {
-    const raw = await this.#call(method, path, body);
+    const raw = (await this.#call(method, path, body)).body;
     try {
       return JSON.parse(new TextDecoder().decode(raw)) as T;
     } catch (e) {
@@ -262,8 +289,18 @@ export class AgentClient {
     return this.#json("POST", AgentPaths.ip, args);
   }
 
-  async release(args: IpamDelArgs): Promise<void> {
-    await this.#call("DELETE", AgentPaths.ip, args);
+  /**
+   * `DELETE /v1/ipam/ip`: what the release did, from the agent's RELEASE_RESULT_HEADER; undefined when the
+   * agent does not say (upstream's agent answers an empty 200 whatever it did).
+   */
+  async release(args: IpamDelArgs): Promise<ReleaseOutcome | undefined> {
+    const res = await this.#call("DELETE", AgentPaths.ip, args);
+    const result = res.headers.get(RELEASE_RESULT_HEADER.toLowerCase());
+    if (result !== "released" && result !== "kept" && result !== "none") return undefined;
+    return {
+      result: result as ReleaseResult,
+      detail: res.headers.get(RELEASE_DETAIL_HEADER.toLowerCase()) ?? "",
+    };
   }
 
   async releaseAll(args: IpamBatchDelArgs): Promise<void> {

@@ -36,6 +36,12 @@ export interface IpamAddArgs {
   defaultIPv6IPPool?: string[];
   cleanGateway?: boolean;
   matchMasterSubnet?: boolean;
+  /**
+   * Not in upstream's swagger (its go-swagger server ignores fields it does not know): the CNI network (the
+   * configuration's `name`) this interface is attached through. The agent records it per NIC, so that a CNI
+   * GC, which names its network, releases only attachments made through that network.
+   */
+  networkName?: string;
 }
 
 export interface IpConfig {
@@ -80,6 +86,24 @@ export interface IpamDelArgs {
   podUID: string;
 }
 
+/**
+ * `DELETE /v1/ipam/ip` answers 200 with an empty body, as upstream's agent does; this header (not in upstream's
+ * swagger, which a go-swagger client ignores) says what the release did: `released`, `kept` (the pod is alive,
+ * or its StatefulSet or VM keeps its fixed IPs) or `none` (nothing held for this pod and interface).
+ */
+export const RELEASE_RESULT_HEADER = "X-Spiderpool-Release";
+/** With RELEASE_RESULT_HEADER: the released addresses, or why nothing was released (ASCII text). */
+export const RELEASE_DETAIL_HEADER = "X-Spiderpool-Release-Detail";
+
+export type ReleaseResult = "released" | "kept" | "none";
+
+/** What a DEL did, as the two headers carry it. */
+export interface ReleaseOutcome {
+  result: ReleaseResult;
+  /** The released addresses (comma-separated), or the reason nothing was released. */
+  detail: string;
+}
+
 export interface IpamBatchDelArgs {
   isReleaseConflictIPs?: boolean;
   containerID: string;
@@ -96,11 +120,14 @@ export interface GcAttachment {
 }
 
 /**
- * Body of `POST /v1/ipam/gc` (not in upstream Spiderpool): the attachments the container runtime still
- * uses on this node. The agent releases the IPs of this node's endpoints whose (containerID, ifName) is not
- * listed, and answers 200 with an empty body, or 500 with an Error string.
+ * Body of `POST /v1/ipam/gc` (not in upstream Spiderpool): a CNI GC for one network, with the attachments the
+ * container runtime still has on it on this node. The agent releases the addresses of NICs attached through
+ * `networkName` (as recorded at ADD) whose sandbox has no valid attachment on it and cannot be running any
+ * more (pod gone, finished, or past its grace period). It answers 200 with an empty body, or 500 with an Error
+ * string.
  */
 export interface IpamGcArgs {
+  networkName: string;
   validAttachments: GcAttachment[];
 }
 

@@ -2,6 +2,7 @@
 // ConfigMap file, starts the agent and runs until SIGTERM or SIGINT.
 
 import { hostname } from "node:os";
+import { parseGoBool } from "../api/annotations.ts";
 import { loadAgentConfig } from "../agent/config.ts";
 import { startAgent } from "../agent/daemon.ts";
 import { parseFlags } from "./flags.ts";
@@ -15,11 +16,24 @@ flags:
                         else /var/run/spidernet/spiderpool.sock)
   --config-path PATH    ConfigMap file conf.yml (default /tmp/spiderpool/config-map/conf.yml; missing = defaults)
   --health-port PORT    probes /v1/runtime/{startup,readiness,liveness} (default $SPIDERPOOL_HEALTH_PORT or 5710)
-  --metrics-port PORT   Prometheus /metrics (default $SPIDERPOOL_METRIC_HTTP_PORT or 5711;
-                        off when SPIDERPOOL_ENABLED_METRIC=false)
+  --metrics-port PORT   Prometheus /metrics (default $SPIDERPOOL_METRIC_HTTP_PORT or 5711); served only
+                        when SPIDERPOOL_ENABLED_METRIC=true (off by default, as upstream)
   --namespace NS        namespace Spiderpool runs in (default $SPIDERPOOL_POD_NAMESPACE, else kube-system)
   -h, --help            print this help
 `;
+
+/**
+ * `SPIDERPOOL_ENABLED_METRIC`: Go boolean syntax, as upstream reads it; unset means off. Anything else is a
+ * start-up error rather than a silent default.
+ */
+export function metricsEnabled(value: string | undefined): boolean {
+  if (value === undefined || value === "") return false;
+  const b = parseGoBool(value);
+  if (b === undefined) {
+    throw new Error(`SPIDERPOOL_ENABLED_METRIC must be true or false, got ${JSON.stringify(value)}`);
+  }
+  return b;
+}
 
 function port(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value === "") return fallback;
@@ -46,7 +60,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     const config = await loadAgentConfig(values["config-path"] ?? "/tmp/spiderpool/config-map/conf.yml");
     const healthPort = port("--health-port", values["health-port"] ?? env("SPIDERPOOL_HEALTH_PORT"), 5710);
-    const metricsOn = env("SPIDERPOOL_ENABLED_METRIC")?.toLowerCase() !== "false";
+    const metricsOn = metricsEnabled(env("SPIDERPOOL_ENABLED_METRIC"));
     const metricsPort = port(
       "--metrics-port",
       values["metrics-port"] ?? env("SPIDERPOOL_METRIC_HTTP_PORT"),

@@ -2,6 +2,7 @@
 // environment and stdin, validate them, negotiate the version, call the plugin's handler for the command,
 // and print the result (converted to the configuration's version) or the error JSON on stdout.
 import { asCniError, CniError, ErrorCode } from "./errors.ts";
+import { containerIdProblem, ifNameProblem, networkNameProblem } from "./names.ts";
 import { convertResult, type NetConf, type Result } from "./types.ts";
 import {
   compareVersions,
@@ -64,8 +65,6 @@ const REQUIRED: Record<Command, readonly string[]> = {
 /** The oldest configuration version that may carry each command. */
 const MIN_VERSION: Partial<Record<Command, string>> = { CHECK: "0.4.0", STATUS: "1.1.0", GC: "1.1.0" };
 
-const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/;
-
 function writeAll(w: { writeSync(p: Uint8Array): number }, text: string): void {
   let buf = new TextEncoder().encode(text);
   while (buf.length > 0) buf = buf.subarray(w.writeSync(buf));
@@ -95,24 +94,16 @@ export function processIO(): PluginIO {
   };
 }
 
-/** Checks CNI_CONTAINERID as libcni does. */
+/** Checks CNI_CONTAINERID as libcni does (code 3 when missing, 4 when invalid). */
 export function validateContainerId(id: string): void {
   if (id === "") throw new CniError(ErrorCode.unknownContainer, "missing containerID (CNI_CONTAINERID)");
-  if (!NAME_RE.test(id)) {
-    throw new CniError(
-      ErrorCode.invalidEnvironment,
-      `invalid characters in CNI_CONTAINERID "${id}"; expected letters, digits, "_", "." and "-"`,
-    );
-  }
+  const problem = containerIdProblem(id);
+  if (problem) throw new CniError(ErrorCode.invalidEnvironment, `CNI_CONTAINERID "${id}" ${problem}`);
 }
 
-/** Checks CNI_IFNAME against the kernel's rules for interface names. */
+/** Checks CNI_IFNAME against the kernel's rules for interface names (code 4). */
 export function validateIfName(name: string): void {
-  let problem = "";
-  if (name === "") problem = "is empty";
-  else if (name.length > 15) problem = `is ${name.length} characters long; the kernel allows at most 15`;
-  else if (name === "." || name === "..") problem = `is "${name}"`;
-  else if (/[/:\s]/.test(name)) problem = `contains "/", ":" or whitespace`;
+  const problem = ifNameProblem(name);
   if (problem) {
     throw new CniError(ErrorCode.invalidEnvironment, `interface name CNI_IFNAME="${name}" ${problem}`);
   }
@@ -145,11 +136,9 @@ export function decodeConf(stdin: string): NetConf {
       `missing network name ("name" in the network configuration)`,
     );
   }
-  if (!NAME_RE.test(conf.name)) {
-    throw new CniError(
-      ErrorCode.invalidNetworkConfig,
-      `invalid characters in network name "${conf.name}"; expected letters, digits, "_", "." and "-"`,
-    );
+  const problem = networkNameProblem(conf.name);
+  if (problem) {
+    throw new CniError(ErrorCode.invalidNetworkConfig, `network name "${conf.name}" ${problem}`);
   }
   return { ...conf, cniVersion: (conf.cniVersion as string | undefined) || IMPLICIT_CNI_VERSION } as NetConf;
 }

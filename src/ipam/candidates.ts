@@ -13,7 +13,8 @@ import {
 import { globMatch } from "../api/annotations.ts";
 import { ANNOTATION, DEFAULT_NIC } from "../api/constants.ts";
 import type { SpiderIPPool } from "../api/types.ts";
-import { type Family, familyOf } from "../ip/mod.ts";
+import type { Family } from "../ip/mod.ts";
+import { poolFamily } from "./pool.ts";
 import type { TopController } from "./workload.ts";
 
 /** ConfigMap switches that shape candidate selection. */
@@ -99,14 +100,6 @@ export class PoolSelectionError extends Error {
     this.name = "PoolSelectionError";
     this.source = source;
   }
-}
-
-/** The family of a pool: `spec.ipVersion`, else derived from `spec.subnet`. */
-export function poolFamily(pool: SpiderIPPool): Family | undefined {
-  const v = pool.spec?.ipVersion;
-  if (v === 4 || v === 6) return v;
-  const f = pool.spec?.subnet ? familyOf(pool.spec.subnet) : undefined;
-  return f;
 }
 
 /**

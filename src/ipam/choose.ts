@@ -1,13 +1,15 @@
 // Choosing addresses inside one pool (Spiderpool's `genRandomIP`, which is first-fit): a pod that already holds
-// an address of the pool gets it back, otherwise the lowest address of `spec.ips` that is neither excluded,
-// reserved nor allocated. The batch form serves several pods in one pass for one status update.
+// an address of the pool gets it back, otherwise the lowest usable address (`ips ∩ subnet − excludeIPs −
+// gateway`) that is neither reserved, claimed by another pool (overlap.ts) nor allocated. The batch form
+// serves several pods in one pass for one status update.
 
 import type { AllocatedIPs, AllocationRecord } from "../api/allocated.ts";
 import { encodeAllocatedIPs } from "../api/allocated.ts";
 import { ANNOTATION, KIND, MAX_ALLOCATED_IPS } from "../api/constants.ts";
 import type { IPPoolStatus, SpiderIPPool } from "../api/types.ts";
 import { type Family, firstFree, formatIP, IPRangeSet, parseIP } from "../ip/mod.ts";
-import { poolFamily } from "./candidates.ts";
+import { blockedBy, describeOverlaps, type Overlap } from "./overlap.ts";
+import { usableAddresses } from "./pool.ts";
 
 /** One pod asking for an address: `pod` is `<namespace>/<name>` (VMI name for KubeVirt), `podUid` its UID. */
 export interface AllocationRequest {
@@ -32,6 +34,8 @@ export type ChooseOutcome = { ok: true; value: Chosen } | { ok: false; error: Po
 export interface ChooseOptions {
   /** Records one pool may hold (`SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS`); default 5000. */
   maxAllocated?: number;
+  /** Addresses of the pool that other pools claim (overlapsWith); they are never handed out. */
+  overlaps?: readonly Overlap[];
 }
 
 /**
@@ -47,18 +51,39 @@ export class PoolExhaustedError extends Error {
   readonly total: bigint;
   /** Usable addresses held back by SpiderReservedIPs. */
   readonly reserved: bigint;
+  /** Usable addresses other pools claim: unusable while the overlap lasts. */
+  readonly overlaps: Overlap[];
   constructor(
     pool: string,
     reason: "no-free-ip" | "max-allocated",
-    counts: { allocated: number; total: bigint; reserved: bigint; records: number; max: number },
+    counts: {
+      allocated: number;
+      total: bigint;
+      reserved: bigint;
+      records: number;
+      max: number;
+      overlaps?: readonly Overlap[];
+    },
   ) {
     const where = `${KIND.ippool} ${JSON.stringify(pool)}`;
-    const fix = `add ips or another pool to ${ANNOTATION.ippools}`;
+    const overlaps = counts.overlaps ?? [];
+    const fix = overlaps.length > 0
+      ? `remove the overlap from one of the pools (spec.ips or spec.excludeIPs), or add ips or another pool ` +
+        `to ${ANNOTATION.ippools}`
+      : `add ips or another pool to ${ANNOTATION.ippools}`;
+    const overlapping = overlaps.length > 0
+      ? `, ${blockedBy(overlaps[0].listed.family, overlaps).count()} unusable while other pools claim them: ${
+        describeOverlaps(overlaps)
+      }`
+      : "";
     super(
-      reason === "no-free-ip"
+      reason === "no-free-ip" && counts.total === 0n
+        ? `no free IP in ${where}: it has no address to hand out (spec.ips within spec.subnet, minus ` +
+          `spec.excludeIPs and spec.gateway, is empty); ${fix}`
+        : reason === "no-free-ip"
         ? `no free IP in ${where} (${counts.allocated} of ${counts.total} allocated${
           counts.reserved > 0n ? `, ${counts.reserved} reserved` : ""
-        }); ${fix}`
+        }${overlapping}); ${fix}`
         : `${where} already holds ${counts.records} allocated IPs, the most one pool may hold ` +
           `(SPIDERPOOL_IPPOOL_MAX_ALLOCATED_IPS=${counts.max}); add another pool to ${ANNOTATION.ippools}`,
     );
@@ -68,6 +93,7 @@ export class PoolExhaustedError extends Error {
     this.allocated = counts.allocated;
     this.total = counts.total;
     this.reserved = counts.reserved;
+    this.overlaps = [...overlaps];
   }
 }
 
@@ -91,19 +117,6 @@ export class CandidatesExhaustedError extends Error {
     this.nic = nic;
     this.errors = [...errors];
   }
-}
-
-/** The pool's addresses as sets: family, `spec.ips − spec.excludeIPs`. Throws on a malformed spec. */
-export function usableAddresses(pool: SpiderIPPool): { family: Family; usable: IPRangeSet } {
-  const name = pool.metadata.name;
-  const family = poolFamily(pool);
-  if (family === undefined) {
-    throw new Error(`${KIND.ippool} ${JSON.stringify(name)} has no spec.ipVersion and no valid spec.subnet`);
-  }
-  const where = `${KIND.ippool} ${JSON.stringify(name)} spec`;
-  const ips = IPRangeSet.parse(family, pool.spec?.ips ?? [], `${where}.ips`);
-  const excluded = IPRangeSet.parse(family, pool.spec?.excludeIPs ?? [], `${where}.excludeIPs`);
-  return { family, usable: ips.subtract(excluded) };
 }
 
 /**
@@ -170,7 +183,8 @@ export function chooseIPs(
     list.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
   }
 
-  let free = usable.subtract(reserved);
+  const overlaps = opts.overlaps ?? [];
+  let free = usable.subtract(reserved).subtract(blockedBy(family, overlaps));
   const outcomes: ChooseOutcome[] = new Array(requests.length);
   const pending: number[] = [];
   requests.forEach((req, i) => {
@@ -191,6 +205,7 @@ export function chooseIPs(
     reserved: usable.intersect(reserved).count(),
     records: Object.keys(out).length,
     max,
+    overlaps,
   });
   let recordCount = Object.keys(out).length;
   for (const i of pending) {

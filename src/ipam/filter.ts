@@ -7,6 +7,7 @@ import { matchLabelSelector } from "../api/selector.ts";
 import { isAutoPool } from "../api/validate/ippool.ts";
 import type { SpiderIPPool } from "../api/types.ts";
 import { cidrContains, type Family, parseCIDR, parseIP } from "../ip/mod.ts";
+import { invalidSpecReason, poolFamily } from "./pool.ts";
 import type { TopController } from "./workload.ts";
 
 /** A NetworkAttachmentDefinition reference. */
@@ -100,18 +101,18 @@ export function requireUsablePools(
 }
 
 /**
- * Why a pool cannot serve any pod for `family`, whatever the pod: missing, terminating, disabled, or of
- * another family. Undefined when the pool itself is usable (its affinities are checked by dropReason).
+ * Why a pool cannot serve any pod for `family`, whatever the pod: missing, terminating, disabled, of another
+ * family (`spec.ipVersion`, else derived from `spec.subnet` as the webhook does), or with a spec the webhook
+ * would refuse (poolSpecProblems). Undefined when the pool itself is usable (affinities: dropReason).
  */
 export function unusableReason(pool: SpiderIPPool | undefined, family: Family): string | undefined {
   if (pool === undefined) return "SpiderIPPool not found";
   if (pool.metadata.deletionTimestamp) return "terminating";
   const spec = pool.spec ?? {};
   if (spec.disable === true) return "disabled (spec.disable: true)";
-  const fam = spec.ipVersion;
-  if (fam !== 4 && fam !== 6) return "spec.ipVersion is not set";
-  if (fam !== family) return `an IPv${fam} pool, not IPv${family}`;
-  return undefined;
+  const fam = poolFamily(pool);
+  if (fam !== undefined && fam !== family) return `an IPv${fam} pool, not IPv${family}`;
+  return invalidSpecReason(pool);
 }
 
 /** Why a pool does not serve pods on `node` (spec.nodeName, else spec.nodeAffinity), or undefined when it does. */

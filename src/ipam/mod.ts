@@ -3,9 +3,9 @@
 // and DEL do with an existing endpoint. No I/O, no clock, no randomness: the agent reads and writes objects.
 //
 // ADD: isPodAlive → topController → endpointNameFor → poolCandidates → decideRetrieval; for a fresh
-// allocation nicsToAllocate → per NIC and family requireUsablePools + sortPools → chooseIPs per pool (first
-// pool that answers wins; PoolExhaustedError moves on) → endpointDetailsFor → buildEndpoint →
-// responseFromDetails. DEL: decideRelease → releaseIPs per pool. STATUS (CNI 1.1): ipamStatus over the
+// allocation nicsToAllocate → per NIC and family requireUsablePools + sortPools → per pool cacheView (other
+// pools' claims, overlap.ts) and chooseIPs (first pool that answers wins; PoolExhaustedError moves on) →
+// endpointDetailsFor → buildEndpoint → responseFromDetails. DEL: decideRelease → releaseIPs per pool. STATUS (CNI 1.1): ipamStatus over the
 // pod-independent candidates.
 
 export {
@@ -35,7 +35,6 @@ export {
   type NICCandidate,
   type PoolCandidates,
   poolCandidates,
-  poolFamily,
   PoolSelectionError,
   type SubnetCandidates,
 } from "./candidates.ts";
@@ -63,8 +62,27 @@ export {
   type Chosen,
   PoolExhaustedError,
   poolStatusWith,
-  usableAddresses,
 } from "./choose.ts";
+export {
+  admittedPool,
+  InvalidPoolError,
+  invalidSpecReason,
+  type PoolAddresses,
+  poolFamily,
+  poolSpecProblems,
+  usableAddresses,
+} from "./pool.ts";
+export {
+  blockedBy,
+  cacheView,
+  type Claim,
+  describeOverlaps,
+  type Overlap,
+  overlapsWith,
+  poolClaim,
+  PoolClaims,
+  StalePoolViewError,
+} from "./overlap.ts";
 export {
   byPool,
   canonicalIP,

@@ -5,8 +5,9 @@
 import type { AllocatedIPs } from "../api/allocated.ts";
 import { KIND } from "../api/constants.ts";
 import type { IPAllocationDetail, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
-import { formatIP, type IPRangeSet, parseIP } from "../ip/mod.ts";
-import { usableAddresses } from "./choose.ts";
+import { type Family, formatIP, IPRangeSet, parseIP } from "../ip/mod.ts";
+import { describeOverlaps, type Overlap } from "./overlap.ts";
+import { usableAddresses } from "./pool.ts";
 import { isPodAlive, type PodLike } from "./workload.ts";
 
 /** An address recorded on a SpiderEndpoint, with its pool. */
@@ -107,13 +108,15 @@ export class RestampError extends Error {
 /**
  * Hands the fixed addresses of a StatefulSet member or KubeVirt VM (`ips` of `pool`) to the pod's new UID.
  * A record must name the same `<namespace>/<name>`; a record that is gone (released meanwhile) is recreated
- * when the address is still in the pool and free. Throws RestampError otherwise.
+ * when the address is still usable in the pool, free, and claimed by no other pool (`overlaps`). Throws
+ * RestampError otherwise.
  */
 export function restampIPs(
   pool: SpiderIPPool,
   records: Readonly<AllocatedIPs>,
   ips: readonly string[],
   request: { pod: string; podUid: string },
+  overlaps: readonly Overlap[] = [],
 ): { records: AllocatedIPs; restamped: string[]; recreated: string[] } {
   const out: AllocatedIPs = { ...records };
   const restamped: string[] = [];
@@ -129,6 +132,13 @@ export function restampIPs(
         throw new RestampError(
           `fixed IP ${ip} of ${request.pod} is no longer in ${where} spec.ips; delete SpiderEndpoint ` +
             `${request.pod} so the pod gets a new address`,
+        );
+      }
+      const claimed = claimedElsewhere(family, p.value, overlaps);
+      if (claimed !== undefined) {
+        throw new RestampError(
+          `fixed IP ${ip} of ${request.pod} is no longer recorded in ${where} and ${claimed}; remove the ` +
+            `overlap, or delete SpiderEndpoint ${request.pod} so the pod gets a new address`,
         );
       }
       out[ip] = { pod: request.pod, podUid: request.podUid };
@@ -171,6 +181,7 @@ export function ensureIPs(
   ips: readonly string[],
   request: { pod: string; podUid: string },
   reserved?: IPRangeSet,
+  overlaps: readonly Overlap[] = [],
 ): { records: AllocatedIPs; recreated: string[] } {
   const out: AllocatedIPs = { ...records };
   const recreated: string[] = [];
@@ -194,10 +205,25 @@ export function ensureIPs(
           `(not in spec.ips, excluded or reserved); ${fix}`,
       );
     }
+    const claimed = claimedElsewhere(family, p.value, overlaps);
+    if (claimed !== undefined) {
+      throw new EnsureError(
+        `IP ${ip} of SpiderEndpoint ${request.pod} is not recorded in ${where} and ${claimed}; ${fix}`,
+      );
+    }
     out[ip] = { pod: request.pod, podUid: request.podUid };
     recreated.push(ip);
   }
   return { records: out, recreated };
+}
+
+/** How other pools claim `value` (describeOverlaps wording), or undefined when none does. */
+function claimedElsewhere(family: Family, value: bigint, overlaps: readonly Overlap[]): string | undefined {
+  const one = IPRangeSet.fromRanges(family, [{ start: value, end: value }]);
+  const hits = overlaps
+    .map((o) => ({ pool: o.pool, listed: o.listed.intersect(one), held: o.held.intersect(one) }))
+    .filter((o) => !o.listed.isEmpty() || !o.held.isEmpty());
+  return hits.length > 0 ? `it is ${describeOverlaps(hits)}` : undefined;
 }
 
 /** A StatefulSet as seen by DEL: `replicas` and `spec.ordinals.start` (default 0). */
@@ -252,8 +278,11 @@ export interface ReleaseInput {
 
 /** What DEL does. */
 export type ReleaseDecision =
-  /** Nothing: the pod is alive, its UID is unknown, there is no endpoint, or the IPs are kept. */
-  | { kind: "nothing"; reason: string }
+  /**
+   * Nothing: the pod is alive, its UID is unknown, there is no endpoint, or the IPs are kept. `kept`: the
+   * pod holds addresses it still needs (alive, or a fixed-IP member or VM that comes back).
+   */
+  | { kind: "nothing"; reason: string; kept?: boolean }
   | {
     kind: "release";
     /** The pod UID records must carry to be released. */
@@ -275,7 +304,9 @@ export function decideRelease(input: ReleaseInput): ReleaseDecision {
   // A pod of the same name but another UID is a newer pod: this DEL is for the old one, which is gone.
   const samePod = pod !== undefined &&
     (!input.requestUid || !pod.metadata.uid || pod.metadata.uid === input.requestUid);
-  if (samePod && isPodAlive(pod)) return { kind: "nothing", reason: "pod is alive; its IPs are kept" };
+  if (samePod && isPodAlive(pod)) {
+    return { kind: "nothing", kept: true, reason: "pod is alive; its IPs are kept" };
+  }
   const uid = (samePod ? pod.metadata.uid : undefined) || input.requestUid || "";
   if (uid === "") return { kind: "nothing", reason: "no pod UID known; IP GC will release the IPs" };
   if (endpoint === undefined) return { kind: "nothing", reason: "no SpiderEndpoint; nothing to release" };
@@ -283,13 +314,21 @@ export function decideRelease(input: ReleaseInput): ReleaseDecision {
   let deleteEndpoint = false;
   if (flags.enableStatefulSet && type === "StatefulSet") {
     if (statefulSetOrdinalValid(endpoint.metadata.name, input.statefulSet)) {
-      return { kind: "nothing", reason: "StatefulSet still wants this member; its fixed IPs are kept" };
+      return {
+        kind: "nothing",
+        kept: true,
+        reason: "StatefulSet still wants this member; its fixed IPs are kept",
+      };
     }
     deleteEndpoint = true;
   } else if (flags.enableKubevirtStaticIP && type === "VirtualMachineInstance") {
     const kv = input.kubevirt;
     if (kv !== undefined && (kv.vmiAlive || kv.ownedByLiveVM)) {
-      return { kind: "nothing", reason: "the VM is still running or restarting; its fixed IPs are kept" };
+      return {
+        kind: "nothing",
+        kept: true,
+        reason: "the VM is still running or restarting; its fixed IPs are kept",
+      };
     }
     deleteEndpoint = true;
   }

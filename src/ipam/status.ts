@@ -7,8 +7,9 @@ import { MAX_ALLOCATED_IPS } from "../api/constants.ts";
 import type { SpiderIPPool } from "../api/types.ts";
 import { type Family, IPRangeSet, parseIP } from "../ip/mod.ts";
 import { defaultPoolNames, expandPoolNames } from "./candidates.ts";
-import { usableAddresses } from "./choose.ts";
 import { nodeMismatch, unusableReason } from "./filter.ts";
+import { blockedBy, describeOverlaps, overlapsWith } from "./overlap.ts";
+import { usableAddresses } from "./pool.ts";
 
 export interface StatusInput {
   /** The CNI config's `default_ipv4_ippool` / `default_ipv6_ippool` (globs allowed). */
@@ -28,7 +29,10 @@ export interface StatusInput {
 /** One candidate pool: its free addresses, or why it cannot serve. */
 export interface PoolAvailability {
   pool: string;
-  /** Addresses an ADD could get now: ips − excludeIPs − reserved − allocated (0 when unusable). */
+  /**
+   * Addresses an ADD could get now: ips ∩ subnet − excludeIPs − gateway − reserved − other pools' claims −
+   * allocated (0 when unusable).
+   */
   free: bigint;
   /** Why the pool cannot serve, e.g. `254 of 254 allocated`; undefined when it can. */
   reason?: string;
@@ -122,7 +126,12 @@ function poolAvailability(
     return { pool: name, free: 0n, reason: `unreadable: ${(err as Error).message}` };
   }
   if (usable.isEmpty()) {
-    return { pool: name, free: 0n, reason: "has no address (spec.ips minus spec.excludeIPs is empty)" };
+    return {
+      pool: name,
+      free: 0n,
+      reason:
+        "has no address (spec.ips within spec.subnet, minus spec.excludeIPs and spec.gateway, is empty)",
+    };
   }
   const max = input.maxAllocated ?? MAX_ALLOCATED_IPS;
   const keys = Object.keys(records);
@@ -135,7 +144,8 @@ function poolAvailability(
     };
   }
   const reserved = input.reserved[family];
-  const open = usable.subtract(reserved);
+  const overlaps = overlapsWith(name, usable, input.pools);
+  const open = usable.subtract(reserved).subtract(blockedBy(family, overlaps));
   let allocated = 0;
   let allocatedOpen = 0n;
   for (const ip of keys) {
@@ -150,6 +160,8 @@ function poolAvailability(
   return {
     pool: name,
     free: 0n,
-    reason: `${allocated} of ${usable.count()} allocated${held > 0n ? `, ${held} reserved` : ""}`,
+    reason: `${allocated} of ${usable.count()} allocated${held > 0n ? `, ${held} reserved` : ""}${
+      overlaps.length > 0 ? `, the rest claimed by other pools (${describeOverlaps(overlaps)})` : ""
+    }`,
   };
 }

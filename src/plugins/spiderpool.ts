@@ -182,12 +182,17 @@ export function buildResult(resp: IpamAddResponse, ifName: string): Result {
   return result;
 }
 
-/** The attachments listed by a CNI 1.1 GC request (`cni.dev/valid-attachments`, or the draft's `cni.dev/attachments`). */
-export function validAttachments(conf: NetConf): GcAttachment[] {
+/**
+ * The attachments listed by a CNI 1.1 GC request (`cni.dev/valid-attachments`, or the draft's
+ * `cni.dev/attachments`); undefined when the request has neither key, which is what libcni sends when the
+ * runtime passed no list: nothing is known to be stale then.
+ */
+export function validAttachments(conf: NetConf): GcAttachment[] | undefined {
   const key = conf["cni.dev/valid-attachments"] !== undefined
     ? "cni.dev/valid-attachments"
     : "cni.dev/attachments";
-  const raw = conf[key] ?? [];
+  const raw = conf[key];
+  if (raw === undefined) return undefined;
   const bad = () =>
     new CniError(
       ErrorCode.invalidNetworkConfig,
@@ -206,6 +211,24 @@ export function validAttachments(conf: NetConf): GcAttachment[] {
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * The CNI error for a failed request to the agent: the agent's refusal is code 100 with its message; an answer
+ * that is not HTTP is code 101; no answer (no agent, a timeout, or an agent that went away mid-request, e.g.
+ * restarted) is code 11, try again later, with `fix` appended.
+ */
+function agentFailure(e: unknown, what: string, socketPath: string): CniError {
+  if (e instanceof AgentRequestError && e.kind === "http") {
+    return new CniError(SpiderpoolErrorCode.agent, `${what}: ${e.message}`);
+  }
+  const code = e instanceof AgentRequestError && e.kind === "protocol"
+    ? SpiderpoolErrorCode.badAllocation
+    : ErrorCode.tryAgainLater;
+  return new CniError(
+    code,
+    `${what}: spiderpool-agent at ${socketPath}: ${describe(e)}; check the spiderpool-agent pod on this node`,
+  );
 }
 
 /** The agent must answer its health check before ADD/DEL/GC; otherwise the runtime should retry. */
@@ -266,23 +289,12 @@ async function cmdAdd(args: CmdArgs): Promise<Result> {
         defaultIPv6IPPool: conf.defaultIPv6IPPool,
         cleanGateway: conf.cleanGateway,
         matchMasterSubnet: conf.matchMasterSubnet,
+        networkName: args.conf.name,
       });
     } catch (e) {
-      if (e instanceof AgentRequestError && e.kind === "http") {
-        throw new CniError(
-          SpiderpoolErrorCode.agent,
-          `spiderpool-agent failed to allocate an IP for ${args.ifName} of pod ${pod.namespace}/${pod.name}: ${e.message}`,
-        );
-      }
-      const code = e instanceof AgentRequestError && e.kind === "protocol"
-        ? SpiderpoolErrorCode.badAllocation
-        : ErrorCode.tryAgainLater;
-      throw new CniError(
-        code,
-        `spiderpool-agent at ${agent.socketPath}: ${
-          describe(e)
-        }; check the spiderpool-agent pod on this node`,
-      );
+      const what =
+        `spiderpool-agent failed to allocate an IP for ${args.ifName} of pod ${pod.namespace}/${pod.name}`;
+      throw agentFailure(e, what, agent.socketPath);
     }
     const result = buildResult(resp, args.ifName);
     for (const ip of resp.ips) {
@@ -304,8 +316,9 @@ async function cmdDel(args: CmdArgs): Promise<void> {
     const pod = podIdentity(args.args);
     const agent = new AgentClient(conf.ipamUnixSocketPath);
     await requireHealthy(agent, ErrorCode.tryAgainLater);
+    const who = `pod ${pod.namespace}/${pod.name}`;
     try {
-      await agent.release({
+      const outcome = await agent.release({
         containerID: args.containerId,
         ifName: args.ifName,
         netNamespace: args.netns,
@@ -313,10 +326,19 @@ async function cmdDel(args: CmdArgs): Promise<void> {
         podName: pod.name,
         podUID: pod.uid,
       });
-      log.info(`released the IPs of pod ${pod.namespace}/${pod.name}`);
+      if (outcome === undefined) {
+        log.info(`the agent accepted the release for ${who} (it does not say what it did)`);
+      } else if (outcome.result === "released") log.info(`released ${outcome.detail} of ${who}`);
+      else if (outcome.result === "kept") log.info(`the agent kept the IPs of ${who}: ${outcome.detail}`);
+      else log.info(`nothing to release for ${who}: ${outcome.detail}`);
     } catch (e) {
-      // The agent's garbage collection reclaims what a failed release leaves behind.
-      log.error(`release for pod ${pod.namespace}/${pod.name} failed (left to IP GC): ${describe(e)}`);
+      // No answer (the agent went away mid-request, or timed out) decided nothing: like a failed health
+      // check, the DEL fails and the runtime retries it. A release the agent refused is only logged, as
+      // upstream does; the IP GC reclaims what it leaves behind.
+      if (!(e instanceof AgentRequestError && e.kind === "http")) {
+        throw agentFailure(e, `spiderpool-agent did not answer the release for ${who}`, agent.socketPath);
+      }
+      log.error(`release for ${who} failed (left to IP GC): ${describe(e)}`);
     }
   });
 }
@@ -347,20 +369,26 @@ async function cmdStatus(args: CmdArgs): Promise<void> {
   });
 }
 
+/**
+ * GC for the configuration's network: the agent releases what was attached through this network by sandboxes
+ * that have no valid attachment on it and cannot be running any more. Without a list of valid attachments
+ * nothing is known to be stale, and nothing is released.
+ */
 async function cmdGc(args: CmdArgs): Promise<void> {
   await withSetup(args, async (conf, log) => {
     const attachments = validAttachments(args.conf);
+    if (attachments === undefined) {
+      log.info(`GC of network ${args.conf.name} without "cni.dev/valid-attachments": nothing released`);
+      return;
+    }
     const agent = new AgentClient(conf.ipamUnixSocketPath);
     await requireHealthy(agent, ErrorCode.tryAgainLater);
     try {
-      await agent.gc({ validAttachments: attachments });
+      await agent.gc({ networkName: args.conf.name, validAttachments: attachments });
     } catch (e) {
-      const code = e instanceof AgentRequestError && e.kind === "http"
-        ? SpiderpoolErrorCode.agent
-        : ErrorCode.tryAgainLater;
-      throw new CniError(code, `spiderpool-agent GC of stale attachments failed: ${describe(e)}`);
+      throw agentFailure(e, `spiderpool-agent GC of network ${args.conf.name} failed`, agent.socketPath);
     }
-    log.info(`GC with ${attachments.length} valid attachments done`);
+    log.info(`GC of network ${args.conf.name} with ${attachments.length} valid attachments done`);
   });
 }
 
@@ -372,6 +400,7 @@ export function main(): Promise<number> {
     check: () => Promise.resolve(),
     status: cmdStatus,
     gc: cmdGc,
-    about: `CNI plugin spiderpool v${VERSION}`,
+    // As the reference plugins' skel: "CNI <name> plugin <version>" on stderr, exit 0.
+    about: `CNI spiderpool plugin v${VERSION}`,
   });
 }

@@ -23,6 +23,7 @@ interface Answer {
   status: number;
   text: string;
   json: unknown;
+  headers: Headers;
 }
 
 /** One HTTP request on the agent's socket, as the plugin sends it (Connection: close). */
@@ -42,7 +43,7 @@ async function call(socket: string, method: string, path: string, body?: unknown
     } catch {
       json = undefined;
     }
-    return { status: res.status, text, json };
+    return { status: res.status, text, json, headers: res.headers };
   } finally {
     client.close();
   }
@@ -502,6 +503,40 @@ kubeTest(
   },
 );
 
+kubeTest(
+  "agent: an ADD naming a pool its cache has not seen waits for the cache, then allocates from the spec it holds",
+  async () => {
+    await using env = await environment("agent-lag");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    // The pool cache stops, so the pool below exists in the API server only: the ADD reads it to filter, but
+    // must not decide which address is free before its cache holds that spec (an overlapping pool it has not
+    // seen could be handing out the same addresses).
+    agent.caches.pools.stop();
+    const name = env.scope.name("late");
+    await env.scope.cluster.http.post(POOLS, {
+      apiVersion: API_VERSION,
+      kind: "SpiderIPPool",
+      metadata: { name },
+      spec: { subnet: "192.0.2.0/24", ips: ["192.0.2.70-192.0.2.71"] },
+    });
+    env.scope.track(`${POOLS}/${name}`);
+    const pod = await podOn(env, "a", node, ippoolAnnotation([name]));
+    let answered = false;
+    const add = call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod)).finally(() =>
+      answered = true
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(answered, false, "answered before the cache held the pool");
+    assert.deepEqual(await allocatedOf(env, name), {});
+    agent.caches.pools.start();
+    const res = await add;
+    assert.equal(res.status, 200, res.text);
+    assert.equal((res.json as { ips: { address: string }[] }).ips[0].address, "192.0.2.70/24");
+    assert.deepEqual(Object.keys(await allocatedOf(env, name)), ["192.0.2.70"]);
+  },
+);
+
 kubeTest("agent: ADD falls through to the next pool when the first is exhausted", async () => {
   await using env = await environment("agent-next");
   const node = env.scope.name("node");
@@ -581,15 +616,16 @@ kubeTest(
     const keep = await podOn(env, "keep", node, ippoolAnnotation([p]));
     const gone = await podOn(env, "gone", node, ippoolAnnotation([p]));
     for (const pod of [keep, gone]) {
-      assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+      const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", {
+        ...addArgs(env, pod),
+        networkName: "net-a",
+      });
+      assert.equal(res.status, 200);
     }
     await deletePodNow(env, "gone");
-    await poll("agent to cache both endpoints", 10_000, () =>
-      Promise.resolve(
-        agent.caches.endpoints.list().filter((e) => e.metadata.namespace === env.scope.namespace)
-              .length === 2 || undefined,
-      ));
+    await cachedEndpoints(env, agent, 2);
     const res = await call(agent.socketPath, "POST", "/v1/ipam/gc", {
+      networkName: "net-a",
       validAttachments: [{ containerID: `cid-${keep.uid}`, ifName: "eth0" }],
     });
     assert.equal(res.status, 200, res.text);
@@ -603,6 +639,178 @@ kubeTest(
       async () => (await getEndpoint(env, "gone")) ? undefined : true,
     );
     assert.ok(await getEndpoint(env, "keep"));
+  },
+);
+
+/** Waits until `agent`'s cache holds `count` endpoints of the test namespace. */
+async function cachedEndpoints(env: Env, agent: RunningAgent, count: number): Promise<void> {
+  await poll(`agent to cache ${count} endpoints`, 10_000, () =>
+    Promise.resolve(
+      agent.caches.endpoints.list().filter((e) => e.metadata.namespace === env.scope.namespace).length ===
+          count || undefined,
+    ));
+}
+
+kubeTest(
+  "agent: a GC for one network releases only NICs attached through it, and nothing of a pod within its grace period",
+  async () => {
+    await using env = await environment("agent-gcnet");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const gc = (networkName: string) =>
+      call(agent.socketPath, "POST", "/v1/ipam/gc", { networkName, validAttachments: [] });
+    const add = async (pod: PodInfo, ifName: string, networkName: string) => {
+      const res = await call(agent.socketPath, "POST", "/v1/ipam/ip", {
+        ...addArgs(env, pod, ifName),
+        networkName,
+      });
+      assert.equal(res.status, 200, res.text);
+    };
+    // "a" is attached through net-a only, "b" through net-b only, "c" has eth0 through net-a and net1 through
+    // net-b (a Multus pod with a secondary network).
+    const a = await podOn(env, "a", node, ippoolAnnotation([p]));
+    const b = await podOn(env, "b", node, ippoolAnnotation([p]));
+    const c = await podOn(env, "c", node, {
+      "ipam.spidernet.io/ippools": JSON.stringify([{ interface: "eth0", ipv4: [p] }, {
+        interface: "net1",
+        ipv4: [p],
+      }]),
+    });
+    await add(a, "eth0", "net-a");
+    await add(b, "eth0", "net-b");
+    await add(c, "eth0", "net-a");
+    await add(c, "net1", "net-b");
+    assert.equal(
+      (await getEndpoint(env, "c"))?.metadata.annotations?.["ipam.spidernet.io/nic-networks"],
+      '{"eth0":"net-a","net1":"net-b"}',
+    );
+    const held = async () =>
+      Object.entries(await allocatedOf(env, p)).map(([ip, r]) => `${r.pod.split("/")[1]} ${ip}`).sort();
+    const before = await held();
+    assert.equal(before.length, 4);
+    const ipOf = (pod: string, nic: string) =>
+      getEndpoint(env, pod).then((ep) =>
+        ep?.status.current.ips.find((d) => d.interface === nic)?.ipv4?.split("/")[0]
+      );
+    const cNet1 = await ipOf("c", "net1");
+
+    // "a" is terminating within its grace period (its sandbox may still run); "b" and "c" are gone.
+    await env.scope.cluster.http.delete(`/api/v1/namespaces/${env.scope.namespace}/pods/a`);
+    await deletePodNow(env, "b");
+    await deletePodNow(env, "c");
+    await cachedEndpoints(env, agent, 3);
+
+    assert.equal((await gc("net-b")).status, 200);
+    assert.deepEqual(
+      await held(),
+      before.filter((h) => !h.startsWith("b ") && h !== `c ${cNet1}`),
+      "net-b's GC releases b and c's net1 only",
+    );
+    const cEp = await getEndpoint(env, "c");
+    assert.deepEqual(cEp?.status.current.ips.map((d) => d.interface), ["eth0"]);
+    assert.equal(cEp?.metadata.annotations?.["ipam.spidernet.io/nic-networks"], '{"eth0":"net-a"}');
+
+    assert.equal((await gc("net-a")).status, 200);
+    assert.deepEqual(
+      (await held()).map((h) => h.split(" ")[0]),
+      ["a"],
+      "net-a's GC releases c's eth0; a is within its grace period",
+    );
+    assert.equal((await getEndpoint(env, "c"))?.metadata.finalizers?.length ?? 0, 0);
+
+    // Once a's grace period (1 s, shortened) and the clock-skew allowance are over, its sandbox is done.
+    await env.scope.cluster.http.delete(`/api/v1/namespaces/${env.scope.namespace}/pods/a`, {
+      gracePeriodSeconds: 1,
+    });
+    await new Promise((r) => setTimeout(r, 7_000));
+    assert.equal((await gc("net-a")).status, 200);
+    assert.deepEqual(await held(), []);
+  },
+);
+
+kubeTest("agent: a GC that names no network is refused and releases nothing", async () => {
+  await using env = await environment("agent-gcnonet");
+  const node = env.scope.name("node");
+  const agent = await agentFor(env, node);
+  const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+  const pod = await podOn(env, "gone", node, ippoolAnnotation([p]));
+  const add = await call(agent.socketPath, "POST", "/v1/ipam/ip", {
+    ...addArgs(env, pod),
+    networkName: "net-a",
+  });
+  assert.equal(add.status, 200);
+  await deletePodNow(env, "gone");
+  await cachedEndpoints(env, agent, 1);
+  const res = await call(agent.socketPath, "POST", "/v1/ipam/gc", { validAttachments: [] });
+  assert.equal(res.status, 500);
+  assert.equal(res.json, "networkName in body is required");
+  assert.equal(Object.keys(await allocatedOf(env, p)).length, 1);
+});
+
+kubeTest(
+  "agent: DEL says in X-Spiderpool-Release what it did: kept for a live pod, released with the addresses, then none",
+  async () => {
+    await using env = await environment("agent-delres");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    assert.equal((await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod))).status, 200);
+    const del = () => call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, pod));
+    const outcome = (
+      a: Answer,
+    ) => [
+      a.status,
+      a.headers.get("x-spiderpool-release"),
+      a.headers.get("x-spiderpool-release-detail"),
+      a.text,
+    ];
+
+    assert.deepEqual(outcome(await del()), [200, "kept", "pod is alive; its IPs are kept", ""]);
+    assert.equal(Object.keys(await allocatedOf(env, p)).length, 1);
+    await deletePodNow(env, "web");
+    assert.deepEqual(outcome(await del()), [200, "released", "192.0.2.10", ""]);
+    assert.deepEqual(await allocatedOf(env, p), {});
+    const again = await del();
+    assert.equal(again.headers.get("x-spiderpool-release"), "none");
+  },
+);
+
+kubeTest(
+  "agent: ADD or DEL with an ifName the plugin would refuse (100 characters, ../eth0) is refused naming it, and nothing is allocated",
+  async () => {
+    await using env = await environment("agent-ifname");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+    const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+    for (const ifName of ["x".repeat(100), "../eth0", "eth0:1", "", ".."]) {
+      for (const method of ["POST", "DELETE"]) {
+        const res = await call(agent.socketPath, method, "/v1/ipam/ip", addArgs(env, pod, ifName));
+        assert.equal(res.status, 500, `${method} ${JSON.stringify(ifName)}: ${res.text}`);
+        assert.match(
+          res.json as string,
+          ifName === ""
+            ? /^ifName in body is required$/
+            : /^ifName in body .* (bytes long|contains|is "\.\.")/,
+        );
+      }
+    }
+    const badId = await call(agent.socketPath, "POST", "/v1/ipam/ip", {
+      ...addArgs(env, pod),
+      containerID: "../x",
+    });
+    assert.equal(badId.status, 500);
+    assert.match(badId.json as string, /^containerID in body "\.\.\/x" has invalid characters/);
+    const badNet = await call(agent.socketPath, "POST", "/v1/ipam/ip", {
+      ...addArgs(env, pod),
+      networkName: "a b",
+    });
+    assert.equal(badNet.status, 500);
+    assert.match(badNet.json as string, /^networkName in body "a b" has invalid characters/);
+    assert.deepEqual(await allocatedOf(env, p), {});
+    assert.equal(await getEndpoint(env, "web"), undefined);
   },
 );
 
@@ -710,16 +918,39 @@ async function rawHTTP(socket: string, request: string): Promise<string> {
   }
 }
 
+kubeTest("agent: 1,100 idle connections on the socket do not starve the health check or an ADD", async () => {
+  await using env = await environment("agent-idle");
+  const node = env.scope.name("node");
+  const agent = await agentFor(env, node);
+  const p = await pool(env, "v4", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.20"] });
+  const pod = await podOn(env, "web", node, ippoolAnnotation([p]));
+  const idle: Deno.UnixConn[] = [];
+  try {
+    for (let i = 0; i < 1_100; i++) {
+      idle.push(await Deno.connect({ transport: "unix", path: agent.socketPath }));
+    }
+    const client = new AgentClient(agent.socketPath, { timeoutMs: 20_000, healthTimeoutMs: 5_000 });
+    await client.healthy();
+    const res = await client.allocate(addArgs(env, pod));
+    assert.equal(res.ips[0].address, "192.0.2.10/24");
+  } finally {
+    for (const c of idle) c.close();
+  }
+});
+
 kubeTest(
-  "agent: raw HTTP/1.1 with Host = socket path and Connection: close gets status line and JSON string body",
+  "agent: raw HTTP/1.1 with Host = socket path or empty and Connection: close gets status line and JSON string body",
   async () => {
     await using env = await environment("agent-raw");
     const agent = await agentFor(env, env.scope.name("node"));
-    const healthy = await rawHTTP(
-      agent.socketPath,
-      `GET /v1/ipam/healthy HTTP/1.1\r\nHost: ${agent.socketPath}\r\nConnection: close\r\n\r\n`,
-    );
-    assert.match(healthy, /^HTTP\/1\.1 200 OK\r\n/);
+    // Older Go clients sent the socket path as Host; Go since 1.20.6 (and our plugin) send it empty.
+    for (const host of [agent.socketPath, ""]) {
+      const healthy = await rawHTTP(
+        agent.socketPath,
+        `GET /v1/ipam/healthy HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      );
+      assert.match(healthy, /^HTTP\/1\.1 200 OK\r\n/, `Host: ${host}`);
+    }
     const body = JSON.stringify({ containerID: "c", ifName: "eth0" });
     const bad = await rawHTTP(
       agent.socketPath,
@@ -1137,6 +1368,71 @@ function freePort(): number {
   return port;
 }
 
+/** `spiderpool agent <args>` from the sources, as a child process with `env` added. */
+function agentProcess(args: string[], env: Record<string, string>): Deno.ChildProcess {
+  const entry = new URL("../../src/cmd/agent.ts", import.meta.url).href;
+  const code = `const { main } = await import(${JSON.stringify(entry)}); Deno.exit(await main(${
+    JSON.stringify(args)
+  }));`;
+  return new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+}
+
+kubeTest(
+  "agent: metrics are off unless SPIDERPOOL_ENABLED_METRIC=true, as upstream; a malformed value stops the start",
+  async () => {
+    await using env = await environment("agent-nometrics");
+    const node = env.scope.name("node");
+    const [healthPort, metricsPort] = [freePort(), freePort()];
+    const args = [
+      "--node-name",
+      node,
+      "--kubeconfig",
+      env.scope.cluster.kubeconfigPath,
+      "--socket-path",
+      `${env.dir}/nometrics.sock`,
+      "--config-path",
+      `${env.dir}/missing-conf.yml`,
+      "--health-port",
+      String(healthPort),
+      "--metrics-port",
+      String(metricsPort),
+    ];
+    const child = agentProcess(args, { SPIDERPOOL_ENABLED_METRIC: "" });
+    try {
+      await poll("the agent's readiness probe", 30_000, async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${healthPort}/v1/runtime/readiness`);
+          await res.body?.cancel();
+          return res.status === 200 ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      // Ready, yet nothing listens on the metrics port.
+      await assert.rejects(
+        Deno.connect({ hostname: "127.0.0.1", port: metricsPort }),
+        Deno.errors.ConnectionRefused,
+      );
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal((await child.status).code, 0);
+
+    const bad = agentProcess(args, { SPIDERPOOL_ENABLED_METRIC: "yes" });
+    const out = await bad.output();
+    assert.equal(out.code, 1);
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      /SPIDERPOOL_ENABLED_METRIC must be true or false, got "yes"/,
+    );
+  },
+);
+
 kubeTest(
   "agent: `spiderpool agent` runs as a process, serves its socket and probes, and exits 0 on SIGTERM",
   async () => {
@@ -1158,15 +1454,7 @@ kubeTest(
       "--metrics-port",
       String(metricsPort),
     ];
-    const entry = new URL("../../src/cmd/agent.ts", import.meta.url).href;
-    const code = `const { main } = await import(${JSON.stringify(entry)}); Deno.exit(await main(${
-      JSON.stringify(args)
-    }));`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--ext=ts", code],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const child = agentProcess(args, { SPIDERPOOL_ENABLED_METRIC: "true" });
     try {
       await poll("the agent's readiness probe", 30_000, async () => {
         try {
@@ -1462,7 +1750,10 @@ kubeTest(
     const del = await call(agent.socketPath, "DELETE", "/v1/ipam/ip", delArgs(env, pod));
     assert.equal(del.status, 200, del.text);
     assert.deepEqual(await allocatedOf(env, p), {});
-    const gc = await call(agent.socketPath, "POST", "/v1/ipam/gc", { validAttachments: [] });
+    const gc = await call(agent.socketPath, "POST", "/v1/ipam/gc", {
+      networkName: "net-a",
+      validAttachments: [],
+    });
     assert.equal(gc.status, 200, gc.text);
   },
 );

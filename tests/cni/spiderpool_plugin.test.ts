@@ -12,7 +12,7 @@ interface Seen {
   body: unknown;
 }
 
-type Handler = (req: Seen) => { status: number; body?: unknown };
+type Handler = (req: Seen) => { status: number; body?: unknown; headers?: Record<string, string> };
 
 /** The agent side of the socket API: answers from `routes` ("METHOD /path"), records every request. */
 interface Agent {
@@ -26,9 +26,10 @@ async function startAgent(dir: string, routes: Record<string, Handler>): Promise
   const seen: Seen[] = [];
   const ready = Promise.withResolvers<void>();
   const server = Deno.serve({ path: socket, onListen: () => ready.resolve() }, async (req) => {
-    // On a unix socket Deno builds req.url as "http+unix://" + Host header + path; the Host is the socket path.
-    const target = req.url.slice(`http+unix://${req.headers.get("host") ?? ""}`.length);
-    const path = target.split("?")[0];
+    // On a unix socket Deno builds req.url as "http+unix://" + (the Host header, or the encoded socket path
+    // when Host is empty) + path.
+    const host = req.headers.get("host") ?? "";
+    const path = host ? req.url.slice(`http+unix://${host}`.length).split("?")[0] : new URL(req.url).pathname;
     const text = await req.text();
     const entry: Seen = { method: req.method, path, body: text === "" ? undefined : JSON.parse(text) };
     seen.push(entry);
@@ -37,7 +38,7 @@ async function startAgent(dir: string, routes: Record<string, Handler>): Promise
     const out = handler(entry);
     return new Response(out.body === undefined ? null : JSON.stringify(out.body), {
       status: out.status,
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...out.headers },
     });
   });
   await ready.promise;
@@ -168,6 +169,7 @@ Deno.test("ADD sends IpamAddArgs after a health check and prints only this inter
         defaultIPv6IPPool: ["v6-a"],
         cleanGateway: true,
         matchMasterSubnet: true,
+        networkName: "underlay",
       });
     },
   );
@@ -420,6 +422,7 @@ Deno.test("GC sends the runtime's valid attachments to POST /v1/ipam/gc", async 
       method: "POST",
       path: "/v1/ipam/gc",
       body: {
+        networkName: "underlay",
         validAttachments: [{ containerID: "c1", ifName: "eth0" }, { containerID: "c2", ifName: "net1" }],
       },
     });
@@ -427,6 +430,106 @@ Deno.test("GC sends the runtime's valid attachments to POST /v1/ipam/gc", async 
     const failed = await runPlugin("GC", conf, env);
     assert.ok((failed.json?.code as number) >= 100);
     assert.match(failed.json?.msg as string, /cannot list SpiderEndpoints/);
+  });
+});
+
+Deno.test("GC without cni.dev/valid-attachments (a runtime that passed no list) releases nothing", async () => {
+  await withAgent({ ...HEALTHY, "POST /v1/ipam/gc": () => ({ status: 200 }) }, async (dir, agent) => {
+    const env = { CNI_CONTAINERID: "", CNI_IFNAME: "", CNI_NETNS: "" };
+    const r = await runPlugin("GC", netConf(dir, agent, "1.1.0"), env);
+    assert.equal(r.code, 0, r.stdout);
+    assert.equal(r.stdout, "");
+    assert.deepEqual(agent.seen.map((s) => s.path), [], "the agent was asked nothing");
+    const log = await Deno.readTextFile(`${dir}/log/spiderpool.log`);
+    assert.match(log, /GC of network underlay without "cni\.dev\/valid-attachments": nothing released/);
+  });
+});
+
+Deno.test("DEL logs what the agent did: released, kept for a live pod, or nothing; upstream's bare 200 is not called a release", async () => {
+  const cases: { headers?: Record<string, string>; log: RegExp }[] = [
+    {
+      headers: {
+        "X-Spiderpool-Release": "released",
+        "X-Spiderpool-Release-Detail": "192.0.2.10, 2001:db8::10",
+      },
+      log: /INFO {2}DEL \S+ eth0 released 192\.0\.2\.10, 2001:db8::10 of pod team-a\/web-0/,
+    },
+    {
+      headers: {
+        "X-Spiderpool-Release": "kept",
+        "X-Spiderpool-Release-Detail": "pod is alive; its IPs are kept",
+      },
+      log: /INFO {2}DEL \S+ eth0 the agent kept the IPs of pod team-a\/web-0: pod is alive; its IPs are kept/,
+    },
+    {
+      headers: { "X-Spiderpool-Release": "none", "X-Spiderpool-Release-Detail": "no SpiderEndpoint" },
+      log: /INFO {2}DEL \S+ eth0 nothing to release for pod team-a\/web-0: no SpiderEndpoint/,
+    },
+    { log: /INFO {2}DEL \S+ eth0 the agent accepted the release for pod team-a\/web-0 \(it does not say/ },
+  ];
+  for (const c of cases) {
+    await withAgent(
+      { ...HEALTHY, "DELETE /v1/ipam/ip": () => ({ status: 200, headers: c.headers }) },
+      async (dir, agent) => {
+        const r = await runPlugin("DEL", netConf(dir, agent));
+        assert.equal(r.code, 0, r.stdout);
+        const log = await Deno.readTextFile(`${dir}/log/spiderpool.log`);
+        assert.match(log, c.log);
+        if (c.headers?.["X-Spiderpool-Release"] !== "released") assert.doesNotMatch(log, /released/);
+      },
+    );
+  }
+});
+
+/** A separate agent process that answers its health check and is SIGKILLed when a request with `method` arrives. */
+async function withDyingAgent(method: string, fn: (dir: string, socket: string) => Promise<void>) {
+  const dir = await Deno.makeTempDir({ prefix: "sp-cni-kill-" });
+  const socket = `${dir}/spiderpool.sock`;
+  const agent = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `Deno.serve({ path: ${JSON.stringify(socket)}, onListen: () => console.log("listening") }, (req) => {
+        if (req.method === ${JSON.stringify(method)}) Deno.kill(Deno.pid, "SIGKILL");
+        return new Response(null, { status: 200 });
+      });`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = agent.stdout.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /listening/);
+    reader.releaseLock();
+    await fn(dir, socket);
+    assert.equal((await agent.status).signal, "SIGKILL", `the agent died during the ${method}`);
+  } finally {
+    try {
+      agent.kill("SIGKILL");
+    } catch { /* already dead */ }
+    await agent.stdout.cancel().catch(() => {});
+    await agent.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("an agent killed in the middle of an ADD is code 11 (try again later), not a plugin error", async () => {
+  await withDyingAgent("POST", async (dir, socket) => {
+    const r = await runPlugin("ADD", netConf(dir, socket));
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.json?.code, 11, r.stdout);
+    assert.match(r.json?.msg as string, /closed the connection/);
+  });
+});
+
+Deno.test("an agent killed in the middle of a DEL fails the DEL with code 11, so the runtime retries it", async () => {
+  await withDyingAgent("DELETE", async (dir, socket) => {
+    const r = await runPlugin("DEL", netConf(dir, socket));
+    assert.equal(r.code, 1, r.stdout);
+    assert.equal(r.json?.code, 11, r.stdout);
+    assert.match(
+      r.json?.msg as string,
+      /did not answer the release for pod team-a\/web-0.*closed the connection/,
+    );
   });
 });
 

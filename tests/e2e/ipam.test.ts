@@ -438,14 +438,16 @@ kubeTest("e2e: CNI GC releases only the attachments the runtime no longer lists"
   const [node] = await env.startNodes(1);
   const pool = await env.pool("v4", { subnet: "198.51.100.0/24", ips: ["198.51.100.130-198.51.100.139"] });
   const sandboxes = [];
-  for (const name of ["keep-a", "keep-b", "lost"]) {
+  for (const name of ["keep-a", "keep-b", "lost", "leaving"]) {
     const sb = await env.sandbox(await env.createPod(name, node, { annotations: ippool([pool]) }), node);
     assert.equal((await env.add(sb)).code, 0, name);
     sandboxes.push(sb);
   }
-  const [a, b] = sandboxes;
-  // "lost" is being deleted and its DEL never came (a runtime restart); the runtime still has a and b.
-  await env.http.delete(`/api/v1/namespaces/${env.namespace}/pods/lost`);
+  const [a, b, , leaving] = sandboxes;
+  // "lost" was deleted and its DEL never came (a runtime restart); "leaving" is terminating within its grace
+  // period, so its sandbox may still run although the runtime does not list it; the runtime still has a and b.
+  await env.http.delete(`/api/v1/namespaces/${env.namespace}/pods/lost`, { gracePeriodSeconds: 0 });
+  await env.http.delete(`/api/v1/namespaces/${env.namespace}/pods/leaving`);
   const before = await poolRecords(env.http, pool);
 
   const gc = await execCni({
@@ -464,7 +466,7 @@ kubeTest("e2e: CNI GC releases only the attachments the runtime no longer lists"
   assert.equal(gc.code, 0, gc.stdout + gc.stderr);
   const after = await poolRecords(env.http, pool);
   const holders = Object.values(after).map((r) => r.podUid).sort();
-  assert.deepEqual(holders, [a.pod.uid, b.pod.uid].sort());
-  assert.equal(Object.keys(before).length, 3);
+  assert.deepEqual(holders, [a.pod.uid, b.pod.uid, leaving.pod.uid].sort());
+  assert.equal(Object.keys(before).length, 4);
   assert.equal((await getEndpoint(env.http, env.namespace, "lost"))?.metadata.finalizers?.length ?? 0, 0);
 });

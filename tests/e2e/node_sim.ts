@@ -72,7 +72,8 @@ export async function startAgentProcess(o: AgentStartOptions): Promise<AgentProc
       "--config-path",
       configPath,
     ],
-    env: { ...o.env, E2E_AGENT_LOG: logPath },
+    // Metrics are off by default, as upstream; the benchmark and tests read them.
+    env: { SPIDERPOOL_ENABLED_METRIC: "true", ...o.env, E2E_AGENT_LOG: logPath },
     stdin: "null",
     stdout: "null",
     stderr: "null",

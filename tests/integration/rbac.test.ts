@@ -2,63 +2,10 @@
 // what IPAM needs (read pools, write pool status, own SpiderEndpoints) and nothing that would let a node
 // rewrite a pool's spec or delete pools.
 import assert from "node:assert/strict";
-import { loadAll } from "js-yaml";
-import { KubeHttp, KubeHttpError } from "../../src/kube/client.ts";
-import { kubeTest, type TestScope, testScope } from "../kube/harness.ts";
+import { kubeTest, testScope } from "../kube/harness.ts";
+import { applyRbac, clientAs, statusOf } from "./rbac_kit.ts";
 
 const POOLS = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools";
-
-interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string };
-}
-
-const PATHS: Record<string, (m: Manifest) => string> = {
-  ServiceAccount: (m) => `/api/v1/namespaces/${m.metadata.namespace}/serviceaccounts/${m.metadata.name}`,
-  ClusterRole: (m) => `/apis/rbac.authorization.k8s.io/v1/clusterroles/${m.metadata.name}`,
-  ClusterRoleBinding: (m) => `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${m.metadata.name}`,
-};
-
-/** Server-side applies every object of deploy/rbac.yaml; returns their paths for clean-up. */
-async function applyRbac(http: KubeHttp): Promise<string[]> {
-  const text = await Deno.readTextFile(new URL("../../deploy/rbac.yaml", import.meta.url));
-  const paths: string[] = [];
-  for (const m of loadAll(text) as Manifest[]) {
-    const path = PATHS[m.kind]?.(m);
-    assert.ok(path, `deploy/rbac.yaml has a ${m.kind}, which this test does not know how to apply`);
-    await http.patch(`${path}?fieldManager=spiderpool-test&force=true`, m, "apply");
-    paths.push(path);
-  }
-  return paths;
-}
-
-/** A client authenticated as `namespace/name`'s ServiceAccount with a short-lived token. */
-async function clientAs(scope: TestScope, namespace: string, name: string): Promise<KubeHttp> {
-  const { http, kc } = scope.cluster;
-  const { body } = await http.post<{ status: { token: string } }>(
-    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
-    { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600 } },
-  );
-  const cluster = kc.getCurrentCluster()!;
-  const caPem = cluster.caData ? atob(cluster.caData) : await Deno.readTextFile(cluster.caFile!);
-  const token = body.status.token;
-  return new KubeHttp({
-    server: cluster.server,
-    caPem,
-    authorization: () => Promise.resolve(`Bearer ${token}`),
-  });
-}
-
-async function statusOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 200;
-  } catch (err) {
-    if (err instanceof KubeHttpError) return err.status;
-    throw err;
-  }
-}
 
 kubeTest(
   "the agent's ServiceAccount may allocate (pool status, endpoints) but not change or delete pools",

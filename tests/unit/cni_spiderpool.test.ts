@@ -106,12 +106,13 @@ Deno.test("an answer without addresses for the interface is the upstream error",
   );
 });
 
-Deno.test("the GC attachment list comes from cni.dev/valid-attachments, or the older cni.dev/attachments", () => {
+Deno.test("the GC attachment list comes from cni.dev/valid-attachments, or the older cni.dev/attachments; neither key is no list", () => {
   const list = [{ containerID: "c1", ifname: "eth0" }, { containerID: "c2", ifname: "net1" }];
   const want = [{ containerID: "c1", ifName: "eth0" }, { containerID: "c2", ifName: "net1" }];
   assert.deepEqual(validAttachments(conf({}, { "cni.dev/valid-attachments": list })), want);
   assert.deepEqual(validAttachments(conf({}, { "cni.dev/attachments": list })), want);
-  assert.deepEqual(validAttachments(conf({})), []);
+  assert.equal(validAttachments(conf({})), undefined, "no key: nothing is known to be stale");
+  assert.deepEqual(validAttachments(conf({}, { "cni.dev/valid-attachments": [] })), []);
   assert.throws(
     () => validAttachments(conf({}, { "cni.dev/valid-attachments": [{ ifname: "x" }] })),
     isCode(7),

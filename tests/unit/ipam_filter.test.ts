@@ -47,7 +47,21 @@ Deno.test("filter: each reason a pool is dropped (table)", () => {
     ["missing", undefined, /^SpiderIPPool not found$/],
     ["terminating", pool("p", {}, { deletionTimestamp: "2026-01-01T00:00:00Z" }), /^terminating$/],
     ["disabled", pool("p", { disable: true }), /spec.disable/],
-    ["no ipVersion", pool("p", { ipVersion: undefined }), /spec.ipVersion is not set/],
+    [
+      "no ipVersion and no subnet to derive it from",
+      pool("p", { ipVersion: undefined, subnet: "" }),
+      /spec.ipVersion is unset and cannot be derived from spec.subnet/,
+    ],
+    [
+      "ipVersion disagrees with the subnet",
+      pool("p", { ipVersion: 6 }),
+      /an IPv6 pool, not IPv4/,
+    ],
+    [
+      "gateway does not parse",
+      pool("p", { gateway: "gw" }),
+      /invalid spec: spec.gateway: invalid IPv4 address "gw"/,
+    ],
     ["other family", pool("p", { ipVersion: 6, subnet: "2001:db8::/64" }), /an IPv6 pool, not IPv4/],
     ["nodeName", pool("p", { nodeName: ["node-2"] }), /node "node-1" is not in spec.nodeName/],
     [

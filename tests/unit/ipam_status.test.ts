@@ -62,7 +62,9 @@ Deno.test("ipamStatus: a default pool with a free address is available", () => {
 });
 
 Deno.test("ipamStatus: every default pool unusable names each pool and why, and what to do", () => {
-  const disabled = pool("v4-b", ["192.0.2.1-192.0.2.10"], { spec: { default: true, disable: true } });
+  const disabled = pool("v4-b", ["198.51.100.1-198.51.100.10"], {
+    spec: { default: true, disable: true, subnet: "198.51.100.0/24" },
+  });
   const r = ipamStatus(input([FULL_A, disabled]));
   assert.equal(r.available, false);
   assert.equal(
@@ -73,7 +75,9 @@ Deno.test("ipamStatus: every default pool unusable names each pool and why, and 
 });
 
 Deno.test("ipamStatus: one usable default pool with room is enough for its family", () => {
-  const room = pool("v4-b", ["192.0.2.1-192.0.2.10"], { spec: { default: true } });
+  const room = pool("v4-b", ["198.51.100.1-198.51.100.10"], {
+    spec: { default: true, subnet: "198.51.100.0/24" },
+  });
   const r = ipamStatus(input([FULL_A, room]));
   assert.equal(r.available, true);
   assert.deepEqual(r.families[0].pools, [
@@ -105,13 +109,16 @@ Deno.test("ipamStatus: a CNI default pool of the other family cannot serve", () 
   assert.match(r.message!, /"v6-a" an IPv6 pool, not IPv4/);
 });
 
-Deno.test("ipamStatus: a pool whose spec.ips minus spec.excludeIPs is empty cannot serve", () => {
+Deno.test("ipamStatus: a pool with no usable address (ips ∩ subnet − excludeIPs − gateway) cannot serve", () => {
   const p = pool("v4-a", ["192.0.2.1-192.0.2.4"], {
     spec: { default: true, excludeIPs: ["192.0.2.1-192.0.2.4"] },
   });
   const r = ipamStatus(input([p]));
   assert.equal(r.available, false);
-  assert.match(r.message!, /"v4-a" has no address \(spec\.ips minus spec\.excludeIPs is empty\)/);
+  assert.match(
+    r.message!,
+    /"v4-a" has no address \(spec\.ips within spec\.subnet, minus spec\.excludeIPs and spec\.gateway, is empty\)/,
+  );
 });
 
 Deno.test("ipamStatus: reserved IPs count as used, and the message says how many", () => {

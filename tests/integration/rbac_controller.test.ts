@@ -1,0 +1,328 @@
+// deploy/rbac.yaml for spiderpool-controller and spiderpool-init against the real API server with RBAC: each
+// ServiceAccount, with a real token, may make every request its code makes and is refused the rest. Writes are
+// dry runs (?dryRun=All): authorisation is the same, nothing is changed.
+import assert from "node:assert/strict";
+import type { KubeHttp } from "../../src/kube/client.ts";
+import { kubeTest, type TestScope, testScope } from "../kube/harness.ts";
+import { applyRbac, clientAs, statusOf, whenAuthorised } from "./rbac_kit.ts";
+
+const SP = "/apis/spiderpool.spidernet.io/v2beta1";
+const ADM = "/apis/admissionregistration.k8s.io/v1";
+const LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";
+const SECRETS = "/api/v1/namespaces/kube-system/secrets";
+const DRY = "dryRun=All";
+
+type Call = [what: string, call: (c: KubeHttp) => Promise<unknown>];
+
+const pool = (name: string) => ({
+  apiVersion: "spiderpool.spidernet.io/v2beta1",
+  kind: "SpiderIPPool",
+  metadata: { name },
+  spec: { ipVersion: 4, subnet: "192.0.2.0/24", ips: ["192.0.2.10"] },
+});
+
+const webhookConfig = (kind: string, name: string) => ({
+  apiVersion: "admissionregistration.k8s.io/v1",
+  kind,
+  metadata: { name },
+  webhooks: [],
+});
+
+/** Asserts every call of `allowed` is authorised and every call of `refused` answers 403. */
+async function check(client: KubeHttp, who: string, allowed: Call[], refused: Call[]): Promise<void> {
+  // The first call waits for the new bindings to reach the authorizer.
+  assert.notEqual(await whenAuthorised(() => allowed[0][1](client)), 403, `${who}: ${allowed[0][0]}`);
+  for (const [what, call] of allowed) {
+    assert.notEqual(await statusOf(call(client)), 403, `${who} may ${what}`);
+  }
+  for (const [what, call] of refused) {
+    assert.equal(await statusOf(call(client)), 403, `${who} may not ${what}`);
+  }
+}
+
+async function withRbac(scope: TestScope): Promise<{ pool: string; subnet: string }> {
+  const { http } = scope.cluster;
+  for (const path of await applyRbac(http)) scope.track(path);
+  // Real objects for the updates, patches and deletes to be authorised against.
+  const poolName = scope.name("pool");
+  scope.track(`${SP}/spiderippools/${poolName}`);
+  await http.post(`${SP}/spiderippools`, pool(poolName));
+  const subnet = scope.name("subnet");
+  scope.track(`${SP}/spidersubnets/${subnet}`);
+  await http.post(`${SP}/spidersubnets`, {
+    apiVersion: "spiderpool.spidernet.io/v2beta1",
+    kind: "SpiderSubnet",
+    metadata: { name: subnet },
+    spec: { ipVersion: 4, subnet: "198.51.100.0/24", ips: ["198.51.100.1-198.51.100.9"] },
+  });
+  return { pool: poolName, subnet };
+}
+
+kubeTest(
+  "the controller's ServiceAccount may do what the reconcilers, elector and webhooks do, and no more",
+  async () => {
+    await using scope = await testScope("rbac-ctl");
+    const { pool: p, subnet: s } = await withRbac(scope);
+    const ns = scope.namespace;
+    const merge = (path: string, body: unknown) => (c: KubeHttp) => c.patch(`${path}?${DRY}`, body, "merge");
+    const allowed: Call[] = [
+      ["list SpiderIPPools", (c) => c.get(`${SP}/spiderippools`)],
+      ["watch SpiderIPPools", (c) => c.get(`${SP}/spiderippools?watch=true&timeoutSeconds=1`)],
+      ["list SpiderSubnets", (c) => c.get(`${SP}/spidersubnets`)],
+      [
+        "patch a pool's metadata (finalizer, adoption)",
+        merge(`${SP}/spiderippools/${p}`, { metadata: { labels: { a: "b" } } }),
+      ],
+      ["patch a pool's status", merge(`${SP}/spiderippools/${p}/status`, { status: { totalIPCount: 1 } })],
+      ["patch a subnet's metadata", merge(`${SP}/spidersubnets/${s}`, { metadata: { labels: { a: "b" } } })],
+      ["patch a subnet's status", merge(`${SP}/spidersubnets/${s}/status`, { status: { totalIPCount: 9 } })],
+      [
+        "delete a subnet (foreground)",
+        (c) => c.delete(`${SP}/spidersubnets/${s}?${DRY}`, { propagationPolicy: "Foreground" }),
+      ],
+      ["list SpiderReservedIPs", (c) => c.get(`${SP}/spiderreservedips`)],
+      ["list SpiderCoordinators", (c) => c.get(`${SP}/spidercoordinators`)],
+      ["list SpiderMultusConfigs", (c) => c.get(`${SP}/spidermultusconfigs`)],
+      ["list SpiderEndpoints", (c) => c.get(`${SP}/spiderendpoints`)],
+      [
+        "list NetworkAttachmentDefinitions",
+        (c) => c.get("/apis/k8s.cni.cncf.io/v1/network-attachment-definitions"),
+      ],
+      ["create its Lease", (c) =>
+        c.post(`${LEASES}?${DRY}`, {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name: "spiderpool-controller-leases" },
+          spec: {},
+        })],
+      ["get its Lease", (c) => c.get(`${LEASES}/spiderpool-controller-leases`)],
+      ["update its Lease", (c) =>
+        c.put(`${LEASES}/spiderpool-controller-leases?${DRY}`, {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name: "spiderpool-controller-leases" },
+          spec: {},
+        })],
+      ["create its certificate Secret", (c) =>
+        c.post(`${SECRETS}?${DRY}`, {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "spiderpool-controller-server-certs" },
+          type: "kubernetes.io/tls",
+          data: { "tls.crt": "", "tls.key": "" },
+        })],
+      ["get its certificate Secret", (c) => c.get(`${SECRETS}/spiderpool-controller-server-certs`)],
+      ["update its certificate Secret", (c) =>
+        c.put(`${SECRETS}/spiderpool-controller-server-certs?${DRY}`, {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name: "spiderpool-controller-server-certs" },
+        })],
+      [
+        "create its MutatingWebhookConfiguration",
+        (c) =>
+          c.post(
+            `${ADM}/mutatingwebhookconfigurations?${DRY}`,
+            webhookConfig("MutatingWebhookConfiguration", "spiderpool-controller"),
+          ),
+      ],
+      ["create its ValidatingWebhookConfiguration", (c) =>
+        c.post(
+          `${ADM}/validatingwebhookconfigurations?${DRY}`,
+          webhookConfig("ValidatingWebhookConfiguration", "spiderpool-controller"),
+        )],
+      [
+        "get its MutatingWebhookConfiguration",
+        (c) => c.get(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller`),
+      ],
+      [
+        "get its ValidatingWebhookConfiguration",
+        (c) => c.get(`${ADM}/validatingwebhookconfigurations/spiderpool-controller`),
+      ],
+      ["update its MutatingWebhookConfiguration", (c) =>
+        c.put(
+          `${ADM}/mutatingwebhookconfigurations/spiderpool-controller?${DRY}`,
+          webhookConfig("MutatingWebhookConfiguration", "spiderpool-controller"),
+        )],
+      [
+        "patch its ValidatingWebhookConfiguration",
+        merge(`${ADM}/validatingwebhookconfigurations/spiderpool-controller`, {
+          webhooks: [],
+        }),
+      ],
+      [
+        "create Events about pools (namespace default)",
+        (c) =>
+          c.post(`/api/v1/namespaces/default/events?${DRY}`, {
+            apiVersion: "v1",
+            kind: "Event",
+            metadata: { name: `${p}.x` },
+            involvedObject: { kind: "SpiderIPPool", name: p },
+            reason: "Test",
+            message: "m",
+          }),
+      ],
+      ["patch Events", merge(`/api/v1/namespaces/default/events/${p}.x`, { count: 2 })],
+    ];
+    const refused: Call[] = [
+      ["create a SpiderIPPool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
+      ["delete a SpiderIPPool", (c) => c.delete(`${SP}/spiderippools/${p}?${DRY}`)],
+      ["create a SpiderSubnet", (c) => c.post(`${SP}/spidersubnets?${DRY}`, { metadata: { name: "x" } })],
+      [
+        "create a SpiderEndpoint",
+        (c) => c.post(`${SP}/namespaces/${ns}/spiderendpoints?${DRY}`, { metadata: { name: "x" } }),
+      ],
+      ["update a SpiderCoordinator", merge(`${SP}/spidercoordinators/default`, { spec: {} })],
+      ["patch a SpiderReservedIP", merge(`${SP}/spiderreservedips/x`, { spec: {} })],
+      ["read another Secret of its namespace", (c) => c.get(`${SECRETS}/other`)],
+      ["list Secrets", (c) => c.get(SECRETS)],
+      [
+        "read Secrets of other namespaces",
+        (c) => c.get(`/api/v1/namespaces/${ns}/secrets/spiderpool-controller-server-certs`),
+      ],
+      [
+        "delete its certificate Secret",
+        (c) => c.delete(`${SECRETS}/spiderpool-controller-server-certs?${DRY}`),
+      ],
+      [
+        "update another Lease",
+        (c) =>
+          c.put(`${LEASES}/kube-controller-manager?${DRY}`, {
+            metadata: { name: "kube-controller-manager" },
+            spec: {},
+          }),
+      ],
+      [
+        "create Leases elsewhere",
+        (c) =>
+          c.post(`/apis/coordination.k8s.io/v1/namespaces/${ns}/leases?${DRY}`, {
+            metadata: { name: "x" },
+            spec: {},
+          }),
+      ],
+      ["read another webhook configuration", (c) => c.get(`${ADM}/mutatingwebhookconfigurations/other`)],
+      [
+        "patch another webhook configuration",
+        merge(`${ADM}/validatingwebhookconfigurations/other`, { webhooks: [] }),
+      ],
+      ["list webhook configurations", (c) => c.get(`${ADM}/mutatingwebhookconfigurations`)],
+      [
+        "delete its webhook configuration",
+        (c) => c.delete(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller?${DRY}`),
+      ],
+      [
+        "create a NetworkAttachmentDefinition",
+        (c) =>
+          c.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions?${DRY}`, {
+            metadata: { name: "x" },
+          }),
+      ],
+      [
+        "create ConfigMaps",
+        (c) => c.post(`/api/v1/namespaces/${ns}/configmaps?${DRY}`, { metadata: { name: "x" } }),
+      ],
+      ["delete Pods", (c) => c.delete(`/api/v1/namespaces/${ns}/pods/x?${DRY}`)],
+      [
+        "change CRDs",
+        (c) =>
+          c.delete(
+            `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/spiderippools.spiderpool.spidernet.io?${DRY}`,
+          ),
+      ],
+    ];
+    const client = await clientAs(scope, "kube-system", "spiderpool-controller");
+    try {
+      await check(client, "spiderpool-controller", allowed, refused);
+    } finally {
+      client.close();
+    }
+  },
+);
+
+kubeTest(
+  "the init Job's ServiceAccount may create the default objects and read the webhook configurations, nothing else",
+  async () => {
+    await using scope = await testScope("rbac-init");
+    const { pool: p } = await withRbac(scope);
+    const ns = scope.namespace;
+    const allowed: Call[] = [
+      ["create a SpiderCoordinator", (c) =>
+        c.post(`${SP}/spidercoordinators?${DRY}`, {
+          apiVersion: "spiderpool.spidernet.io/v2beta1",
+          kind: "SpiderCoordinator",
+          metadata: { name: scope.name("c") },
+          spec: { podCIDRType: "auto" },
+        })],
+      ["create a SpiderSubnet", (c) =>
+        c.post(`${SP}/spidersubnets?${DRY}`, {
+          apiVersion: "spiderpool.spidernet.io/v2beta1",
+          kind: "SpiderSubnet",
+          metadata: { name: scope.name("s") },
+          spec: { ipVersion: 4, subnet: "203.0.113.0/24" },
+        })],
+      ["create a SpiderIPPool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
+      [
+        "be told that a SpiderIPPool exists (409 on create)",
+        (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(p)),
+      ],
+      [
+        "create a SpiderMultusConfig in its namespace",
+        (c) =>
+          c.post(`${SP}/namespaces/kube-system/spidermultusconfigs?${DRY}`, {
+            apiVersion: "spiderpool.spidernet.io/v2beta1",
+            kind: "SpiderMultusConfig",
+            metadata: { name: "calico" },
+            spec: { cniType: "custom" },
+          }),
+      ],
+      [
+        "get the controller's MutatingWebhookConfiguration",
+        (c) => c.get(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller`),
+      ],
+      [
+        "get the controller's ValidatingWebhookConfiguration",
+        (c) => c.get(`${ADM}/validatingwebhookconfigurations/spiderpool-controller`),
+      ],
+      ["discover the Spiderpool API group", (c) => c.get(SP)],
+    ];
+    const refused: Call[] = [
+      ["list SpiderIPPools", (c) => c.get(`${SP}/spiderippools`)],
+      ["get a SpiderIPPool", (c) => c.get(`${SP}/spiderippools/${p}`)],
+      [
+        "update a SpiderIPPool",
+        (c) => c.patch(`${SP}/spiderippools/${p}?${DRY}`, { spec: { ips: [] } }, "merge"),
+      ],
+      ["delete a SpiderIPPool", (c) => c.delete(`${SP}/spiderippools/${p}?${DRY}`)],
+      [
+        "create a SpiderMultusConfig elsewhere",
+        (c) =>
+          c.post(`${SP}/namespaces/${ns}/spidermultusconfigs?${DRY}`, { metadata: { name: "x" }, spec: {} }),
+      ],
+      [
+        "create a SpiderReservedIP",
+        (c) => c.post(`${SP}/spiderreservedips?${DRY}`, { metadata: { name: "x" } }),
+      ],
+      ["get another webhook configuration", (c) => c.get(`${ADM}/mutatingwebhookconfigurations/other`)],
+      [
+        "change the webhook configuration",
+        (c) =>
+          c.patch(
+            `${ADM}/mutatingwebhookconfigurations/spiderpool-controller?${DRY}`,
+            { webhooks: [] },
+            "merge",
+          ),
+      ],
+      ["read Secrets", (c) => c.get(`${SECRETS}/spiderpool-controller-server-certs`)],
+      [
+        "create Pods",
+        (c) => c.post(`/api/v1/namespaces/kube-system/pods?${DRY}`, { metadata: { name: "x" } }),
+      ],
+    ];
+    const client = await clientAs(scope, "kube-system", "spiderpool-init");
+    try {
+      await check(client, "spiderpool-init", allowed, refused);
+    } finally {
+      client.close();
+    }
+  },
+);

@@ -216,19 +216,33 @@ Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Servic
     targetPort: "webhook",
     protocol: "TCP",
   });
-  // tls.method=auto: the controller itself creates and patches the webhook configurations and its Secret.
+  // tls.method=auto: the controller itself creates and updates the webhook configurations and its Secret;
+  // reads and changes only the objects named after it.
+  const verbsOn = (rules: Obj[], resource: string, name?: string) =>
+    new Set(
+      rules.filter((r: Obj) =>
+        r.resources.includes(resource) && (!r.resourceNames || r.resourceNames.includes(name))
+      )
+        .flatMap((r: Obj) => r.verbs),
+    );
   const cr = find(objs, "ClusterRole", "spiderpool-controller");
-  const webhooks = cr.rules.find((r: Obj) => r.resources.includes("validatingwebhookconfigurations"));
-  for (const verb of ["create", "get", "patch", "update"]) assert.ok(webhooks.verbs.includes(verb), verb);
-  assert.ok(webhooks.resources.includes("mutatingwebhookconfigurations"));
+  for (const kind of ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]) {
+    const verbs = verbsOn(cr.rules, kind, "spiderpool-controller");
+    for (const verb of ["create", "get", "update", "patch"]) assert.ok(verbs.has(verb), `${kind}: ${verb}`);
+    assert.ok(!verbsOn(cr.rules, kind, "someone-else").has("update"), `${kind}: update limited by name`);
+  }
   const role = find(objs, "Role", "spiderpool-controller");
-  const secrets = role.rules.find((r: Obj) => r.resources.includes("secrets"));
-  for (const verb of ["create", "get", "patch", "update"]) assert.ok(secrets.verbs.includes(verb), verb);
-  assert.ok(role.rules.some((r: Obj) => r.resources.includes("leases") && r.verbs.includes("update")));
+  const secretVerbs = verbsOn(role.rules, "secrets", "spiderpool-controller-server-certs");
+  for (const verb of ["create", "get", "update"]) assert.ok(secretVerbs.has(verb), `secrets: ${verb}`);
+  assert.ok(verbsOn(role.rules, "leases", "spiderpool-controller-leases").has("update"));
   find(objs, "RoleBinding", "spiderpool-controller");
   find(objs, "ServiceAccount", "spiderpool-controller");
+  const withCleanup = await render({
+    "spiderpoolController.enabled": "true",
+    "spiderpoolController.cleanup.enable": "true",
+  });
   assert.equal(
-    find(objs, "Job", "spiderpool-controller-hook-pre-delete").metadata.annotations["helm.sh/hook"],
+    find(withCleanup, "Job", "spiderpool-controller-hook-pre-delete").metadata.annotations["helm.sh/hook"],
     "pre-delete",
   );
 });
@@ -265,6 +279,8 @@ Deno.test("the init Job creates the default pool and coordinator with upstream's
   assert.match(job.metadata.annotations["helm.sh/hook"], /post-install/);
   const c = job.spec.template.spec.containers[0];
   assert.deepEqual(c.command, ["/usr/bin/spiderpool-init"]);
+  // Without the controller there are no webhooks to wait for.
+  assert.deepEqual(c.args, ["--timeout=300", "--skip-webhook-wait"]);
   const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e.value]));
   assert.equal(env.SPIDERPOOL_INIT_DEFAULT_IPV4_IPPOOL_NAME, "default-v4-ippool");
   assert.equal(env.SPIDERPOOL_INIT_DEFAULT_IPV4_IPPOOL_SUBNET, "203.0.113.0/24");

@@ -179,6 +179,9 @@ async function startOnce(
       "--allow-privileged=true",
       // A real node registers under a made-up host name: reach kubelets by address, never by a DNS lookup.
       "--kubelet-preferred-address-types=InternalIP",
+      // Webhooks behind a Service are called at its endpoints' addresses, not through the ClusterIP: nothing on
+      // this machine routes the service range, so such a call could only leave through the default route.
+      "--enable-aggregator-routing=true",
       "--profiling=false",
     ];
     // Without the controller-manager nobody creates the default ServiceAccount, and the admission plugin would

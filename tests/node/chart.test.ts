@@ -190,7 +190,7 @@ Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM; coordinat
   );
 });
 
-Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Service on 443, webhook RBAC", async () => {
+Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Service, webhook RBAC and uninstall hook", async () => {
   const objs = await render({ "spiderpoolController.enabled": "true" });
   const dep = find(objs, "Deployment", "spiderpool-controller");
   assert.equal(dep.spec.replicas, 2);
@@ -212,7 +212,7 @@ Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Servic
   const svc = find(objs, "Service", "spiderpool-controller");
   assert.deepEqual(svc.spec.ports.find((p: Obj) => p.name === "webhook"), {
     name: "webhook",
-    port: 443,
+    port: 5722,
     targetPort: "webhook",
     protocol: "TCP",
   });
@@ -237,13 +237,12 @@ Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Servic
   assert.ok(verbsOn(role.rules, "leases", "spiderpool-controller-leases").has("update"));
   find(objs, "RoleBinding", "spiderpool-controller");
   find(objs, "ServiceAccount", "spiderpool-controller");
-  const withCleanup = await render({
-    "spiderpoolController.enabled": "true",
-    "spiderpoolController.cleanup.enable": "true",
-  });
-  assert.equal(
-    find(withCleanup, "Job", "spiderpool-controller-hook-pre-delete").metadata.annotations["helm.sh/hook"],
-    "pre-delete",
+  const hook = find(objs, "Job", "spiderpool-controller-hook-pre-delete");
+  assert.equal(hook.metadata.annotations["helm.sh/hook"], "pre-delete");
+  assert.equal(hook.spec.template.spec.serviceAccountName, "spiderpool-controller");
+  assert.match(
+    hook.spec.template.spec.containers[0].command[2],
+    /admissionregistration\.k8s\.io\/v1\/\$\{kind\}\/spiderpool-controller`/,
   );
 });
 

@@ -105,6 +105,8 @@ image() {
     local layers=()
     for r in "${roots[@]}"; do layers+=(--layer "$r"); done
     "$OCIBUILD" --name "$ref" --out "$tar" "${layers[@]}" "${flags[@]}" >&2
+    # Every new build of dist/ is a new tarball: keep the newest few of each image.
+    ls -t "$CACHE/$name-"*.tar 2>/dev/null | tail -n +4 | xargs -r rm -f
   fi
   echo "$name $ref $tar"
 }

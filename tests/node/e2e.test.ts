@@ -318,7 +318,8 @@ Deno.test({
     try {
       await run("cp", ["-a", `${REPO_ROOT}dist/.`, dist]);
       await Deno.writeTextFile(`${dist}/lib/build-note.txt`, `rebuilt ${new Date().toISOString()}\n`);
-      const images = await buildImages(node.binDir, { dist });
+      // Built into the node's dir: a one-off image, gone with the node.
+      const images = await buildImages(node.binDir, { dist, cacheDir: `${node.dir}/images` });
       await node.importImage(images.spiderpool.tar);
       const values = `${node.dir}/values-upgrade.json`;
       await Deno.writeTextFile(values, JSON.stringify(chartValues(node, images.spiderpool.ref)));

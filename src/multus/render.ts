@@ -4,7 +4,6 @@
 // keys), and the conflist itself is a Go map: cniVersion, name, plugins.
 
 import { ANNOTATION, API_VERSION, DEFAULT_CNI_VERSION, KIND } from "../api/constants.ts";
-import { defaultMultusConfig } from "../api/defaults.ts";
 import type {
   BondConfig,
   CoordinatorSpec,
@@ -41,19 +40,21 @@ export class RenderError extends Error {
 }
 
 /**
- * Renders the NAD of `smc`. The SpiderMultusConfig webhook's defaulting is applied first (it is idempotent),
- * so an object that bypassed the webhook renders like one that went through it.
+ * Renders the NAD of `smc` as it is stored, i.e. after the mutating webhook's defaulting (defaultMultusConfig),
+ * exactly as upstream does. Defaulting is deliberately not applied again here: it is not idempotent (a
+ * coordinator block it created gets `txQueueLen: 0` on a second pass, as upstream's webhook does on UPDATE), so
+ * re-applying it would make the NAD differ from upstream's. An object that bypassed the webhook renders what it
+ * holds (e.g. a bare `{"type":"coordinator"}`).
  *
  * @example
  * ```ts
- * renderNAD({ metadata: { name: "macvlan-ens192", namespace: "kube-system", uid: "u1" },
- *   spec: { cniType: "macvlan", macvlan: { master: ["ens192"] }, enableCoordinator: false } }).config;
+ * renderNAD(defaultMultusConfig({ metadata: { name: "macvlan-ens192", namespace: "kube-system", uid: "u1" },
+ *   spec: { cniType: "macvlan", macvlan: { master: ["ens192"] }, enableCoordinator: false } })).config;
  * // '{"cniVersion":"0.3.1","name":"macvlan-ens192","plugins":[{"type":"macvlan","master":"ens192",
  * //   "mode":"bridge","mtu":0,"ipam":{"type":"spiderpool"}}]}'
  * ```
  */
-export function renderNAD(input: SpiderMultusConfig): RenderedNAD {
-  const smc = defaultMultusConfig(input);
+export function renderNAD(smc: SpiderMultusConfig): RenderedNAD {
   const meta = smc.metadata;
   const where = `${meta.namespace ?? ""}/${meta.name}`;
   const spec = smc.spec ?? {};

@@ -2,15 +2,24 @@
 // the expected `spec.config` is written out by hand from spec §9 and upstream's Go structs (key order, omitted
 // fields, Go's JSON escapes), not produced by the renderer.
 import assert from "node:assert/strict";
-import { defaultMultusConfig } from "../../src/api/defaults.ts";
 import type { MultusCNIConfigSpec, SpiderMultusConfig } from "../../src/api/types.ts";
 import { GoMap, goMarshal, goNumber, goString, goValueOf } from "../../src/multus/gojson.ts";
 import { nadObject, RenderError, renderNAD } from "../../src/multus/render.ts";
+import { stored } from "./stored.ts";
 
 const NS = "kube-system";
 const UID = "7f3a4d2e-0000-4000-8000-000000000001";
 
+/** A SpiderMultusConfig as stored: after the mutating webhook and the API server's schema defaults. */
 function smc(
+  name: string,
+  spec: MultusCNIConfigSpec,
+  annotations?: Record<string, string>,
+): SpiderMultusConfig {
+  return stored(raw(name, spec, annotations));
+}
+
+function raw(
   name: string,
   spec: MultusCNIConfigSpec,
   annotations?: Record<string, string>,
@@ -23,8 +32,11 @@ function smc(
   };
 }
 
-/** The coordinator entry of a SpiderMultusConfig without a coordinator block (defaults only). */
-const COORD = '{"tunePodRoutes":true,"mode":"auto","type":"coordinator","podRPFilter":0}';
+/**
+ * The coordinator entry of a SpiderMultusConfig without a coordinator block: the webhook adds the block, the
+ * API server then fills in the CRD's defaults (txQueueLen 0 among them).
+ */
+const COORD = '{"txQueueLen":0,"tunePodRoutes":true,"mode":"auto","type":"coordinator","podRPFilter":0}';
 const IPAM = '{"type":"spiderpool"}';
 
 const conflist = (name: string, plugins: string[], version = "0.3.1") =>
@@ -406,26 +418,25 @@ Deno.test("render: strings are escaped as Go's encoder does (HTML-safe, U+2028, 
   );
 });
 
-Deno.test("render: the rendering does not depend on whether the webhook defaulted the object first", () => {
-  const raw = smc("idem", {
-    cniType: "sriov",
-    sriov: { resourceName: "r" },
-    coordinator: { podRPFilter: 2 },
-  });
-  assert.deepEqual(renderNAD(defaultMultusConfig(raw)), renderNAD(raw));
+Deno.test("render: an object stored without the webhook renders what it holds", () => {
+  const r = renderNAD(stored(raw("bare", { cniType: "sriov", sriov: { resourceName: "r" } }), false));
+  assert.equal(
+    r.config,
+    conflist("bare", ['{"type":"sriov","ipam":{"type":"spiderpool"}}', '{"type":"coordinator"}']),
+  );
 });
 
 Deno.test("render: an object validation would refuse fails with a RenderError naming the field", () => {
   assert.throws(
-    () => renderNAD(smc("no-block", { cniType: "macvlan" })),
+    () => renderNAD(raw("no-block", { cniType: "macvlan" })),
     (e: unknown) => e instanceof RenderError && e.field === "spec.macvlan" && /is required/.test(e.message),
   );
   assert.throws(
-    () => renderNAD(smc("two", { cniType: "ipvlan", ipvlan: { master: ["a", "b"] } })),
+    () => renderNAD(raw("two", { cniType: "ipvlan", ipvlan: { master: ["a", "b"] } })),
     (e: unknown) => e instanceof RenderError && e.field === "spec.ipvlan.bond",
   );
   assert.throws(
-    () => renderNAD(smc("chain", { cniType: "ipoib", ipoib: { master: "ib0" }, chainCNIJsonData: ["{x"] })),
+    () => renderNAD(raw("chain", { cniType: "ipoib", ipoib: { master: "ib0" }, chainCNIJsonData: ["{x"] })),
     (e: unknown) => e instanceof RenderError && e.field === "spec.chainCNIJsonData[0]",
   );
 });

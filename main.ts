@@ -11,8 +11,12 @@ const SUBCOMMANDS: Record<string, Mode> = {
     load: () => import("./src/cmd/agent.ts"),
   },
   controller: {
-    summary: "the cluster-wide controller (not available in this release)",
+    summary: "run the cluster-wide controller (admission webhooks over HTTPS)",
     load: () => import("./src/cmd/controller.ts"),
+  },
+  gc: {
+    summary: "run the controller's IP garbage collection now and print what it released",
+    load: () => import("./src/cmd/gc.ts"),
   },
   version: {
     summary: "print the version and the supported CNI versions",

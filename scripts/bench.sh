@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark and prints its figures. Builds dist/ first; the control-plane benchmarks build or reuse
-# the Kubernetes binaries. `scripts/bench.sh NAME` runs one of: startup ip overlap kube ipam reconcile.
+# the Kubernetes binaries. `scripts/bench.sh NAME` runs one of the names in the table below.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -8,14 +8,33 @@ bash scripts/setup.sh >/dev/null
 DENO="$(deno_bin)"
 bash scripts/build.sh >/dev/null
 which="${1:-all}"
-run() { echo; echo "== $1"; shift; "$@"; }
-[[ "$which" == all || "$which" == startup ]] && run "plugin start-up" "$DENO" run -A tests/bench/startup.ts
-[[ "$which" == all || "$which" == ip ]] && run "IP range engine" "$DENO" run -A tests/bench/ip.ts
-[[ "$which" == all || "$which" == overlap ]] && run "overlap rule in the commit plan" "$DENO" run -A tests/bench/overlap.ts
-if [[ "$which" == all || "$which" == kube || "$which" == ipam || "$which" == reconcile ]]; then
-  SPIDERPOOL_KUBE_BIN="$(bash scripts/kube-build.sh | tail -n 1)"
-  export SPIDERPOOL_KUBE_BIN
-  if [[ "$which" == all || "$which" == kube ]]; then run "Kubernetes client" "$DENO" run -A tests/bench/kube_client.ts; fi
-  if [[ "$which" == all || "$which" == ipam ]]; then run "IPAM through the bridge chain" "$DENO" run -A tests/bench/ipam.ts; fi
-  if [[ "$which" == all || "$which" == reconcile ]]; then run "pool reconciler" "$DENO" run -A tests/bench/reconcile.ts; fi
+
+# name | needs the Kubernetes binaries | title | script
+BENCHES=(
+  "startup|no|plugin start-up|tests/bench/startup.ts"
+  "ip|no|IP range engine|tests/bench/ip.ts"
+  "overlap|no|overlap rule in the commit plan|tests/bench/overlap.ts"
+  "kube|yes|Kubernetes client|tests/bench/kube_client.ts"
+  "ipam|yes|IPAM through the bridge chain|tests/bench/ipam.ts"
+  "reconcile|yes|pool reconciler|tests/bench/reconcile.ts"
+  "admission|yes|admission webhooks|tests/bench/admission.ts"
+  "gc|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
+  "watch|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
+)
+
+found=no
+for row in "${BENCHES[@]}"; do
+  IFS='|' read -r name kube title script <<<"$row"
+  [[ "$which" == all || "$which" == "$name" ]] || continue
+  found=yes
+  if [[ "$kube" == yes && -z "${SPIDERPOOL_KUBE_BIN:-}" ]]; then
+    SPIDERPOOL_KUBE_BIN="$(bash scripts/kube-build.sh | tail -n 1)"
+    export SPIDERPOOL_KUBE_BIN
+  fi
+  echo; echo "== $title"
+  "$DENO" run -A "$script"
+done
+if [[ "$found" == no ]]; then
+  echo "bench: unknown benchmark \"$which\"; one of: all $(printf '%s\n' "${BENCHES[@]}" | cut -d'|' -f1 | tr '\n' ' ')" >&2
+  exit 2
 fi

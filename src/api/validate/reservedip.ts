@@ -1,5 +1,6 @@
 // Admission validation of SpiderReservedIP: a non-empty list of valid ranges of one family, that family
-// enabled and, once set, never changed.
+// enabled and, once set, never changed; and no address reserved by two SpiderReservedIPs (deleting one of them
+// would otherwise silently leave the address reserved by the other).
 
 import { KIND } from "../constants.ts";
 import type { SpiderReservedIP } from "../types.ts";
@@ -7,17 +8,26 @@ import {
   checkImmutable,
   checkIPVersion,
   checkRanges,
+  describeSet,
   familyOfText,
   type FeatureFlags,
   type FieldError,
   Problems,
 } from "./common.ts";
+import { IPRangeSet } from "../../ip/mod.ts";
+
+/** What SpiderReservedIP validation reads from the cluster. */
+export interface ReservedIPValidationContext {
+  /** Every SpiderReservedIP; the one being validated is skipped by name. */
+  reservedIPs?: readonly SpiderReservedIP[];
+}
 
 /** Validates a SpiderReservedIP on CREATE (`old` undefined) or UPDATE. */
 export function validateReservedIP(
   rip: SpiderReservedIP,
   old: SpiderReservedIP | undefined,
   flags: Pick<FeatureFlags, "enableIPv4" | "enableIPv6">,
+  ctx: ReservedIPValidationContext = {},
 ): FieldError[] {
   const p = new Problems(KIND.reservedIP, rip.metadata?.name);
   const spec = rip.spec ?? {};
@@ -39,6 +49,25 @@ export function validateReservedIP(
     if (first === undefined) checkRanges(p, "spec.ips", ips.slice(0, 1), 4, undefined);
     return p.errors;
   }
-  checkRanges(p, "spec.ips", ips, family, undefined);
+  const mine = checkRanges(p, "spec.ips", ips, family, undefined);
+  const name = rip.metadata?.name ?? "";
+  for (const other of ctx.reservedIPs ?? []) {
+    const otherName = other.metadata?.name ?? "";
+    if (otherName === name || other.metadata?.deletionTimestamp) continue;
+    let theirs: IPRangeSet;
+    try {
+      theirs = IPRangeSet.parse(family, other.spec?.ips ?? []);
+    } catch {
+      continue; // another family, or malformed: not comparable
+    }
+    const both = mine.intersect(theirs);
+    if (!both.isEmpty()) {
+      p.add(
+        "spec.ips",
+        `spec.ips overlaps ${KIND.reservedIP} ${JSON.stringify(otherName)} at ${describeSet(both)}; ` +
+          `reserve each address in one ${KIND.reservedIP} only (extend that one, or remove these addresses)`,
+      );
+    }
+  }
   return p.errors;
 }

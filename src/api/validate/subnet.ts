@@ -61,25 +61,22 @@ export function validateSubnet(
     }
   }
 
-  if (old === undefined) {
-    // Existing pools of this CIDR become the subnet's pools, so they must fit inside it.
-    for (const pool of ctx.pools) {
-      const pc = parseOtherSubnet(pool.spec?.subnet);
-      if (pc === undefined || !sameCIDR(pc, cidr)) continue;
-      const usable = usableAddresses(pool.spec, family);
-      if (usable === undefined) continue;
-      const outside = usable.subtract(total);
-      if (!outside.isEmpty()) {
-        p.add(
-          "spec.ips",
-          `spec.ips does not cover ${describeSet(outside)} of existing ${KIND.ippool} ` +
-            `${
-              JSON.stringify(pool.metadata?.name ?? "")
-            } in the same subnet; add those addresses to spec.ips`,
-        );
-      }
+  // Pools of this CIDR are the subnet's pools (existing ones are adopted on CREATE), so they must fit inside it.
+  for (const pool of ctx.pools) {
+    const pc = parseOtherSubnet(pool.spec?.subnet);
+    if (pc === undefined || !sameCIDR(pc, cidr)) continue;
+    const usable = usableAddresses(pool.spec, family);
+    if (usable === undefined) continue;
+    const outside = usable.subtract(total);
+    if (!outside.isEmpty()) {
+      p.add(
+        "spec.ips",
+        `spec.ips does not cover ${describeSet(outside)} of existing ${KIND.ippool} ` +
+          `${JSON.stringify(pool.metadata?.name ?? "")} in the same subnet; add those addresses to spec.ips`,
+      );
     }
-  } else {
+  }
+  if (old !== undefined) {
     for (const [pool, given] of preAllocatedIPs(old, family) ?? []) {
       if (given === undefined) continue;
       const lost = given.subtract(total);

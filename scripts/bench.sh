@@ -20,6 +20,7 @@ BENCHES=(
   "admission|yes|admission webhooks|tests/bench/admission.ts"
   "gc|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
   "watch|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
+  "multus|yes|SpiderMultusConfig → NetworkAttachmentDefinition controller|tests/bench/multus.ts"
 )
 
 found=no

@@ -36,6 +36,8 @@ export interface MultusConfigControllerOptions {
   namespace?: string;
   /** Pause before looking again at a NAD that is being deleted; default 1 s. */
   terminatingRetryMs?: number;
+  /** How often the NAD API (Multus' CRD) is looked for when absent; default 30 s. */
+  discoveryMs?: number;
   log?: (message: string) => void;
 }
 
@@ -114,6 +116,7 @@ export class MultusConfigController implements LeaderWork {
       group: NAD_GROUP,
       plural: NAD_PLURAL,
       subPath: ns === undefined ? `/${NAD_PLURAL}` : `/namespaces/${encodeURIComponent(ns)}/${NAD_PLURAL}`,
+      checkMs: opts.discoveryMs,
       log: this.#log,
     });
     this.#events = new EventRecorder({ instance: opts.identity, log: this.#log });
@@ -307,7 +310,13 @@ export class MultusConfigController implements LeaderWork {
         }
       } catch (err) {
         if (err instanceof NotFoundError && plan.action === "create") {
-          throw new MultusNotInstalledError(`${KIND.multusConfig} ${key}`);
+          // Not retried with backoff: the NAD API appearing queues every SMC (and so does the resync).
+          await event({
+            type: "Warning",
+            reason: "MultusNotInstalled",
+            message: new MultusNotInstalledError(`no NetworkAttachmentDefinition ${desired.name}`).message,
+          });
+          return { result: "converged", sync: "multus_missing" };
         }
         // The NAD changed, appeared or went away since it was read: read it again and plan again.
         const raced = err instanceof ConflictError || err instanceof NotFoundError;

@@ -12,6 +12,7 @@ export type NADSyncResult =
   | "waiting"
   | "foreign_owner"
   | "invalid_spec"
+  | "multus_missing"
   | "error";
 
 export class MultusMetrics {
@@ -26,7 +27,8 @@ export class MultusMetrics {
       name: "spiderpool_multusconfig_nad_sync_counts_total",
       help:
         "SpiderMultusConfig syncs of their NetworkAttachmentDefinition, by result (created, updated, adopted, " +
-        "unchanged, waiting for an old NAD to go, foreign_owner: the NAD is another object's, invalid_spec, error)",
+        "unchanged, waiting for an old NAD to go, foreign_owner: the NAD is another object's, invalid_spec, " +
+        "multus_missing: the NAD API is not served, error)",
       labelNames: ["result"],
       registers,
     });

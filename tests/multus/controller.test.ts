@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { MultusCNIConfigSpec } from "../../src/api/types.ts";
 import { eventsAbout } from "../../src/controller/reconcile/events.ts";
 import { nadPath } from "../../src/multus/nad.ts";
+import { installCrds, MULTUS_CRD_DIR } from "../kube/crds.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
 import { createSMC, getNAD, libcniLoad, multusController, nadWhere, smcsPath } from "./kit.ts";
 
@@ -333,5 +334,52 @@ kubeTest(
       ),
       /result="unchanged"} [3-9]/,
     );
+  },
+);
+
+kubeTest(
+  "multus controller: without Multus a Warning Event says to install it; once its CRD is there, NADs follow",
+  async () => {
+    await using scope = await testScope("smc-nomultus", { serviceAccount: false });
+    const { http } = scope.cluster;
+    const crd =
+      "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/network-attachment-definitions.k8s.cni.cncf.io";
+    try {
+      await http.delete(crd);
+      await poll(
+        "the NAD API to go",
+        60_000,
+        () => http.get("/apis/k8s.cni.cncf.io/v1").then(() => undefined, () => true),
+      );
+      await using replica = await multusController(scope);
+      await createSMC(scope, "early", { cniType: "ipoib", ipoib: { master: "ib0" } });
+      const warning = await poll("a MultusNotInstalled Event", 30_000, async () => {
+        const events = await eventsAbout(http, {
+          kind: "SpiderMultusConfig",
+          name: "early",
+          namespace: scope.namespace,
+        });
+        return events.find((e) => e.reason === "MultusNotInstalled");
+      });
+      assert.match(
+        warning.message,
+        /does not serve network-attachment-definitions\.k8s\.cni\.cncf\.io; install Multus/,
+      );
+      await installCrds(http, MULTUS_CRD_DIR);
+      await nadWhere(
+        scope,
+        "early",
+        "to be created once Multus is installed",
+        (n) => n.spec?.config !== undefined,
+      );
+      assert.match(
+        await replica.multusMetrics.registry.getSingleMetricAsString(
+          "spiderpool_multusconfig_nad_sync_counts_total",
+        ),
+        /result="multus_missing"} [1-9]/,
+      );
+    } finally {
+      await installCrds(http, MULTUS_CRD_DIR);
+    }
   },
 );

@@ -42,6 +42,7 @@ export async function multusController(
     namespace: scope.namespace,
     resyncMs: opts.resyncMs,
     terminatingRetryMs: 200,
+    discoveryMs: 500,
     log: () => {},
   });
   const elector = new LeaderElector({

@@ -3,13 +3,21 @@
 // simulated node, with the spiderpool IPAM plugin asking a real agent for the address. This kernel has bridge
 // and veth, so a custom SMC with Debian's bridge runs end to end; macvlan, ipvlan and vlan SMCs run with
 // Debian's plugins where the kernel has the link type, and are reported as skipped, with the reason, where not.
+// A macvlan SMC with its coordinator entry runs the whole chain: macvlan + spiderpool IPAM + coordinator, the
+// coordinator reading the SpiderCoordinator whose status the coordinator controller wrote.
 import assert from "node:assert/strict";
-import { kubeTest } from "../kube/harness.ts";
+import { API_VERSION, PLURAL } from "../../src/api/constants.ts";
+import type { SpiderCoordinator } from "../../src/api/types.ts";
+import { CoordinatorController } from "../../src/controller/coordinator/controller.ts";
+import { LeaderElector } from "../../src/controller/leader.ts";
+import { kubeTest, poll } from "../kube/harness.ts";
 import { cniToolsBin } from "../cni/tools.ts";
 import { DIST_CNI, SYSTEM_CNI } from "../e2e/cni.ts";
 import { bareIP, e2e, getEndpoint, poolRecords, type Sandbox } from "../e2e/env.ts";
-import { addNetns, addressesIn, delNetns, ip, linksIn, netnsPath, shortId } from "../e2e/netns.ts";
-import { cnidriver, createSMC, libcniLoad, multusController, nadWhere } from "./kit.ts";
+import { addNetns, addressesIn, delNetns, ip, linksIn, netnsPath, ping, shortId } from "../e2e/netns.ts";
+import { cnidriver, createSMC, libcniLoad, multusController, nadWhere, TIMINGS } from "./kit.ts";
+
+const COORDS = `/apis/${API_VERSION}/${PLURAL.coordinator}`;
 
 /** One libcni call as the node's runtime (in the node's network namespace, where its bridge is). */
 async function runtime(
@@ -177,3 +185,112 @@ for (const c of LINK_CASES) {
     },
   });
 }
+
+const macvlan = await kernelHas("macvlan");
+
+Deno.test({
+  name:
+    `nad run: a macvlan SMC with the coordinator, its SpiderCoordinator synced by the controller, runs end to end${
+      macvlan ? "" : " (skipped: this kernel has no macvlan link type)"
+    }`,
+  ignore: !macvlan,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await using env = await e2e("smc-coord");
+    const { http } = env;
+    const [node] = await env.startNodes(1);
+    const pool = await env.pool("u", {
+      subnet: "198.51.100.0/24",
+      ips: ["198.51.100.40-198.51.100.49"],
+      gateway: "198.51.100.1",
+    });
+    // The node's underlay NIC with its own address: the master of the pods' macvlan links.
+    const master = `m${shortId(6)}`;
+    await ip("-n", node.netns, "link", "add", master, "type", "veth", "peer", "name", `${master}p`);
+    await ip("-n", node.netns, "addr", "add", "198.51.100.2/24", "dev", master);
+    await ip("-n", node.netns, "link", "set", master, "up");
+    await ip("-n", node.netns, "link", "set", `${master}p`, "up");
+
+    // SpiderCoordinator "default" (the one the agent serves), its status written by the controller.
+    await http.delete(`${COORDS}/default`).catch(() => {});
+    await poll(
+      "no SpiderCoordinator default",
+      30_000,
+      () => http.get(`${COORDS}/default`).then(() => undefined, () => true),
+    );
+    await http.post(COORDS, {
+      apiVersion: API_VERSION,
+      kind: "SpiderCoordinator",
+      metadata: { name: "default" },
+      spec: { podCIDRType: "none", mode: "auto", tunePodRoutes: true, hostRuleTable: 500, vethMTU: 1500 },
+    });
+    env.scope.track(`${COORDS}/default`);
+    const coordinator = new CoordinatorController({
+      http,
+      kubeConfig: env.scope.cluster.kc,
+      identity: "replica-a",
+      name: "default",
+      cniConfigDir: env.dir,
+      log: () => {},
+    });
+    const elector = new LeaderElector({
+      http,
+      namespace: env.namespace,
+      identity: "replica-a",
+      leaseName: "coordinator-lease",
+      timings: TIMINGS,
+      work: [coordinator],
+      log: () => {},
+    });
+    coordinator.start();
+    elector.start();
+    try {
+      const status = await poll("the coordinator to be Synced", 30_000, async () => {
+        const { body } = await http.get<SpiderCoordinator>(`${COORDS}/default`);
+        return body.status?.phase === "Synced" ? body.status : undefined;
+      });
+      const serviceCIDR = status.serviceCIDR![0];
+
+      await using _controller = await multusController(env.scope);
+      await createSMC(env.scope, "underlay", {
+        cniType: "macvlan",
+        macvlan: { master: [master], ippools: { ipv4: [pool] } },
+      });
+      const nad = await nadWhere(
+        env.scope,
+        "underlay",
+        "to be rendered",
+        (n) => n.spec?.config !== undefined,
+      );
+      const conflist = JSON.parse(nad.spec!.config!);
+      assert.deepEqual(conflist.plugins.map((p: { type: string }) => p.type), ["macvlan", "coordinator"]);
+      // On a real node both plugins find the agent at the default socket; the simulated node's is elsewhere.
+      conflist.plugins[0].ipam.ipam_unix_socket_path = node.agent.socketPath;
+      conflist.plugins[1].ipamUnixSocketPath = node.agent.socketPath;
+      conflist.plugins[1].logOptions = { logFile: `${env.dir}/coordinator.log`, logLevel: "debug" };
+
+      const pod = await env.createPod("web", node);
+      const sb = await env.sandbox(pod, node);
+      const result = await runtime("ADD", conflist, sb, `${env.dir}/cache`, "eth0");
+      const address = result?.ips?.[0]?.address ?? "";
+      assert.match(address, /^198\.51\.100\.4\d\/24$/);
+      const links = await linksIn(sb.netns);
+      assert.ok(links.includes("eth0") && links.includes("veth0"), `pod links: ${links.join(", ")}`);
+      const routes = await ip("-n", sb.netns, "route", "show");
+      assert.match(
+        routes,
+        new RegExp(`${serviceCIDR.replaceAll(".", "\\.")} via 198\\.51\\.100\\.2 dev veth0`),
+      );
+      // macvlan cannot reach its own parent; the coordinator's veth pair carries pod ↔ node traffic.
+      assert.ok(await ping(sb.netns, "198.51.100.2"), "the pod reaches its node through veth0");
+
+      await http.delete(`/api/v1/namespaces/${env.namespace}/pods/web`, { preconditions: { uid: pod.uid } });
+      await runtime("DEL", conflist, sb, `${env.dir}/cache`, "eth0");
+      assert.deepEqual(Object.keys(await poolRecords(http, pool)), []);
+    } finally {
+      await elector.stop();
+      await coordinator.stop();
+    }
+  },
+});

@@ -261,15 +261,15 @@ export class CoordinatorController implements LeaderWork {
     const facts = await this.#gather(term, coord);
     const plan = planCoordinatorStatus(facts);
     const ref = coordRef(coord);
-    const type = coord.spec?.podCIDRType;
+    const type = coord.spec?.podCIDRType ?? "(unset)";
     if (this.#lastType !== undefined && type !== this.#lastType) {
       await this.#events.emit(kube, ref, {
         type: "Normal",
         reason: "PodCIDRTypeChanged",
-        message: `podCIDRType changed from ${this.#lastType} to ${type ?? "(unset)"}`,
+        message: `podCIDRType changed from ${this.#lastType} to ${type}`,
       });
     }
-    this.#lastType = type ?? "(unset)";
+    this.#lastType = type;
     for (const ev of plan.events) await this.#events.emit(kube, ref, ev);
     const status = plan.status;
     const changed = !sameStatus(coord.status, status);

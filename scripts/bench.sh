@@ -27,6 +27,7 @@ BENCHES=(
   "gc|-|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
   "watch|-|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
   "coordinator|all|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
+  "multus|all|yes|SpiderMultusConfig → NetworkAttachmentDefinition controller|tests/bench/multus.ts"
 )
 
 if [[ "$which" == node ]]; then

@@ -163,6 +163,40 @@ kubeTest(
           }),
       ],
       ["patch Events", merge(`/api/v1/namespaces/default/events/${p}.x`, { count: 2 })],
+      [
+        "create a NetworkAttachmentDefinition",
+        (c) =>
+          c.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions?${DRY}`, {
+            apiVersion: "k8s.cni.cncf.io/v1",
+            kind: "NetworkAttachmentDefinition",
+            metadata: { name: "net" },
+            spec: { config: "{}" },
+          }),
+      ],
+      [
+        "patch a NetworkAttachmentDefinition",
+        merge(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions/net`, { spec: {} }),
+      ],
+      [
+        "patch a SpiderCoordinator's status",
+        merge(`${SP}/spidercoordinators/default/status`, { status: {} }),
+      ],
+      ["get kubeadm-config", (c) => c.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")],
+      [
+        "watch the Cilium ConfigMap by name",
+        (c) =>
+          c.get(
+            `/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name%3Dcilium-config&watch=true&timeoutSeconds=1`,
+          ),
+      ],
+      ["list ServiceCIDRs", (c) => c.get("/apis/networking.k8s.io/v1/servicecidrs")],
+      ["list Calico IPPools", (c) => c.get("/apis/crd.projectcalico.org/v1/ippools")],
+      ["list CiliumPodIPPools", (c) => c.get("/apis/cilium.io/v2alpha1/ciliumpodippools")],
+      ["get a namespace (pod injection annotation)", (c) => c.get(`/api/v1/namespaces/${ns}`)],
+      [
+        "list kube-controller-manager pods",
+        (c) => c.get("/api/v1/pods?labelSelector=component%3Dkube-controller-manager"),
+      ],
     ];
     const refused: Call[] = [
       ["create a SpiderIPPool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
@@ -174,6 +208,16 @@ kubeTest(
       ],
       ["update a SpiderCoordinator", merge(`${SP}/spidercoordinators/default`, { spec: {} })],
       ["patch a SpiderReservedIP", merge(`${SP}/spiderreservedips/x`, { spec: {} })],
+      [
+        "delete a NetworkAttachmentDefinition",
+        (c) =>
+          c.delete(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions/net?${DRY}`),
+      ],
+      [
+        "read other ConfigMaps",
+        (c) => c.get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"),
+      ],
+      ["list every ConfigMap", (c) => c.get("/api/v1/namespaces/kube-system/configmaps")],
       ["read another Secret of its namespace", (c) => c.get(`${SECRETS}/other`)],
       ["list Secrets", (c) => c.get(SECRETS)],
       [
@@ -209,13 +253,6 @@ kubeTest(
       [
         "delete its webhook configuration",
         (c) => c.delete(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller?${DRY}`),
-      ],
-      [
-        "create a NetworkAttachmentDefinition",
-        (c) =>
-          c.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions?${DRY}`, {
-            metadata: { name: "x" },
-          }),
       ],
       [
         "create ConfigMaps",

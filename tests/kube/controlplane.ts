@@ -4,7 +4,7 @@
 
 import { parseArgs } from "node:util";
 import { KubeHttp } from "../../src/kube/client.ts";
-import { CRD_DIR, installCrds } from "./crds.ts";
+import { CRD_DIR, installCrds, MULTUS_CRD_DIR } from "./crds.ts";
 
 export interface ControlPlaneOptions {
   /** Directory holding kube-apiserver, kube-controller-manager and etcd; default: $SPIDERPOOL_KUBE_BIN, else
@@ -208,6 +208,8 @@ async function startOnce(
       try {
         const crds = await installCrds(http, opts.crdDir, readyTimeoutMs);
         log(`installed ${crds.length} CRDs from ${opts.crdDir}`);
+        // As a cluster with Multus has it: the SpiderMultusConfig controller writes NetworkAttachmentDefinitions.
+        await installCrds(http, MULTUS_CRD_DIR, readyTimeoutMs);
       } finally {
         http.close();
       }

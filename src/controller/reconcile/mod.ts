@@ -7,6 +7,7 @@ import type { KubeHttp } from "../../kube/client.ts";
 import { LeaderElector, timingsFromEnv } from "../leader.ts";
 import { ControllerMetrics } from "../metrics.ts";
 import { Reconcilers } from "./reconcilers.ts";
+import { autoPoolWork } from "../autopool/mod.ts";
 
 export { Reconcilers, type ReconcilersOptions } from "./reconcilers.ts";
 
@@ -69,7 +70,7 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     namespace: opts.namespace,
     identity: opts.identity,
     timings,
-    work: [reconcilers],
+    work: [reconcilers, ...autoPoolWork({ ...opts, controllerMetrics: metrics, log })],
     metrics,
     log: (m) => log(`leader election: ${m}`),
   });

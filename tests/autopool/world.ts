@@ -52,11 +52,13 @@ export interface WorldOptions {
   defaultFlexible?: number;
   start?: boolean;
   resyncMs?: number;
+  /** An existing test scope (e.g. an e2e world's) to work in; it is not disposed with this world. */
+  scope?: TestScope;
 }
 
 /** Starts a world; `await using` it. */
 export async function autoPoolWorld(prefix: string, opts: WorldOptions = {}): Promise<AutoPoolWorld> {
-  const scope = await testScope(prefix);
+  const scope = opts.scope ?? await testScope(prefix);
   const set = await startControllers(scope);
   const { http, kc } = scope.cluster;
   const namespace = scope.namespace;
@@ -138,13 +140,18 @@ export async function autoPoolWorld(prefix: string, opts: WorldOptions = {}): Pr
       await stopLeading();
       await apps.stop();
       await reconcilers.stop();
-      // The pools the controller made carry the set's labels; they go before the subnets and the webhooks.
-      const { body } = await http.get<{ items: SpiderIPPool[] }>(
-        `${POOLS}?labelSelector=${encodeURIComponent(`${SET_LABEL}=${set.id}`)}`,
-      );
-      for (const p of body.items) await forceDelete(http, `${POOLS}/${p.metadata.name}`);
+      // The pools the controller made carry the set's labels, those agents made for this namespace's
+      // applications its name; they go before the subnets and the webhooks.
+      for (
+        const sel of [`${SET_LABEL}=${set.id}`, `ipam.spidernet.io/owner-application-namespace=${namespace}`]
+      ) {
+        const { body } = await http.get<{ items: SpiderIPPool[] }>(
+          `${POOLS}?labelSelector=${encodeURIComponent(sel)}`,
+        );
+        for (const p of body.items) await forceDelete(http, `${POOLS}/${p.metadata.name}`);
+      }
       await set.stop();
-      await scope[Symbol.asyncDispose]();
+      if (!opts.scope) await scope[Symbol.asyncDispose]();
     },
   };
   if (opts.start ?? true) await startLeading();

@@ -18,6 +18,7 @@ BENCHES=(
   "ipam|yes|IPAM through the bridge chain|tests/bench/ipam.ts"
   "reconcile|yes|pool reconciler|tests/bench/reconcile.ts"
   "admission|yes|admission webhooks|tests/bench/admission.ts"
+  "autopool|yes|auto-pool resize after kubectl scale|tests/bench/autopool.ts"
 )
 
 found=no

@@ -313,6 +313,7 @@ export class AutoPoolResolver {
     const { kube, pools, reservedIPs } = this.#o;
     const http = kube.http;
     return {
+      // Always fresh: an agent makes a pool rarely, and has no cache of subnets.
       getSubnet: (name) =>
         kube.getObject<SpiderSubnet>(`/apis/spiderpool.spidernet.io/v2beta1/spidersubnets/${enc(name)}`),
       getPool: (name) => kube.getObject<SpiderIPPool>(`${POOLS}/${enc(name)}`),

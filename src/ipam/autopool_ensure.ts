@@ -43,8 +43,12 @@ export class ControlledIPPoolsError extends Error {
 
 /** The reads and writes ensureAutoPool needs. Writes throw; `conflict` and `staleAdmission` classify errors. */
 export interface AutoPoolIO {
-  /** The subnet as the API server has it now (not a cache); undefined when absent. */
-  getSubnet(name: string): Promise<SpiderSubnet | undefined>;
+  /**
+   * The subnet; undefined when absent. With `fresh` as the API server has it now; otherwise it may be the newest
+   * copy this process knows (a cache, or its own last write): the status write is conditional on its
+   * resourceVersion, so a stale copy costs a conflict and a fresh read, never a wrong write.
+   */
+  getSubnet(name: string, fresh: boolean): Promise<SpiderSubnet | undefined>;
   /** The pool as the API server has it now; undefined when absent. */
   getPool(name: string): Promise<SpiderIPPool | undefined>;
   /** Every pool, from a cache: other pools' addresses and the application's existing pool. */
@@ -148,7 +152,7 @@ export async function ensureAutoPool(io: AutoPoolIO, input: EnsureInput): Promis
         );
       }
       const outcome = await io.withSubnet(want.subnet, async () => {
-        const subnet = await io.getSubnet(want.subnet);
+        const subnet = await io.getSubnet(want.subnet, attempt > 0);
         if (subnet === undefined) {
           throw new SubnetUnavailableError(
             want.subnet,
@@ -302,4 +306,39 @@ function poolPatch(
     },
     ...(ipsChanged ? { spec: { ips: ips.toStrings() } } : {}),
   };
+}
+
+/**
+ * True when cached copies of the pool and its subnet already show what ensureAutoPool would make: the pool
+ * exists with `desired` addresses equal to its pre-allocation (recorded for this application), its labels and
+ * annotation are current, and the subnet is usable. A reconcile can then skip every API read; a stale cache
+ * is harmless, since the change it has not seen yet queues the application again.
+ */
+export function looksConverged(
+  input: EnsureInput,
+  pool: SpiderIPPool | undefined,
+  subnet: SpiderSubnet | undefined,
+): boolean {
+  const { app, want } = input;
+  if (!pool || !subnet || pool.metadata?.deletionTimestamp || subnet.metadata?.deletionTimestamp) {
+    return false;
+  }
+  const l = pool.metadata?.labels ?? {};
+  if (
+    l[LABEL.ownerSpiderSubnet] !== want.subnet || l[LABEL.ownerApplicationUID] !== app.uid ||
+    l[LABEL.ippoolReclaim] !== reclaimLabel(input.reclaim) ||
+    pool.metadata?.annotations?.[ANNOTATION.ippoolIPNumber] !== ipNumberAnnotation(input.ipNumber) ||
+    pool.spec?.subnet !== subnet.spec?.subnet
+  ) {
+    return false;
+  }
+  try {
+    const ips = familySet(want.family, pool.spec?.ips);
+    if (ips.count() !== BigInt(input.desired)) return false;
+    const entry = decodeControlledIPPools(subnet.status?.controlledIPPools, want.subnet)[pool.metadata.name];
+    return entry !== undefined && entry.application === applicationKey(app) &&
+      familySet(want.family, entry.ips).equals(ips);
+  } catch {
+    return false;
+  }
 }

@@ -8,6 +8,7 @@ import { decodeControlledIPPools, encodeAllocatedIPs } from "../../src/api/alloc
 import type { SpiderIPPool } from "../../src/api/types.ts";
 import { eventsAbout } from "../../src/controller/reconcile/events.ts";
 import { ConflictError } from "../../src/kube/client.ts";
+import { failure } from "../controller/webhook_harness.ts";
 import { kubeTest } from "../kube/harness.ts";
 import {
   accountingProblems,
@@ -388,5 +389,54 @@ kubeTest(
     await w.apps.settled();
     assert.ok(await getPool(w.http, kept.metadata.name), "a pool kept with ippool-reclaim false stays");
     assert.deepEqual(await accountingProblems(w.http, subnet.name), []);
+  },
+);
+
+kubeTest(
+  "auto-pool: a pre-allocation written just before a crash is used for the pool, not taken twice",
+  async () => {
+    await using w = await autoPoolWorld("ap-crash", { start: false });
+    const subnet = await w.subnet("s", 10);
+    const path = `/apis/apps/v1/namespaces/${w.namespace}/deployments`;
+    const app = (await w.http.post<App>(path, deployment("web", 2, subnetAnnotation(subnet.name)))).body;
+    // What a controller that died after its subnet write left behind: an entry, no pool.
+    const name = `auto4-web-eth0-${app.metadata.uid.split("-").pop()!.slice(0, 5)}`;
+    const p = subnet.prefix;
+    const s = await getSubnet(w.http, subnet.name);
+    await w.http.patch(`${SUBNETS}/${subnet.name}/status`, {
+      metadata: { resourceVersion: s.metadata.resourceVersion },
+      status: {
+        controlledIPPools: JSON.stringify({
+          [name]: { ips: [`${p}15-${p}17`], application: `apps_v1_Deployment_${w.namespace}_web` },
+        }),
+        allocatedIPCount: 3,
+        totalIPCount: 10,
+      },
+    }, "merge");
+    await w.startLeading();
+    const pool = await poolSized(w, "web", 3);
+    assert.equal(pool.metadata.name, name);
+    assert.deepEqual(pool.spec.ips, [`${p}15-${p}17`], "the addresses already reserved for it");
+    await w.reconcilers.settled();
+    assert.deepEqual(await accountingProblems(w.http, subnet.name), []);
+    assert.equal((await getSubnet(w.http, subnet.name)).status?.allocatedIPCount, 3);
+  },
+);
+
+kubeTest(
+  "auto-pool: the real webhook admits the controller's pools and refuses a hand edit of their addresses",
+  async () => {
+    await using w = await autoPoolWorld("ap-hand");
+    const subnet = await w.subnet("s", 10);
+    const path = `/apis/apps/v1/namespaces/${w.namespace}/deployments`;
+    await w.http.post(path, deployment("web", 1, subnetAnnotation(subnet.name)));
+    const pool = await poolSized(w, "web", 2);
+    const refusal = await failure(
+      w.http.patch(`${POOLS}/${pool.metadata.name}`, {
+        spec: { ips: [`${subnet.prefix}10-${subnet.prefix}14`] },
+      }),
+    );
+    assert.equal(refusal.code, 422);
+    assert.match(refusal.message, /change the ippool-ip-number annotation of the application instead/);
   },
 );

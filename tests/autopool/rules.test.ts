@@ -35,6 +35,7 @@ import {
   staleEntries,
   SubnetChangedError,
 } from "../../src/ipam/autopool.ts";
+import { looksConverged } from "../../src/ipam/autopool_ensure.ts";
 import type { TopController } from "../../src/ipam/workload.ts";
 
 const set4 = (...items: string[]) => IPRangeSet.parse(4, items);
@@ -604,4 +605,41 @@ Deno.test("staleEntries: the application's entries whose pool is gone and that i
   };
   const exists = (n: string) => n === "live";
   assert.deepEqual(staleEntries(entries, app, exists, new Set(["wanted"])), ["gone"]);
+});
+
+Deno.test("looksConverged: only a cached pool and subnet that already show the result skip the API", () => {
+  const ips = ["192.0.2.10-192.0.2.12"];
+  const pool = {
+    ...autoPool("p", {}, ips),
+    spec: { ...autoPool("p", {}, ips).spec, subnet: "192.0.2.0/24" },
+  };
+  const subnet = (entry?: { ips: string[]; application?: string }): SpiderSubnet => ({
+    ...SUBNET,
+    status: { controlledIPPools: entry ? JSON.stringify({ p: entry }) : undefined },
+  });
+  const input = {
+    app: APP,
+    want: WANT,
+    desired: 3,
+    ipNumber: { flexible: true, n: 1 },
+    reclaim: true,
+  };
+  const mine = { ips, application: "apps_v1_Deployment_default_nginx" };
+  assert.equal(looksConverged(input, pool, subnet(mine)), true);
+  assert.equal(looksConverged({ ...input, desired: 4 }, pool, subnet(mine)), false, "another size");
+  assert.equal(
+    looksConverged(input, pool, subnet({ ...mine, ips: ["192.0.2.10-192.0.2.11", "192.0.2.20"] })),
+    false,
+  );
+  assert.equal(looksConverged(input, pool, subnet({ ips })), false, "entry without its application");
+  assert.equal(looksConverged(input, pool, subnet()), false, "no entry");
+  assert.equal(
+    looksConverged({ ...input, reclaim: false }, pool, subnet(mine)),
+    false,
+    "reclaim label to refresh",
+  );
+  assert.equal(looksConverged({ ...input, ipNumber: { flexible: false, n: 3 } }, pool, subnet(mine)), false);
+  assert.equal(looksConverged({ ...input, app: { ...APP, uid: "new" } }, pool, subnet(mine)), false);
+  assert.equal(looksConverged(input, undefined, subnet(mine)), false);
+  assert.equal(looksConverged(input, pool, undefined), false);
 });

@@ -38,7 +38,12 @@ import {
   staleEntries,
   SubnetChangedError,
 } from "../../ipam/autopool.ts";
-import { ensureAutoPool, type EnsureResult, SubnetUnavailableError } from "../../ipam/autopool_ensure.ts";
+import {
+  ensureAutoPool,
+  type EnsureResult,
+  looksConverged,
+  SubnetUnavailableError,
+} from "../../ipam/autopool_ensure.ts";
 import type { TopController } from "../../ipam/workload.ts";
 import { ResourceCache } from "../../kube/cache.ts";
 import { ConflictError, type KubeHttp } from "../../kube/client.ts";
@@ -173,6 +178,7 @@ export class AutoPoolController implements LeaderWork {
         metrics: this.metrics,
         pools: () => caches.pools.list(),
         reservedIPs: () => caches.reserved.list(),
+        subnets: (name) => caches.subnets.get(name),
       }),
       events: new ReconcileKube(this.#o.http, leadership, this.#controllerMetrics),
       queue: new WorkQueue(),
@@ -476,16 +482,21 @@ export class AutoPoolController implements LeaderWork {
         }
       })();
       wanted.push(existing?.metadata?.name ?? autoPoolName(top.name, want.family, want.ifName, top.uid));
+      const input = {
+        app: top,
+        want,
+        desired,
+        ipNumber: config.ipNumber,
+        reclaim: config.reclaim,
+        extraLabels: this.#o.extraPoolLabels,
+      };
+      if (looksConverged(input, existing, this.#caches!.subnets.get(want.subnet))) {
+        this.#waitOn(want.subnet, applicationKey(top), false);
+        continue;
+      }
       let result: EnsureResult;
       try {
-        result = await ensureAutoPool(term.io, {
-          app: top,
-          want,
-          desired,
-          ipNumber: config.ipNumber,
-          reclaim: config.reclaim,
-          extraLabels: this.#o.extraPoolLabels,
-        });
+        result = await ensureAutoPool(term.io, input);
       } catch (err) {
         if (err instanceof NotLeaderError || term.signal.aborted) throw err;
         const e = err as Error;

@@ -40,6 +40,19 @@ export interface ControllerIOOptions {
   metrics: AutoPoolMetrics;
   pools: () => readonly SpiderIPPool[];
   reservedIPs: () => readonly SpiderReservedIP[];
+  /** The cached subnet of that name, if a cache is kept. */
+  subnets?: (name: string) => SpiderSubnet | undefined;
+}
+
+/** The later of two copies of one object by resourceVersion (etcd revisions, compared as numbers). */
+function newer<T extends { metadata?: { resourceVersion?: string } }>(a?: T, b?: T): T | undefined {
+  const rv = (o?: T) => {
+    const v = o?.metadata?.resourceVersion;
+    return v !== undefined && /^\d+$/.test(v) ? BigInt(v) : -1n;
+  };
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return rv(b) > rv(a) ? b : a;
 }
 
 /** An admission refusal of a pool write that names the subnet's pre-allocation (see staleAdmission). */
@@ -50,6 +63,8 @@ export function isStaleAdmission(err: unknown): boolean {
 export class ControllerIO implements AutoPoolIO {
   readonly #o: ControllerIOOptions;
   readonly #subnets = new KeyedMutex();
+  /** Subnet name → the subnet as this process's last status write returned it. */
+  readonly #latest = new Map<string, SpiderSubnet>();
 
   constructor(opts: ControllerIOOptions) {
     this.#o = opts;
@@ -69,8 +84,17 @@ export class ControllerIO implements AutoPoolIO {
     }
   }
 
-  getSubnet(name: string): Promise<SpiderSubnet | undefined> {
-    return this.get<SpiderSubnet>(`${SUBNETS}/${enc(name)}`);
+  async getSubnet(name: string, fresh = true): Promise<SpiderSubnet | undefined> {
+    if (!fresh) {
+      // The newer of the cached copy and this process's own last write (resourceVersions are etcd revisions).
+      const cached = this.#o.subnets?.(name);
+      const mine = this.#latest.get(name);
+      const newest = newer(cached, mine);
+      if (newest !== undefined) return newest;
+    }
+    const now = await this.get<SpiderSubnet>(`${SUBNETS}/${enc(name)}`);
+    if (now === undefined) this.#latest.delete(name);
+    return now;
   }
 
   getPool(name: string): Promise<SpiderIPPool | undefined> {
@@ -85,18 +109,20 @@ export class ControllerIO implements AutoPoolIO {
     return reservedAddresses(this.#o.reservedIPs(), family);
   }
 
-  patchSubnetStatus(
+  async patchSubnetStatus(
     name: string,
     resourceVersion: string | undefined,
     status: { controlledIPPools: string | null; totalIPCount: number; allocatedIPCount: number },
   ): Promise<SpiderSubnet> {
-    return this.#write("subnet_status", (signal) =>
+    const written = await this.#write("subnet_status", (signal) =>
       this.#o.http.patch<SpiderSubnet>(
         `${SUBNETS}/${enc(name)}/status`,
         { metadata: { resourceVersion }, status },
         "merge",
         { signal },
       ));
+    this.#latest.set(name, written);
+    return written;
   }
 
   createPool(pool: SpiderIPPool): Promise<SpiderIPPool> {

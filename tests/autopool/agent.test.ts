@@ -10,7 +10,7 @@ import { kubeTest } from "../kube/harness.ts";
 import { resultAddresses } from "../e2e/cni.ts";
 import { bareIP, type E2E, e2e, eventually, getEndpoint, poolRecords, type Sandbox } from "../e2e/env.ts";
 import { addressesIn } from "../e2e/netns.ts";
-import type { SimNode } from "../e2e/node_sim.ts";
+import { scrapeMetrics, type SimNode } from "../e2e/node_sim.ts";
 import {
   autoPoolWorld,
   deployment,
@@ -100,6 +100,8 @@ kubeTest(
     assert.equal(add.code, 0, `${add.stdout} ${add.stderr}`);
     assert.ok(Date.now() - started >= 1_500, "the ADD waited for the pool");
     assert.equal(resultAddresses(add)[0], `${subnet.prefix}120/24`);
+    const metrics = await scrapeMetrics(node.agent.metricsPort);
+    assert.equal(metrics.get('spiderpool_agent_auto_pool_wait_seconds_count{outcome="found"}'), 1);
   },
 );
 

@@ -8,7 +8,7 @@ import { decodeControlledIPPools, encodeAllocatedIPs } from "../../src/api/alloc
 import type { SpiderIPPool } from "../../src/api/types.ts";
 import { eventsAbout } from "../../src/controller/reconcile/events.ts";
 import { ConflictError } from "../../src/kube/client.ts";
-import { failure } from "../controller/webhook_harness.ts";
+import { failure, randomSubnets } from "../controller/webhook_harness.ts";
 import { kubeTest } from "../kube/harness.ts";
 import {
   accountingProblems,
@@ -438,5 +438,85 @@ kubeTest(
     );
     assert.equal(refusal.code, 422);
     assert.match(refusal.message, /change the ippool-ip-number annotation of the application instead/);
+  },
+);
+
+kubeTest("auto-pool: a DaemonSet's pool is sized by desiredNumberScheduled", async () => {
+  await using w = await autoPoolWorld("ap-ds");
+  const subnet = await w.subnet("s", 30);
+  // A node of this test, so that the DaemonSet controller schedules at least one pod.
+  const node = w.scope.name("node");
+  await w.http.post("/api/v1/nodes", { apiVersion: "v1", kind: "Node", metadata: { name: node } });
+  w.scope.track(`/api/v1/nodes/${node}`);
+  const path = `/apis/apps/v1/namespaces/${w.namespace}/daemonsets`;
+  await w.http.post(path, {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name: "agent" },
+    spec: {
+      selector: { matchLabels: { app: "agent" } },
+      template: {
+        metadata: { labels: { app: "agent" }, annotations: subnetAnnotation(subnet.name) },
+        spec: { containers: [{ name: "c", image: "registry.invalid/pause:1" }] },
+      },
+    },
+  });
+  const desired = await until("kube-controller-manager to count the DaemonSet's nodes", async () => {
+    const { body } = await w.http.get<{ status?: { desiredNumberScheduled?: number } }>(`${path}/agent`);
+    const n = body.status?.desiredNumberScheduled ?? 0;
+    return n >= 1 ? n : undefined;
+  });
+  const pool = await until(`the DaemonSet's pool to have ${desired}+1 IPs`, async () => {
+    const [p] = await poolsOf(w.http, w.namespace, "agent");
+    const { body } = await w.http.get<{ status?: { desiredNumberScheduled?: number } }>(`${path}/agent`);
+    return p && size(p) === (body.status?.desiredNumberScheduled ?? 0) + 1 ? p : undefined;
+  });
+  assert.equal(pool.metadata.labels?.["ipam.spidernet.io/owner-application-kind"], "DaemonSet");
+});
+
+kubeTest(
+  "auto-pool: dual stack on two NICs (ipam.spidernet.io/subnets) gives one pool per NIC and family",
+  async () => {
+    await using w = await autoPoolWorld("ap-dual");
+    const a4 = await w.subnet("a4", 20);
+    const b4 = await w.subnet("b4", 20);
+    const v6 = randomSubnets();
+    const a6 = w.scope.name("a6");
+    await w.set.create(SUBNETS, {
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderSubnet",
+      metadata: { name: a6 },
+      spec: { subnet: v6.v6, ips: [`${v6.v6prefix}100-${v6.v6prefix}1ff`] },
+    });
+    const path = `/apis/apps/v1/namespaces/${w.namespace}/deployments`;
+    await w.http.post(
+      path,
+      deployment("multi", 2, {
+        "ipam.spidernet.io/subnets": JSON.stringify([
+          { interface: "eth0", ipv4: [a4.name], ipv6: [a6] },
+          { interface: "net1", ipv4: [b4.name] },
+        ]),
+        "ipam.spidernet.io/ippool-ip-number": "+2",
+      }),
+    );
+    const pools = await until("three pools of 4 IPs", async () => {
+      const ps = await poolsOf(w.http, w.namespace, "multi");
+      return ps.length === 3 && ps.every((p) => size(p) === 4) ? ps : undefined;
+    });
+    const shape = pools.map((p) => [
+      p.metadata.name.split("-").slice(0, 3).join("-"),
+      p.metadata.labels?.["ipam.spidernet.io/ip-version"],
+      p.metadata.labels?.["ipam.spidernet.io/owner-spider-subnet"],
+    ]).sort();
+    assert.deepEqual(shape, [
+      ["auto4-multi-eth0", "IPv4", a4.name],
+      ["auto4-multi-net1", "IPv4", b4.name],
+      ["auto6-multi-eth0", "IPv6", a6],
+    ]);
+    const six = pools.find((p) => p.spec.ipVersion === 6)!;
+    assert.deepEqual(six.spec.ips, [`${v6.v6prefix}100-${v6.v6prefix}103`]);
+    await w.reconcilers.settled();
+    for (const s of [a4.name, b4.name]) assert.deepEqual(await accountingProblems(w.http, s), []);
+    assert.equal((await getSubnet(w.http, a6)).status?.allocatedIPCount, 4);
   },
 );

@@ -36,6 +36,7 @@ import {
   SubnetChangedError,
 } from "../../src/ipam/autopool.ts";
 import { looksConverged } from "../../src/ipam/autopool_ensure.ts";
+import { autoPoolWaitFromEnv } from "../../src/agent/autopool.ts";
 import type { TopController } from "../../src/ipam/workload.ts";
 
 const set4 = (...items: string[]) => IPRangeSet.parse(4, items);
@@ -385,17 +386,13 @@ Deno.test("selectAutoPool: own UID first, reclaim-false pools reused, reclaimabl
 
 Deno.test("selectAutoPool: a pool of another SpiderSubnet is ApplicationSubnetChanged, with the fix", () => {
   const own = autoPool("own", {}, ["192.0.2.10"]);
-  const err = assert.throws(
+  assert.throws(
     () => selectAutoPool([own], APP, { ...WANT, subnet: "s4-new" }),
-    SubnetChangedError,
-  ) as unknown;
-  void err;
-  try {
-    selectAutoPool([own], APP, { ...WANT, subnet: "s4-new" });
-  } catch (e) {
-    assert.match((e as Error).message, /belongs to SpiderSubnet "s4"; an auto-created pool cannot move/);
-    assert.match((e as Error).message, /set the annotation back to "s4"/);
-  }
+    (e: Error) =>
+      e instanceof SubnetChangedError &&
+      /belongs to SpiderSubnet "s4"; an auto-created pool cannot move/.test(e.message) &&
+      /set the annotation back to "s4"/.test(e.message),
+  );
   // Same name, re-created with another CIDR.
   const moved = { ...SUBNET, spec: { ...SUBNET.spec, subnet: "198.51.100.0/24" } };
   assert.throws(() => selectAutoPool([own], APP, WANT, moved), SubnetChangedError);
@@ -448,17 +445,12 @@ Deno.test("planPreAllocation: growing keeps what the pool has and appends the lo
 });
 
 Deno.test("planPreAllocation: not enough free addresses is upstream's error, naming required and left", () => {
-  const err = assert.throws(
+  assert.throws(
     () => planPreAllocation({ ...base, others: set4("192.0.2.10-192.0.2.27"), desired: 5 }),
-    InsufficientSubnetIPsError,
+    (e: Error) =>
+      e instanceof InsufficientSubnetIPsError && e.required === 5n && e.left === 2n &&
+      /insufficient subnet FreeIPs, required '5' but only left '2'/.test(e.message),
   );
-  void err;
-  try {
-    planPreAllocation({ ...base, others: set4("192.0.2.10-192.0.2.27"), desired: 5 });
-  } catch (e) {
-    assert.match((e as Error).message, /insufficient subnet FreeIPs, required '5' but only left '2'/);
-    assert.equal((e as InsufficientSubnetIPsError).required, 5n);
-  }
 });
 
 Deno.test("planPreAllocation: shrinking gives back the lowest unallocated addresses", () => {
@@ -642,4 +634,27 @@ Deno.test("looksConverged: only a cached pool and subnet that already show the r
   assert.equal(looksConverged({ ...input, app: { ...APP, uid: "new" } }, pool, subnet(mine)), false);
   assert.equal(looksConverged(input, undefined, subnet(mine)), false);
   assert.equal(looksConverged(input, pool, undefined), false);
+});
+
+Deno.test("autoPoolWaitFromEnv: upstream's 25 × 2 s, overridable, malformed values named", () => {
+  const env = (vars: Record<string, string>) => (k: string) => vars[k];
+  assert.deepEqual(autoPoolWaitFromEnv(env({})), { maxRetries: 25, intervalMs: 2_000 });
+  assert.deepEqual(
+    autoPoolWaitFromEnv(env({
+      SPIDERPOOL_WAIT_SUBNET_POOL_MAX_RETRIES: "3",
+      SPIDERPOOL_WAIT_SUBNET_POOL_TIME_IN_SECOND: "0.5",
+    })),
+    { maxRetries: 3, intervalMs: 500 },
+  );
+  assert.deepEqual(autoPoolWaitFromEnv(env({ SPIDERPOOL_WAIT_SUBNET_POOL_MAX_RETRIES: " " })).maxRetries, 25);
+  for (
+    const [k, v] of [
+      ["SPIDERPOOL_WAIT_SUBNET_POOL_MAX_RETRIES", "0"],
+      ["SPIDERPOOL_WAIT_SUBNET_POOL_MAX_RETRIES", "ten"],
+      ["SPIDERPOOL_WAIT_SUBNET_POOL_TIME_IN_SECOND", "0"],
+      ["SPIDERPOOL_WAIT_SUBNET_POOL_TIME_IN_SECOND", "2s"],
+    ]
+  ) {
+    assert.throws(() => autoPoolWaitFromEnv(env({ [k]: v })), new RegExp(`${k}="${v}" is not`));
+  }
 });

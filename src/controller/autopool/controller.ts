@@ -94,6 +94,9 @@ export interface AutoPoolControllerOptions {
   log?: (message: string) => void;
 }
 
+/** How long an API discovery answer about a third-party group version is reused. */
+const DISCOVERY_TTL_MS = 30_000;
+
 /** Upstream's cap on the application work queue; beyond it keys are dropped until the next resync. */
 const MAX_QUEUE = 10_000;
 
@@ -155,8 +158,8 @@ export class AutoPoolController implements LeaderWork {
   readonly #facts = new Map<string, string>();
   /** Subnet → applications whose last reconcile failed on it (queued again when the subnet changes). */
   readonly #waiting = new Map<string, Set<string>>();
-  /** Third-party group/version → kind → plural (API discovery), per term. */
-  #discovery = new Map<string, Promise<Map<string, string> | undefined>>();
+  /** Third-party group/version → kind → plural (API discovery) and when it was asked, per term. */
+  #discovery = new Map<string, { at: number; plurals: Promise<Map<string, string> | undefined> }>();
 
   constructor(opts: AutoPoolControllerOptions) {
     this.#o = opts;
@@ -621,19 +624,19 @@ export class AutoPoolController implements LeaderWork {
     id: Pick<TopController, "apiVersion" | "kind" | "namespace" | "name">,
   ): Promise<AppPresence> {
     try {
-      let plurals = this.#discovery.get(id.apiVersion);
-      if (!plurals) {
+      let known = this.#discovery.get(id.apiVersion);
+      // Discovery changes when CRDs come and go: it is remembered only briefly.
+      if (!known || Date.now() - known.at > DISCOVERY_TTL_MS) {
         const base = id.apiVersion.includes("/") ? `/apis/${id.apiVersion}` : `/api/${id.apiVersion}`;
-        plurals = term.io.get<{ resources?: { name: string; kind: string }[] }>(base).then((list) =>
+        const plurals = term.io.get<{ resources?: { name: string; kind: string }[] }>(base).then((list) =>
           list === undefined
             ? undefined
             : new Map(list.resources?.filter((r) => !r.name.includes("/")).map((r) => [r.kind, r.name]))
         );
-        this.#discovery.set(id.apiVersion, plurals);
-        // Discovery changes when CRDs come and go; remember it only briefly.
-        setTimeout(() => this.#discovery.delete(id.apiVersion), 30_000);
+        known = { at: Date.now(), plurals };
+        this.#discovery.set(id.apiVersion, known);
       }
-      const map = await plurals;
+      const map = await known.plurals;
       const plural = map?.get(id.kind);
       if (plural === undefined) return { exists: false };
       const obj = await term.io.get<AppObject>(appPath(id, plural));

@@ -135,6 +135,19 @@ function appFacts(kind: string, app: AppObject): string {
 
 const enc = encodeURIComponent;
 
+/** Decoded `controlledIPPools` of cached subnets: cached objects are replaced, never changed, so per object. */
+const decoded = new WeakMap<SpiderSubnet, ReturnType<typeof decodeControlledIPPools>>();
+
+/** The pre-allocations of a cached subnet; throws StatusDecodeError when they do not decode. */
+function cachedEntries(subnet: SpiderSubnet): ReturnType<typeof decodeControlledIPPools> {
+  let out = decoded.get(subnet);
+  if (out === undefined) {
+    out = decodeControlledIPPools(subnet.status?.controlledIPPools, subnet.metadata?.name ?? "");
+    decoded.set(subnet, out);
+  }
+  return out;
+}
+
 /**
  * The application controller as leader-only work: caches, queue and workers exist only while this replica
  * leads.
@@ -312,7 +325,7 @@ export class AutoPoolController implements LeaderWork {
     // Pre-allocations whose pool is gone: the application they name decides whether they stay.
     let entries;
     try {
-      entries = decodeControlledIPPools(subnet.status?.controlledIPPools, name);
+      entries = cachedEntries(subnet);
     } catch {
       return; // the subnet reconciler reports it
     }
@@ -576,7 +589,7 @@ export class AutoPoolController implements LeaderWork {
       const name = cached.metadata?.name ?? "";
       let entries;
       try {
-        entries = decodeControlledIPPools(cached.status?.controlledIPPools, name);
+        entries = cachedEntries(cached);
       } catch (err) {
         if (err instanceof StatusDecodeError) continue;
         throw err;

@@ -243,8 +243,11 @@ kubeTest(
       event.message,
       new RegExp(`belongs to SpiderSubnet "${a.name}"; an auto-created pool cannot move`),
     );
-    const poolEvents = await eventsAbout(w.http, { kind: "SpiderIPPool", name: pool.metadata.name });
-    assert.ok(poolEvents.some((e) => e.reason === "ApplicationSubnetChanged"));
+    // Upstream records it on the pool too (right after the application's).
+    await until("the ApplicationSubnetChanged event on the pool", async () => {
+      const events = await eventsAbout(w.http, { kind: "SpiderIPPool", name: pool.metadata.name });
+      return events.find((e) => e.reason === "ApplicationSubnetChanged");
+    });
     assert.deepEqual((await getPool(w.http, pool.metadata.name))?.spec.ips, pool.spec.ips, "unchanged");
     assert.deepEqual(await poolsOf(w.http, w.namespace, "web").then((p) => p.length), 1);
     assert.equal(

@@ -234,7 +234,8 @@ export class AutoPoolController implements LeaderWork {
 
   /**
    * Resolves once the caches are synced and every queued reconcile has finished with none waiting for a
-   * retry (for tests and benchmarks).
+   * retry (for tests and benchmarks); while an application keeps failing (e.g. its subnet is too small) it
+   * does not resolve.
    */
   async settled(): Promise<void> {
     for (;;) {

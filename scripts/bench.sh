@@ -18,6 +18,8 @@ BENCHES=(
   "ipam|yes|IPAM through the bridge chain|tests/bench/ipam.ts"
   "reconcile|yes|pool reconciler|tests/bench/reconcile.ts"
   "admission|yes|admission webhooks|tests/bench/admission.ts"
+  "gc|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
+  "watch|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
   "autopool|yes|auto-pool resize after kubectl scale|tests/bench/autopool.ts"
 )
 

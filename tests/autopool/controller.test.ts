@@ -523,3 +523,37 @@ kubeTest(
     assert.equal((await getSubnet(w.http, a6)).status?.allocatedIPCount, 4);
   },
 );
+
+kubeTest(
+  "auto-pool: a third-party kind missing from API discovery (a CRD just installed) does not get its pools deleted",
+  async () => {
+    await using w = await autoPoolWorld("ap-unserved");
+    const subnet = await w.subnet("s", 10);
+    // A pool as an agent makes it for a third-party controller whose kind discovery does not list (yet).
+    const group = `${w.namespace}.example.com`;
+    const name = w.scope.name("gizmo");
+    await w.http.post(POOLS, {
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderIPPool",
+      metadata: {
+        name,
+        labels: {
+          "ipam.spidernet.io/owner-spider-subnet": subnet.name,
+          "ipam.spidernet.io/owner-application-gv": `${group}_v1`,
+          "ipam.spidernet.io/owner-application-kind": "Gizmo",
+          "ipam.spidernet.io/owner-application-namespace": w.namespace,
+          "ipam.spidernet.io/owner-application-name": "g",
+          "ipam.spidernet.io/owner-application-uid": "0000-1111",
+          "ipam.spidernet.io/interface": "eth0",
+          "ipam.spidernet.io/ip-version": "IPv4",
+          "ipam.spidernet.io/ippool-reclaim": "true",
+        },
+      },
+      spec: { ipVersion: 4, subnet: subnet.cidr, ips: [`${subnet.prefix}10`] },
+    });
+    w.apps.resync();
+    await w.apps.settled();
+    const kept = await getPool(w.http, name);
+    assert.ok(kept && !kept.metadata.deletionTimestamp, "kept while the kind may still appear in discovery");
+  },
+);

@@ -97,6 +97,9 @@ export interface AutoPoolControllerOptions {
 /** How long an API discovery answer about a third-party group version is reused. */
 const DISCOVERY_TTL_MS = 30_000;
 
+/** How long a third-party kind must be missing from discovery before its applications count as gone. */
+const UNSERVED_GRACE_MS = 300_000;
+
 /** Upstream's cap on the application work queue; beyond it keys are dropped until the next resync. */
 const MAX_QUEUE = 10_000;
 
@@ -171,6 +174,8 @@ export class AutoPoolController implements LeaderWork {
   readonly #facts = new Map<string, string>();
   /** Subnet → applications whose last reconcile failed on it (queued again when the subnet changes). */
   readonly #waiting = new Map<string, Set<string>>();
+  /** `apiVersion/kind` of third-party applications → when discovery first did not list it. */
+  readonly #unserved = new Map<string, number>();
   /** Third-party group/version → kind → plural (API discovery) and when it was asked, per term. */
   #discovery = new Map<string, { at: number; plurals: Promise<Map<string, string> | undefined> }>();
 
@@ -652,7 +657,15 @@ export class AutoPoolController implements LeaderWork {
       }
       const map = await known.plurals;
       const plural = map?.get(id.kind);
-      if (plural === undefined) return { exists: false };
+      const kindKey = `${id.apiVersion}/${id.kind}`;
+      if (plural === undefined) {
+        // A kind the API server does not serve has no objects, but discovery lags behind a CRD just installed:
+        // only a kind missing for a whole grace period counts as gone (the periodic resync asks again).
+        const since = this.#unserved.get(kindKey) ?? Date.now();
+        this.#unserved.set(kindKey, since);
+        return Date.now() - since >= UNSERVED_GRACE_MS ? { exists: false } : { exists: "unknown" };
+      }
+      this.#unserved.delete(kindKey);
       const obj = await term.io.get<AppObject>(appPath(id, plural));
       return obj ? { exists: true, uid: obj.metadata.uid ?? "" } : { exists: false };
     } catch (err) {

@@ -28,6 +28,7 @@ BENCHES=(
   "watch|-|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
   "coordinator|all|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
   "multus|all|yes|SpiderMultusConfig → NetworkAttachmentDefinition controller|tests/bench/multus.ts"
+  "autopool|-|yes|auto-pool resize after kubectl scale, 1 and 20 applications|tests/bench/autopool.ts"
 )
 
 if [[ "$which" == node ]]; then

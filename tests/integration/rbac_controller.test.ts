@@ -197,10 +197,22 @@ kubeTest(
         "list kube-controller-manager pods",
         (c) => c.get("/api/v1/pods?labelSelector=component%3Dkube-controller-manager"),
       ],
+      ["create an auto-pool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
+      ["delete a reclaimable auto-pool", (c) => c.delete(`${SP}/spiderippools/${p}?${DRY}`)],
+      [
+        "watch Deployments",
+        (c) => c.get(`/apis/apps/v1/deployments?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`),
+      ],
+      ["list StatefulSets", (c) => c.get(`/apis/apps/v1/statefulsets`)],
+      ["get a DaemonSet", (c) => c.get(`/apis/apps/v1/namespaces/${ns}/daemonsets/x`)],
+      ["list ReplicaSets", (c) => c.get(`/apis/apps/v1/replicasets`)],
+      ["list Jobs", (c) => c.get(`/apis/batch/v1/jobs`)],
+      [
+        "watch CronJobs",
+        (c) => c.get(`/apis/batch/v1/cronjobs?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`),
+      ],
     ];
     const refused: Call[] = [
-      ["create a SpiderIPPool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
-      ["delete a SpiderIPPool", (c) => c.delete(`${SP}/spiderippools/${p}?${DRY}`)],
       ["create a SpiderSubnet", (c) => c.post(`${SP}/spidersubnets?${DRY}`, { metadata: { name: "x" } })],
       [
         "create a SpiderEndpoint",
@@ -259,6 +271,10 @@ kubeTest(
         (c) => c.post(`/api/v1/namespaces/${ns}/configmaps?${DRY}`, { metadata: { name: "x" } }),
       ],
       ["delete Pods", (c) => c.delete(`/api/v1/namespaces/${ns}/pods/x?${DRY}`)],
+      [
+        "scale a Deployment",
+        merge(`/apis/apps/v1/namespaces/${ns}/deployments/x/scale`, { spec: { replicas: 1 } }),
+      ],
       [
         "change CRDs",
         (c) =>

@@ -5,6 +5,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Registry } from "prom-client";
 import type { KubeHttp } from "../../kube/client.ts";
+import type { SpiderpoolConfig } from "../../api/config.ts";
 import { parseGoBool } from "../../api/annotations.ts";
 import { MultusConfigController } from "../../multus/controller.ts";
 import { MultusMetrics } from "../../multus/metrics.ts";
@@ -13,6 +14,7 @@ import { CoordinatorMetrics } from "../coordinator/metrics.ts";
 import { LeaderElector, type LeaderWork, timingsFromEnv } from "../leader.ts";
 import { ControllerMetrics } from "../metrics.ts";
 import { Reconcilers } from "./reconcilers.ts";
+import { autoPoolWork } from "../autopool/mod.ts";
 
 export { Reconcilers, type ReconcilersOptions } from "./reconcilers.ts";
 
@@ -25,6 +27,8 @@ export interface LeaderWorkOptions {
   identity: string;
   /** ConfigMap `enableSpiderSubnet`. */
   enableSpiderSubnet: boolean;
+  /** The controller's ConfigMap (the auto-pool controller's defaults and switches); defaults when absent. */
+  config?: SpiderpoolConfig;
   /** The daemon's metrics registry. */
   registry?: Registry;
   /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`. */
@@ -78,7 +82,12 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     poolWorkers: workers,
     log: (m) => log(`reconcile: ${m}`),
   });
-  const work: (LeaderWork & { start(): void; stop(): Promise<void> })[] = [reconcilers];
+  // Components with caches of their own start them now (a new leader then starts from a synced cache) and stop
+  // them with the controller; the others set up their state when they start leading.
+  const work: (LeaderWork & { start?(): void; stop?(): Promise<void> })[] = [
+    reconcilers,
+    ...autoPoolWork({ ...opts, controllerMetrics: metrics, log }),
+  ];
   let multusConfig: MultusConfigController | undefined;
   if (envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
     multusConfig = new MultusConfigController({
@@ -118,7 +127,7 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     metrics,
     log: (m) => log(`leader election: ${m}`),
   });
-  for (const w of work) w.start();
+  for (const w of work) w.start?.();
   elector.start();
   return {
     elector,
@@ -128,7 +137,7 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     metrics,
     async stop() {
       await elector.stop();
-      for (const w of work) await w.stop();
+      for (const w of work) await w.stop?.();
     },
   };
 }

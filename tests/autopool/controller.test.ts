@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { decodeControlledIPPools, encodeAllocatedIPs } from "../../src/api/allocated.ts";
 import type { SpiderIPPool } from "../../src/api/types.ts";
 import { eventsAbout } from "../../src/controller/reconcile/events.ts";
-import { ConflictError } from "../../src/kube/client.ts";
+import { ConflictError, NotFoundError } from "../../src/kube/client.ts";
 import { failure, randomSubnets } from "../controller/webhook_harness.ts";
 import { kubeTest } from "../kube/harness.ts";
 import {
@@ -555,5 +555,80 @@ kubeTest(
     await w.apps.settled();
     const kept = await getPool(w.http, name);
     assert.ok(kept && !kept.metadata.deletionTimestamp, "kept while the kind may still appear in discovery");
+  },
+);
+
+kubeTest(
+  "auto-pool: a third-party application's pre-allocation stays while the agent is still making its pool",
+  async () => {
+    await using w = await autoPoolWorld("ap-inflight");
+    const subnet = await w.subnet("s", 10);
+    const group = `${w.namespace}.example.com`;
+    await w.http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", {
+      apiVersion: "apiextensions.k8s.io/v1",
+      kind: "CustomResourceDefinition",
+      metadata: { name: `widgets.${group}` },
+      spec: {
+        group,
+        scope: "Namespaced",
+        names: { plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList" },
+        versions: [{
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+        }],
+      },
+    });
+    w.scope.track(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.${group}`);
+    const widgets = `/apis/${group}/v1/namespaces/${w.namespace}/widgets`;
+    await until("the Widget kind to be served", async () => {
+      try {
+        return (await w.http.post(widgets, {
+          apiVersion: `${group}/v1`,
+          kind: "Widget",
+          metadata: { name: "gadget" },
+        })).body;
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
+      }
+    });
+    // What an agent writes first for a third-party application: the subnet's pre-allocation; the pool follows.
+    const application = `${group}_v1_Widget_${w.namespace}_gadget`;
+    const pool = w.scope.name("auto4-gadget-eth0");
+    const preAllocate = async () => {
+      const now = await getSubnet(w.http, subnet.name);
+      await w.http.patch(`${SUBNETS}/${subnet.name}/status`, {
+        metadata: { resourceVersion: now.metadata.resourceVersion },
+        status: {
+          controlledIPPools: JSON.stringify({ [pool]: { ips: [`${subnet.prefix}10`], application } }),
+          allocatedIPCount: 1,
+        },
+      }, "merge");
+    };
+    await preAllocate();
+    w.apps.resync();
+    await w.apps.settled();
+    const entries = decodeControlledIPPools(
+      (await getSubnet(w.http, subnet.name)).status?.controlledIPPools,
+      "s",
+    );
+    assert.deepEqual(
+      entries[pool],
+      { ips: [`${subnet.prefix}10`], application },
+      "kept while the Widget lives",
+    );
+
+    // Once the application is gone, its pre-allocation without a pool is dropped.
+    await w.http.delete(`${widgets}/gadget`);
+    w.apps.resync();
+    await until("the pre-allocation of the deleted Widget to be dropped", async () => {
+      const now = decodeControlledIPPools(
+        (await getSubnet(w.http, subnet.name)).status?.controlledIPPools,
+        "s",
+      );
+      return now[pool] === undefined ? true : undefined;
+    });
   },
 );

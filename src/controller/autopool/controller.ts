@@ -451,7 +451,11 @@ export class AutoPoolController implements LeaderWork {
       });
     }
 
-    if (presence.exists !== "unknown") written = (await this.#dropStaleEntries(term, key, wanted)) || written;
+    // The agent makes a third-party application's pools itself, pre-allocation first: while that application
+    // exists, an entry without its pool may be a pool being made right now, so only a native application's
+    // (whose pools this controller makes) or a gone application's entries are dropped.
+    const entriesDecided = presence.exists === false || (presence.exists === true && isNativeApp(id));
+    if (entriesDecided) written = (await this.#dropStaleEntries(term, key, wanted)) || written;
     if (failure) throw failure;
     return written ? "written" : "converged";
   }

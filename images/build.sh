@@ -116,7 +116,7 @@ bb="$work/busybox"
 new_root "$bb"
 cp /bin/busybox "$bb/usr/bin/busybox"
 busybox_links "$bb" /usr/bin
-bbver="$(/bin/busybox | head -n 1 | grep -oE 'v[0-9]+\.[0-9]+\.[0-9]+' | tr -d v)"
+bbver="$(/bin/busybox 2>&1 | sed -n 1p | grep -oE 'v[0-9]+\.[0-9]+\.[0-9]+' | tr -d v)"
 image busybox "localhost/spiderpool-ts/busybox:$bbver" "$bb" -- --cmd sh --env PATH=/usr/sbin:/usr/bin
 
 # --- pause: Kubernetes' pause.c ------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ if ! deno_bin >/dev/null 2>&1; then
   npm install --silent --no-audit --no-fund --prefix .tools/deno "deno@$DENO_VERSION" >/dev/null
 fi
 DENO="$(deno_bin)"
-"$DENO" --version | head -n 1
+"$DENO" --version | sed -n 1p
 
 # Go builds the test control plane (tests/kube); the machines ship it in /usr/local/go. Debian's golang is too old.
 GO="$(command -v go || echo /usr/local/go/bin/go)"

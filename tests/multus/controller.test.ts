@@ -117,6 +117,17 @@ async function eventReasons(scope: TestScope, name: string): Promise<string[]> {
   return events.map((e) => e.reason);
 }
 
+/** Waits until the SMC's Events include every reason of `wanted` (Events are written after the NAD). */
+async function waitEventReasons(scope: TestScope, name: string, wanted: string[]): Promise<string[]> {
+  let seen: string[] = [];
+  return await poll(`Events ${wanted.join(", ")} about SpiderMultusConfig ${name}`, 30_000, async () => {
+    seen = await eventReasons(scope, name);
+    return wanted.every((r) => seen.includes(r)) ? seen : undefined;
+  }).catch((err) => {
+    throw new Error(`${err.message}; reasons seen: ${seen.join() || "none"}`);
+  });
+}
+
 kubeTest(
   "multus controller: every cniType gets its NAD with the expected config, and libcni loads each",
   async () => {
@@ -193,9 +204,10 @@ kubeTest(
       conflist("net", [`{"type":"ipvlan","master":"eth9","mtu":0,"ipam":${IPAM}}`, COORD], "1.0.0"),
     );
     assert.equal(changed.metadata.annotations?.["multus.spidernet.io/cni-version"], "1.0.0");
-    const reasons = await eventReasons(scope, "net");
-    assert.ok(reasons.includes("NetworkAttachmentDefinitionCreated"), reasons.join());
-    assert.ok(reasons.includes("NetworkAttachmentDefinitionUpdated"), reasons.join());
+    await waitEventReasons(scope, "net", [
+      "NetworkAttachmentDefinitionCreated",
+      "NetworkAttachmentDefinitionUpdated",
+    ]);
     assert.ok(replica.metrics.writes.nad_create >= 2 && replica.metrics.writes.nad_update >= 2);
   },
 );
@@ -220,7 +232,7 @@ kubeTest(
       conflist("adopt-me", [`{"vlan":0,"type":"ovs","bridge":"br0","ipam":${IPAM}}`]),
     );
     assert.equal(adopted.metadata.annotations, undefined, "the hand-made annotation is overwritten");
-    assert.ok((await eventReasons(scope, "adopt-me")).includes("NetworkAttachmentDefinitionAdopted"));
+    await waitEventReasons(scope, "adopt-me", ["NetworkAttachmentDefinitionAdopted"]);
 
     const shared = { "multus.spidernet.io/cr-name": "shared" };
     await createSMC(scope, "first", { cniType: "ipoib", ipoib: { master: "ib0" } }, shared);

@@ -61,7 +61,10 @@ kubeTest(
   "controller replicas: exactly one leads, both are Ready, the leader reconciles its pools with Events and metrics on one registry",
   async () => {
     await using scope = await testScope("ctl-two", { serviceAccount: false });
-    await using set = await startControllers(scope, { replicas: 2, env: leaseEnv() });
+    await using set = await startControllers(scope, {
+      replicas: 2,
+      env: { ...leaseEnv(), SPIDERPOOL_ENABLED_DEBUG_METRIC: "true" },
+    });
     const leader = await set.leader();
     const other = set.replicas.find((r) => r !== leader)!;
     for (const r of set.replicas) await set.ready(r);
@@ -101,6 +104,8 @@ kubeTest(
     assert.equal(metric(lm, `spiderpool_ippool_total_ip_counts{SpiderIPPool="${name}"}`), 7);
     assert.equal(metric(lm, `spiderpool_ippool_allocated_ip_counts{SpiderIPPool="${name}"}`), 0);
     assert.equal(metric(om, `spiderpool_ippool_total_ip_counts{SpiderIPPool="${name}"}`), undefined);
+    assert.equal(metric(lm, `spiderpool_debug_ippool_available_ip_counts{SpiderIPPool="${name}"}`), 7);
+    assert.ok((metric(lm, "spiderpool_total_ippool_counts") ?? 0) >= 3, "pools in the cluster");
     assert.ok(
       (metric(lm, `spiderpool_controller_reconcile_counts_total{kind="SpiderIPPool",result="written"}`) ??
         0) >=

@@ -526,6 +526,25 @@ Deno.test("the controller refuses bad flags, environment and configuration with 
       [["--tls-method", "certmanager"], {}, 2, /--tls-method must be auto or provided, got "certmanager"/],
       [["--webhook-url", "http://127.0.0.1:1"], {}, 2, /--webhook-url "http:\/\/127.0.0.1:1" must use https/],
       [["--webhook-object-selector", "a b"], {}, 2, /"a b" is not a label KEY=VALUE/],
+      [["--reconcile-selector", "x"], {}, 2, /--reconcile-selector: "x" is not a label KEY=VALUE/],
+      [
+        [],
+        { SPIDERPOOL_LEADER_DURATION: "soon" },
+        2,
+        /SPIDERPOOL_LEADER_DURATION="soon" is not a number of seconds/,
+      ],
+      [
+        [],
+        { SPIDERPOOL_LEADER_DURATION: "5", SPIDERPOOL_LEADER_RENEW_DEADLINE: "10" },
+        2,
+        /SPIDERPOOL_LEADER_DURATION \(5 s\) must be greater than SPIDERPOOL_LEADER_RENEW_DEADLINE \(10 s\)/,
+      ],
+      [
+        [],
+        { SPIDERPOOL_ENABLED_DEBUG_METRIC: "yes" },
+        2,
+        /SPIDERPOOL_ENABLED_DEBUG_METRIC must be true or false/,
+      ],
       [
         [],
         { SPIDERPOOL_COORDINATOR_ENABLED: "maybe" },

@@ -6,7 +6,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { defaultConfig, type SpiderpoolConfig } from "../../api/config.ts";
 import type { KubeHttp } from "../../kube/client.ts";
-import { LeaderElector, type LeaderWork, timingsFromEnv } from "../leader.ts";
+import { LeaderElector, type LeaderView, type LeaderWork, timingsFromEnv } from "../leader.ts";
 import { ControllerMetrics } from "../metrics.ts";
 import { Reconcilers } from "./reconcilers.ts";
 
@@ -156,15 +156,27 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     return true;
   }, () => false);
   if (open) { for (const c of components) c.start?.(); }
-  const work: LeaderWork[] = components.map((c) => ({
-    startLeading(signal, leader) {
-      if (open) return c.startLeading(signal, leader);
-      void opened.then((ok) => {
-        if (ok && !signal.aborted) c.startLeading(signal, leader);
-      });
-    },
-    stopLeading: () => c.stopLeading(),
-  }));
+  const work: LeaderWork[] = components.map((c) => {
+    // A term that ended before the gate opened never reached the component, and is not ended for it either.
+    let leading = false;
+    const lead = (signal: AbortSignal, leader: LeaderView) => {
+      leading = true;
+      c.startLeading(signal, leader);
+    };
+    return {
+      startLeading(signal, leader) {
+        if (open) return lead(signal, leader);
+        void opened.then((ok) => {
+          if (ok && !signal.aborted) lead(signal, leader);
+        });
+      },
+      stopLeading() {
+        if (!leading) return Promise.resolve();
+        leading = false;
+        return c.stopLeading();
+      },
+    };
+  });
   const elector = new LeaderElector({
     http: opts.http,
     namespace: opts.namespace,

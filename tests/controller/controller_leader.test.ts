@@ -69,6 +69,9 @@ kubeTest(
     const other = set.replicas.find((r) => r !== leader)!;
     for (const r of set.replicas) await set.ready(r);
     assert.equal(await set.holder(), leader.podName);
+    // The first replica created the webhook configurations (the admin may), the second patched them.
+    assert.match(await set.replicas[0].log(), /\(mutating created, validating created; https:/);
+    assert.match(await set.replicas[1].log(), /\(mutating patched, validating patched; https:/);
 
     const name = await newPool(set, scope, "p", 7);
     await reconciled(set, name, 7);

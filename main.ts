@@ -14,6 +14,10 @@ const SUBCOMMANDS: Record<string, Mode> = {
     summary: "run the cluster-wide controller (admission webhooks over HTTPS)",
     load: () => import("./src/cmd/controller.ts"),
   },
+  gc: {
+    summary: "run the controller's IP garbage collection now and print what it released",
+    load: () => import("./src/cmd/gc.ts"),
+  },
   version: {
     summary: "print the version and the supported CNI versions",
     load: () => import("./src/cmd/version.ts"),

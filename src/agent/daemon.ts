@@ -6,7 +6,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
-import { ResourceCache } from "../kube/cache.ts";
+import { type CacheTiming, cacheTimingFromEnv, ResourceCache } from "../kube/cache.ts";
 import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
 import {
   AgentKube,
@@ -36,6 +36,12 @@ export interface AgentOptions {
   namespace?: string;
   /** Deadline of one ADD/DEL inside the agent; default 60 s (the plugin waits 100 s). */
   requestTimeoutMs?: number;
+  /**
+   * Re-list period, watch timeout and stall margin of the caches; each field wins over its environment
+   * variable (SPIDERPOOL_CACHE_RESYNC_SECONDS, SPIDERPOOL_WATCH_TIMEOUT_SECONDS,
+   * SPIDERPOOL_WATCH_STALL_MARGIN_SECONDS), which wins over the defaults.
+   */
+  cacheTiming?: CacheTiming;
   log?: (message: string) => void;
 }
 
@@ -99,8 +105,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   if (ownsKubeConfig) stops.push(() => closeKubeConfig(kc));
   try {
     await waitApiServer(http, log);
+    const timing = { ...cacheTimingFromEnv(Deno.env), ...opts.cacheTiming };
     const cacheOf = <T extends { metadata?: { name?: string } }>(path: string, fieldSelector?: string) => {
-      const c = new ResourceCache<T>(kc, http, { path, fieldSelector, log });
+      const c = new ResourceCache<T>(kc, http, { ...timing, path, fieldSelector, log });
       c.start();
       stops.push(() => c.stop());
       return c;

@@ -218,6 +218,8 @@ const AUTH_REFRESH_MS = 60_000;
 export class KubeHttp {
   readonly #server: string;
   readonly #client: Deno.HttpClient;
+  readonly #tls: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem>;
+  #streamClient?: Deno.HttpClient;
   readonly #authorization?: () => Promise<string | undefined>;
   readonly #timeoutMs: number;
   #auth?: { value: string | undefined; expires: number };
@@ -235,6 +237,7 @@ export class KubeHttp {
     // ~1 KB in a second TCP segment that waits for the delayed ACK, so every PUT of a pool took ≈ 45 ms instead
     // of ≈ 2 ms (measured with tests/bench/kube_client.ts).
     this.#client = Deno.createHttpClient({ ...tls, http2: false });
+    this.#tls = tls;
     this.#authorization = opts.authorization;
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
@@ -322,20 +325,44 @@ export class KubeHttp {
       if (timeout?.aborted) throw new KubeTimeoutError(method, path, timeoutMs);
       throw err;
     }
-    let parsed: unknown = text;
-    if (text !== "" && (res.headers.get("content-type") ?? "").includes("json")) {
-      parsed = JSON.parse(text);
-    }
+    const parsed = parseBody(res, text);
     if (res.ok) return { status: res.status, body: parsed as T };
+    throw this.#failure(method, path, res, parsed);
+  }
+
+  /**
+   * Opens a GET the server holds open, such as a watch (`?watch=1`), and resolves once its headers arrive; the
+   * caller reads the body and ends it through `signal` (there is no deadline: the caller watches for
+   * stalls). Streams run on a connection pool of their own: a watch holds its HTTP/1.1 connection for
+   * minutes, and on the shared pool it would take the warm keep-alive connections of the short requests,
+   * which would then pay a new TLS handshake. A non-2xx answer throws as `request` does.
+   */
+  async stream(path: string, opts: { signal?: AbortSignal } = {}): Promise<Response> {
+    const headers: Record<string, string> = { accept: "application/json" };
+    const authorization = await this.#currentAuthorization();
+    if (authorization) headers.authorization = authorization;
+    this.#streamClient ??= Deno.createHttpClient({ ...this.#tls, http2: false });
+    const res = await fetch(`${this.#server}${path}`, {
+      headers,
+      client: this.#streamClient,
+      signal: opts.signal,
+    });
+    if (res.ok) return res;
+    const text = await res.text();
+    throw this.#failure("GET", path, res, parseBody(res, text));
+  }
+
+  #failure(method: string, path: string, res: Response, parsed: unknown): KubeHttpError {
     // A rotated token file or expired exec credential: read the credentials again on the next request.
     if (res.status === 401) this.#auth = undefined;
     const reason = (parsed as { reason?: string })?.reason ?? res.statusText;
     const ErrorType = res.status === 409 ? ConflictError : res.status === 404 ? NotFoundError : KubeHttpError;
-    throw new ErrorType(method, path, res.status, reason, parsed);
+    return new ErrorType(method, path, res.status, reason, parsed);
   }
 
   close(): void {
     this.#client.close();
+    this.#streamClient?.close();
   }
 
   [Symbol.dispose](): void {
@@ -350,6 +377,11 @@ export class KubeHttp {
     }
     return this.#auth.value;
   }
+}
+
+function parseBody(res: Response, text: string): unknown {
+  if (text !== "" && (res.headers.get("content-type") ?? "").includes("json")) return JSON.parse(text);
+  return text;
 }
 
 function statusMessage(body: unknown): string {

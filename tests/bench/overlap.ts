@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { encodeAllocatedIPs } from "../../src/api/allocated.ts";
 import type { SpiderIPPool } from "../../src/api/types.ts";
 import { formatIP, IPRangeSet } from "../../src/ip/mod.ts";
-import { planPoolBatch, type PoolOp } from "../../src/agent/pool_ops.ts";
+import { planPoolBatch, type PoolOp } from "../../src/ipam/pool_ops.ts";
 import { PoolClaims } from "../../src/ipam/mod.ts";
 
 const { values } = parseArgs({ options: { "min-ms": { type: "string", default: "300" } }, strict: true });

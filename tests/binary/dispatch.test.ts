@@ -28,7 +28,11 @@ Deno.test("dist/cni/spiderpool rejects an unsupported requested version with CNI
   assert.equal(JSON.parse(r.stdout).code, 1);
 });
 
-Deno.test("coordinator and ifacer names answer VERSION and refuse ADD with a CNI error naming the plugin", async () => {
+Deno.test("coordinator and ifacer names answer VERSION and run as themselves", async () => {
+  const expected: Record<string, RegExp> = {
+    coordinator: /the coordinator has no prevResult/,
+    ifacer: /invalid ifacer configuration "interfaces"/,
+  };
   for (const name of ["coordinator", "ifacer"]) {
     const v = await run(`${dist}cni/${name}`, [], { CNI_COMMAND: "VERSION" });
     assert.equal(v.code, 0);
@@ -44,8 +48,8 @@ Deno.test("coordinator and ifacer names answer VERSION and refuse ADD with a CNI
     const add = await run(`${dist}cni/${name}`, [], env, conf);
     assert.equal(add.code, 1);
     const err = JSON.parse(add.stdout);
-    assert.equal(err.code, 100);
-    assert.match(err.msg, new RegExp(`the ${name} plugin is not available`));
+    assert.equal(err.code, 7);
+    assert.match(err.msg, expected[name]);
   }
 });
 
@@ -103,7 +107,7 @@ async function staticClosure(lib: string, entry: string): Promise<Set<string>> {
   return seen;
 }
 
-Deno.test("the plugin's chunks never contain the Kubernetes client or prom-client", async (t) => {
+Deno.test("the plugins' chunks never contain the Kubernetes client or prom-client", async (t) => {
   const lib = `${dist}lib`;
   const names = (await Array.fromAsync(Deno.readDir(lib))).map((e) => e.name);
   if (!names.includes("main.js")) {
@@ -111,9 +115,12 @@ Deno.test("the plugin's chunks never contain the Kubernetes client or prom-clien
     await t.step({ name: "compiled build: no chunks", ignore: true, fn: () => {} });
     return;
   }
-  const plugin = names.find((n) => /^spiderpool-[A-Z0-9]+\.js$/.test(n));
-  assert.ok(plugin, `no spiderpool plugin chunk in ${names.join(", ")}`);
-  for (const entry of ["main.js", plugin]) {
+  const plugins = ["spiderpool", "coordinator", "ifacer"].map((p) => {
+    const chunk = names.find((n) => new RegExp(`^${p}-[A-Z0-9]+\\.js$`).test(n));
+    assert.ok(chunk, `no ${p} plugin chunk in ${names.join(", ")}`);
+    return chunk!;
+  });
+  for (const entry of ["main.js", ...plugins]) {
     for (const chunk of await staticClosure(lib, entry)) {
       const text = await Deno.readTextFile(`${lib}/${chunk}`);
       assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `${entry} loads ${chunk}`);
@@ -143,4 +150,44 @@ Deno.test("agent flags are checked strictly: an unknown flag is a usage error wi
   assert.equal(r.code, 2);
   assert.match(r.stderr, /no-such-flag/);
   assert.match(r.stderr, /usage: spiderpool agent/);
+});
+
+Deno.test("the launcher is a program, not a script, and passes every argument to the runtime unchanged", async () => {
+  const head = new Uint8Array(4);
+  using f = await Deno.open(`${dist}spiderpool`);
+  await f.read(head);
+  assert.deepEqual([...head], [0x7f, 0x45, 0x4c, 0x46], "dist/spiderpool is an ELF executable (no shell)");
+  const r = await run(`${dist}spiderpool`, ["a  b", "", "c"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown command "a {2}b"/);
+});
+
+Deno.test("the launcher gives the runtime the build's own cache and V8 flags the environment can replace", async () => {
+  // A copy of the build with an empty cache: the first call creates and fills <build>/cache/cni.
+  const dir = await Deno.makeTempDir({ prefix: "spiderpool-launcher-" });
+  try {
+    await Deno.mkdir(`${dir}/lib`);
+    for await (const e of Deno.readDir(`${dist}lib`)) {
+      await Deno.symlink(await Deno.realPath(`${dist}lib/${e.name}`), `${dir}/lib/${e.name}`);
+    }
+    await Deno.copyFile(`${dist}spiderpool`, `${dir}/spiderpool`);
+    await Deno.chmod(`${dir}/spiderpool`, 0o755);
+    await Deno.mkdir(`${dir}/cni`);
+    await Deno.symlink("../spiderpool", `${dir}/cni/spiderpool`);
+    const v = await run(`${dir}/cni/spiderpool`, [], {
+      CNI_COMMAND: "VERSION",
+      DENO_DIR: `${dir}/elsewhere`,
+    });
+    assert.equal(v.code, 0, v.stderr);
+    assert.ok((await Deno.stat(`${dir}/cache/cni/v8_code_cache_v2`)).isFile);
+    assert.equal(await Deno.stat(`${dir}/elsewhere`).catch(() => null), null);
+    const bad = await run(`${dir}/cni/spiderpool`, [], {
+      CNI_COMMAND: "VERSION",
+      DENO_V8_FLAGS: "--no-such-v8-flag",
+    });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /no-such-v8-flag/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

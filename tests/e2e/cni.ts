@@ -41,6 +41,8 @@ export interface CniCall {
   nodeNetns?: string;
   cniPath?: string;
   timeoutMs?: number;
+  /** Extra environment for the plugin (e.g. SPIDERPOOL_NET_BACKEND). */
+  env?: Record<string, string>;
 }
 
 /** The CNI_ARGS a kubelet passes for a pod sandbox. */
@@ -63,6 +65,7 @@ export async function execCni(call: CniCall): Promise<CniRun> {
       CNI_IFNAME: call.ifName ?? "eth0",
       CNI_PATH: call.cniPath ?? CNI_PATH,
       CNI_ARGS: podCniArgs(call.pod, call.containerId),
+      ...call.env,
     },
     stdin: "piped",
     stdout: "piped",

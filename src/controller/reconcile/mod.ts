@@ -1,14 +1,21 @@
 // The controller's leader-only part in one call for the daemon: the Lease elector (durations from upstream's
-// environment) leading the pool and subnet reconcilers and the other registered components (COMPONENTS below),
-// with their metrics on the daemon's registry.
+// environment) leading the pool and subnet reconcilers, the application controller (auto-pools) and, when
+// enabled, the SpiderMultusConfig → NAD and SpiderCoordinator status controllers, plus the components listed in
+// COMPONENTS, with their metrics on the daemon's registry.
 
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Registry } from "prom-client";
-import { defaultConfig, type SpiderpoolConfig } from "../../api/config.ts";
 import type { KubeHttp } from "../../kube/client.ts";
+import { defaultConfig, type SpiderpoolConfig } from "../../api/config.ts";
+import { parseGoBool } from "../../api/annotations.ts";
+import { MultusConfigController } from "../../multus/controller.ts";
+import { MultusMetrics } from "../../multus/metrics.ts";
+import { CoordinatorController } from "../coordinator/controller.ts";
+import { CoordinatorMetrics } from "../coordinator/metrics.ts";
 import { LeaderElector, type LeaderView, type LeaderWork, timingsFromEnv } from "../leader.ts";
 import { ControllerMetrics } from "../metrics.ts";
 import { Reconcilers } from "./reconcilers.ts";
+import { autoPoolWork } from "../autopool/mod.ts";
 
 export { Reconcilers, type ReconcilersOptions } from "./reconcilers.ts";
 
@@ -37,6 +44,7 @@ export interface ComponentContext {
   identity: string;
   config: SpiderpoolConfig;
   registry: Registry;
+  metrics: ControllerMetrics;
   /** Objects to handle, when limited by label (several controllers in one test cluster); all when absent. */
   matchLabels?: Record<string, string>;
   env: (key: string) => string | undefined;
@@ -44,9 +52,8 @@ export interface ComponentContext {
 }
 
 /**
- * Leader-only components besides the pool and subnet reconcilers, one line each (IP GC, SpiderMultusConfig and
- * SpiderCoordinator controllers). A factory returns undefined when its feature is switched off. Started in this
- * order after the reconcilers, stopped in reverse.
+ * More leader-only components, one line each (e.g. the IP GC). A factory returns undefined when its feature is
+ * switched off. Started in this order after the built-in ones, stopped in reverse.
  */
 export const COMPONENTS: readonly ((ctx: ComponentContext) => ControllerComponent | undefined)[] = [];
 
@@ -59,22 +66,26 @@ export interface LeaderWorkOptions {
   identity: string;
   /** ConfigMap `enableSpiderSubnet`. */
   enableSpiderSubnet: boolean;
-  /** The ConfigMap, for the registered components; default the defaults (with `enableSpiderSubnet`). */
+  /** The controller's ConfigMap (the auto-pool controller's defaults and switches); defaults when absent. */
   config?: SpiderpoolConfig;
   /** The daemon's metrics registry. */
   registry?: Registry;
   /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`. */
   debugMetrics?: boolean;
-  /** Reconcile only objects with these labels (several controllers side by side in a test cluster). */
+  /** Reconcile only pools and subnets with these labels (several controllers side by side in a test cluster). */
   matchLabels?: Record<string, string>;
-  /** More leader-only work, after the registered COMPONENTS (tests, embedders). */
+  /** More leader-only work, after the built-in components and COMPONENTS (tests, embedders). */
   work?: readonly ControllerComponent[];
   /**
    * Components start (caches, and their leader work once elected) only after this resolves; the election itself
    * starts at once. Upstream's daemon campaigns early but starts its informers once its own webhook answers.
    */
   after?: Promise<unknown>;
-  /** Environment (SPIDERPOOL_LEADER_*, SPIDERPOOL_IPPOOL_INFORMER_WORKERS); default Deno.env. */
+  /**
+   * Environment (SPIDERPOOL_LEADER_*, SPIDERPOOL_IPPOOL_INFORMER_WORKERS, SPIDERPOOL_MULTUS_CONFIG_*,
+   * SPIDERPOOL_COORDINATOR_*, SPIDERPOOL_CNI_CONFIG_DIR, SPIDERPOOL_CILIUM_CONFIGMAP_NAMESPACE_NAME); default
+   * Deno.env.
+   */
   env?: (key: string) => string | undefined;
   log?: (message: string) => void;
 }
@@ -82,6 +93,10 @@ export interface LeaderWorkOptions {
 export interface LeaderWorkHandle {
   elector: LeaderElector;
   reconcilers: Reconcilers;
+  /** The SpiderMultusConfig controller, when SPIDERPOOL_MULTUS_CONFIG_ENABLED is true. */
+  multusConfig?: MultusConfigController;
+  /** The SpiderCoordinator status controller, when SPIDERPOOL_COORDINATOR_ENABLED is true. */
+  coordinator?: CoordinatorController;
   metrics: ControllerMetrics;
   /** Every component, the reconcilers first. */
   components: readonly ControllerComponent[];
@@ -92,9 +107,9 @@ export interface LeaderWorkHandle {
 }
 
 /**
- * Starts the reconcilers' caches and the election; the reconcilers run while this replica leads. Readiness:
- * `handle.notReady() === undefined`. `SPIDERPOOL_LEADER_RETRY_GAP` is not needed: leadership loss stops the work
- * synchronously instead of being polled for.
+ * Starts the election and (at once, or once `after` resolves) the components' caches; the leader-only work runs
+ * while this replica leads. Readiness: `handle.notReady() === undefined`. `SPIDERPOOL_LEADER_RETRY_GAP` is not
+ * needed: leadership loss stops the work synchronously instead of being polled for.
  */
 export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
   const env = opts.env ?? ((k: string) => Deno.env.get(k));
@@ -121,17 +136,8 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     matchLabels: opts.matchLabels,
     log: (m) => log(`reconcile: ${m}`),
   });
-  const ctx: ComponentContext = {
-    http: opts.http,
-    kubeConfig: opts.kubeConfig,
-    namespace: opts.namespace,
-    identity: opts.identity,
-    config: opts.config ?? { ...defaultConfig(), enableSpiderSubnet: opts.enableSpiderSubnet },
-    registry,
-    matchLabels: opts.matchLabels,
-    env,
-    log,
-  };
+  // Components with caches of their own start them with the controller (a new leader then starts from a synced
+  // cache) and stop them with it; the others set up their state when they start leading.
   const components: ControllerComponent[] = [
     {
       name: "pool and subnet reconcilers",
@@ -140,11 +146,58 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
       startLeading: (signal, leader) => reconcilers.startLeading(signal, leader),
       stopLeading: () => reconcilers.stopLeading(),
     },
-    ...COMPONENTS.map((make) => make(ctx)).filter((c) => c !== undefined),
-    ...(opts.work ?? []),
+    ...autoPoolWork({ ...opts, registry, controllerMetrics: metrics, log }),
   ];
-  // The gate: until it opens, a term that starts records nothing; once open, each component starts, and the
-  // current term (if any, and not yet ended) is handed to it.
+  let multusConfig: MultusConfigController | undefined;
+  if (envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
+    multusConfig = new MultusConfigController({
+      http: opts.http,
+      kubeConfig: opts.kubeConfig,
+      identity: opts.identity,
+      metrics,
+      multusMetrics: new MultusMetrics(metrics.registry),
+      resyncMs: envSeconds(env, "SPIDERPOOL_MULTUS_CONFIG_INFORMER_RESYNC_PERIOD", 60),
+      log: (m) => log(`multus config: ${m}`),
+    });
+    components.push(multusConfig);
+  }
+  let coordinator: CoordinatorController | undefined;
+  if (envBool(env, "SPIDERPOOL_COORDINATOR_ENABLED", false)) {
+    coordinator = new CoordinatorController({
+      http: opts.http,
+      kubeConfig: opts.kubeConfig,
+      identity: opts.identity,
+      // Upstream's spelling of the variable.
+      name: env("SPIDERPOOL_COORDINATOR_DEAFULT_NAME") || undefined,
+      cniConfigDir: env("SPIDERPOOL_CNI_CONFIG_DIR") || undefined,
+      ciliumConfigMap: env("SPIDERPOOL_CILIUM_CONFIGMAP_NAMESPACE_NAME") || undefined,
+      metrics,
+      coordinatorMetrics: new CoordinatorMetrics(metrics.registry),
+      resyncMs: envSeconds(env, "SPIDERPOOL_COORDINATOR_INFORMER_RESYNC_PERIOD", 60),
+      log: (m) => log(`coordinator: ${m}`),
+    });
+    components.push(coordinator);
+  }
+  const ctx: ComponentContext = {
+    http: opts.http,
+    kubeConfig: opts.kubeConfig,
+    namespace: opts.namespace,
+    identity: opts.identity,
+    config: opts.config ?? { ...defaultConfig(), enableSpiderSubnet: opts.enableSpiderSubnet },
+    registry,
+    metrics,
+    matchLabels: opts.matchLabels,
+    env,
+    log,
+  };
+  for (const make of COMPONENTS) {
+    const c = make(ctx);
+    if (c) components.push(c);
+  }
+  components.push(...(opts.work ?? []));
+
+  // The gate: until it opens, a term that starts is not handed to the components; once open, each component
+  // starts, then gets the current term (if any, and not yet ended).
   let open = opts.after === undefined;
   let stopped = false;
   const opened = (opts.after ?? Promise.resolve()).then(() => {
@@ -191,6 +244,8 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
   return {
     elector,
     reconcilers,
+    multusConfig,
+    coordinator,
     metrics,
     components,
     notReady() {
@@ -212,4 +267,34 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
       })();
     },
   };
+}
+
+/** A bad value of one of the controller's environment variables; the message names it and the fix. */
+export class LeaderWorkConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LeaderWorkConfigError";
+  }
+}
+
+/** A boolean in Go's syntax (upstream parses these with strconv.ParseBool); unset or empty is `fallback`. */
+function envBool(env: (key: string) => string | undefined, key: string, fallback: boolean): boolean {
+  const v = env(key);
+  if (v === undefined || v === "") return fallback;
+  const b = parseGoBool(v);
+  if (b === undefined) {
+    throw new LeaderWorkConfigError(`${key}=${JSON.stringify(v)} is not a boolean; use "true" or "false"`);
+  }
+  return b;
+}
+
+/** A whole number of seconds ≥ 1 as milliseconds; unset or empty is `fallback` seconds. */
+function envSeconds(env: (key: string) => string | undefined, key: string, fallback: number): number {
+  const v = env(key);
+  if (v === undefined || v === "") return fallback * 1000;
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n < 1) {
+    throw new LeaderWorkConfigError(`${key}=${JSON.stringify(v)} must be a whole number of seconds ≥ 1`);
+  }
+  return n * 1000;
 }

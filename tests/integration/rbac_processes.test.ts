@@ -8,6 +8,7 @@
 // (Lease, Secret, admission ledgers, webhook configurations spiderpool-controller), and remove them at the end.
 // Test files run one at a time, so no other suite meets these cluster-wide webhooks while they exist.
 import assert from "node:assert/strict";
+import { loadAll } from "js-yaml";
 import { NotFoundError } from "../../src/kube/client.ts";
 import { scrapeMetrics } from "../e2e/node_sim.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
@@ -49,6 +50,21 @@ const FAST_LEASE = {
   SPIDERPOOL_LEADER_RENEW_DEADLINE: "3",
   SPIDERPOOL_LEADER_RETRY_PERIOD: "0.5",
 };
+
+/**
+ * The environment deploy/controller.yaml gives the controller (so every component it switches on runs under the
+ * RBAC it ships), with short election durations; ports and identity come from the harness's flags.
+ */
+async function deploymentEnv(): Promise<Record<string, string>> {
+  const docs = loadAll(await Deno.readTextFile(new URL("../../deploy/controller.yaml", import.meta.url))) as {
+    kind: string;
+    spec?: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+  }[];
+  const env = docs.find((d) => d.kind === "Deployment")!.spec!.template.spec.containers[0].env;
+  const out: Record<string, string> = {};
+  for (const e of env) if (e.value !== undefined) out[e.name] = e.value;
+  return { ...out, ...FAST_LEASE };
+}
 
 interface Obj {
   metadata: { name: string; finalizers?: string[]; labels?: Record<string, string> };
@@ -100,18 +116,21 @@ async function webhookConfig(scope: TestScope, plural: string) {
   >(`${ADM}/${plural}/spiderpool-controller`)).body;
 }
 
-/** The controller, as its ServiceAccount, in kube-system, registered in the shipped configurations. */
-function controllerAsServiceAccount(
+/**
+ * The controller, as its ServiceAccount, in kube-system, with the Deployment's environment, registered in the
+ * shipped configurations.
+ */
+async function controllerAsServiceAccount(
   scope: TestScope,
   kubeconfig: string,
   webhookSelector = true,
 ): Promise<ControllerSet> {
-  return startControllers(scope, {
+  return await startControllers(scope, {
     kubeconfig,
     namespace: NS,
     webhookConfigName: "spiderpool-controller",
     webhookSelector,
-    env: FAST_LEASE,
+    env: await deploymentEnv(),
   });
 }
 
@@ -163,6 +182,10 @@ kubeTest(
       const { body } = await set.http.get<Obj>(`${API}/spiderippools/${name}`);
       return body.status?.totalIPCount === 5 || undefined;
     });
+    // Every component the Deployment switches on (the pool and subnet reconcilers, the auto-pool controller, the
+    // SpiderMultusConfig and SpiderCoordinator controllers) has listed what it watches by now; nothing refused.
+    assert.match(await leader.log(), /; 4 leader-only component\(s\)/);
+    await new Promise((r) => setTimeout(r, 3_000));
     assert.doesNotMatch(await leader.log(), /forbidden|HTTP 403/i);
   },
 );

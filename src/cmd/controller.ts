@@ -1,16 +1,20 @@
 // `spiderpool controller` (also started as `spiderpool-controller`): the cluster-wide controller. Parses flags
 // and upstream's environment variables, reads the ConfigMap file, starts the controller and runs until SIGTERM
-// or SIGINT, then stops serving, closes its watches and exits 0.
+// or SIGINT, then hands the lease over, stops serving, closes its watches and exits 0.
 
 import { hostname } from "node:os";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../api/config.ts";
 import { type ControllerOptions, startController, type TlsSource } from "../controller/daemon.ts";
+import { LeaderConfigError, timingsFromEnv } from "../controller/leader.ts";
 import { parseFlags } from "./flags.ts";
 
 const USAGE = `usage: spiderpool controller [flags]
 
 Serves the admission webhooks of SpiderIPPool, SpiderSubnet, SpiderReservedIP, SpiderCoordinator and
-SpiderMultusConfig over HTTPS and registers them with the API server.
+SpiderMultusConfig over HTTPS and registers them with the API server (every replica). Replicas elect a leader
+on the Lease spiderpool-controller-leases in their namespace; the leader keeps the status of SpiderIPPools and
+SpiderSubnets (totalIPCount, allocatedIPCount, controlledIPPools), their finalizers and subnet adoption, and
+reports problems as Events.
 
 flags:
   --kubeconfig PATH           kubeconfig file (default: in-cluster service account, else $KUBECONFIG)
@@ -33,10 +37,16 @@ flags:
   --webhook-config-name NAME  name of the Mutating/ValidatingWebhookConfiguration (default spiderpool-controller)
   --webhook-object-selector K=V[,K=V]
                               only objects with these labels reach the webhooks (shared test clusters)
+  --reconcile-selector K=V[,K=V]
+                              only pools and subnets with these labels are reconciled (default all; shared test
+                              clusters)
   -h, --help                  print this help
 
 environment: SPIDERPOOL_COORDINATOR_ENABLED, SPIDERPOOL_MULTUS_CONFIG_ENABLED (default true) register the
-SpiderCoordinator and SpiderMultusConfig webhooks.
+SpiderCoordinator and SpiderMultusConfig webhooks; SPIDERPOOL_LEADER_DURATION, SPIDERPOOL_LEADER_RENEW_DEADLINE,
+SPIDERPOOL_LEADER_RETRY_PERIOD (seconds; default 15, 10, 2) time the election; SPIDERPOOL_IPPOOL_INFORMER_WORKERS
+(default 3) pool reconcile workers; SPIDERPOOL_ENABLED_DEBUG_METRIC (default false) the per-pool and per-subnet
+debug gauges.
 `;
 
 /** A flag or environment value that cannot be used; exit code 2 like any usage error. */
@@ -59,16 +69,14 @@ function bool(name: string, value: string | undefined, fallback: boolean): boole
   throw new UsageError(`${name} must be true or false, got ${JSON.stringify(value)}`);
 }
 
-function labels(value: string | undefined): Record<string, string> | undefined {
+function labels(flag: string, value: string | undefined): Record<string, string> | undefined {
   if (value === undefined || value === "") return undefined;
   const out: Record<string, string> = {};
   for (const pair of value.split(",")) {
     const m = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(pair);
     if (!m) {
       throw new UsageError(
-        `--webhook-object-selector: ${
-          JSON.stringify(pair)
-        } is not a label KEY=VALUE; use e.g. app=test,tier=a`,
+        `${flag}: ${JSON.stringify(pair)} is not a label KEY=VALUE; use e.g. app=test,tier=a`,
       );
     }
     out[m[1]] = m[2];
@@ -112,6 +120,7 @@ export async function main(args: string[]): Promise<number> {
     "webhook-url": { type: "string" },
     "webhook-config-name": { type: "string" },
     "webhook-object-selector": { type: "string" },
+    "reconcile-selector": { type: "string" },
   });
   if ("exit" in parsed) return parsed.exit;
   const { values } = parsed;
@@ -146,7 +155,9 @@ export async function main(args: string[]): Promise<number> {
       serviceName: values["service-name"],
       webhookURL: url(values["webhook-url"]),
       webhookConfigName: values["webhook-config-name"],
-      webhookObjectSelector: labels(values["webhook-object-selector"]),
+      webhookObjectSelector: labels("--webhook-object-selector", values["webhook-object-selector"]),
+      reconcileSelector: labels("--reconcile-selector", values["reconcile-selector"]),
+      debugMetrics: bool("SPIDERPOOL_ENABLED_DEBUG_METRIC", env("SPIDERPOOL_ENABLED_DEBUG_METRIC"), false),
       coordinatorEnabled: bool("SPIDERPOOL_COORDINATOR_ENABLED", env("SPIDERPOOL_COORDINATOR_ENABLED"), true),
       multusConfigEnabled: bool(
         "SPIDERPOOL_MULTUS_CONFIG_ENABLED",
@@ -154,8 +165,10 @@ export async function main(args: string[]): Promise<number> {
         true,
       ),
     };
+    // Checked here so that a bad duration is a usage error, before anything starts.
+    timingsFromEnv(env);
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
+    if (!(err instanceof UsageError) && !(err instanceof LeaderConfigError)) throw err;
     console.error(`spiderpool controller: ${err.message}\n\n${USAGE}`);
     return 2;
   }

@@ -1,7 +1,8 @@
-// Start-up and shut-down of the controller, in upstream's order: metrics server, Kubernetes client, serving
-// certificate, the HTTPS admission webhooks (served by every replica) and their registration, the health
-// server, a wait until the own webhook answers, then leader election. Work that only the leader may do is a
-// list of LeaderOnlyComponents: started when this replica gains leadership, stopped at once when it loses it.
+// Start-up and shut-down of the controller, in upstream's order (spec §1.2): metrics server, Kubernetes client,
+// serving certificate and the HTTPS admission webhooks (served by every replica), leader election with the
+// leader-only components (reconcile/mod.ts), webhook registration, the health server, a wait until the own
+// webhook answers, then the components' caches and work. Ready = webhook answering AND a leader known (AND every
+// component ready). Stop runs the same steps backwards: the lease is handed over before the webhooks go.
 
 import { connect } from "node:tls";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -9,39 +10,13 @@ import { Registry } from "prom-client";
 import { defaultConfig, type SpiderpoolConfig } from "../api/config.ts";
 import { SINGULAR } from "../api/constants.ts";
 import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
+import { type ControllerComponent, type LeaderWorkHandle, startLeaderWork } from "./reconcile/mod.ts";
 import type { WebhookContext } from "./webhook/handlers.ts";
 import { AdmissionLedger } from "./webhook/ledger.ts";
 import { WebhookMetrics } from "./webhook/metrics.ts";
 import { registerWebhooks, WEBHOOK_CONFIG_NAME, type WebhookEndpoint } from "./webhook/register.ts";
 import { HEALTH_PATH, serveWebhooks, type WebhookServer } from "./webhook/server.ts";
 import { type CertNeeds, ensureAutoCertificate, readProvided, type ServingMaterial } from "./webhook/tls.ts";
-
-/** Work only the leader does (reconcilers, GC). `stop` must end it promptly: leadership is already gone. */
-export interface LeaderOnlyComponent {
-  name: string;
-  start(): void | Promise<void>;
-  stop(): void | Promise<void>;
-}
-
-/** Leader election as the daemon sees it (a Lease in production). */
-export interface Leadership {
-  /** Starts campaigning; `onChange(true)` when this replica becomes leader, `onChange(false)` when it loses. */
-  start(onChange: (leading: boolean) => void): void;
-  /** True while some replica, this one or another, holds a valid lease (readiness needs it). */
-  leaderKnown(): boolean;
-  /** Stops campaigning; releases the lease when held. */
-  stop(): Promise<void>;
-}
-
-/**
- * Until leader election is wired in, no leader is ever known: readiness says so honestly, and no
- * leader-only component runs.
- */
-export const NO_LEADER_ELECTION: Leadership = {
-  start() {},
-  leaderKnown: () => false,
-  stop: () => Promise.resolve(),
-};
 
 export type TlsSource =
   | { method: "auto" }
@@ -78,8 +53,17 @@ export interface ControllerOptions {
   coordinatorEnabled?: boolean;
   /** Serve and register the SpiderMultusConfig webhooks (`SPIDERPOOL_MULTUS_CONFIG_ENABLED`); default true. */
   multusConfigEnabled?: boolean;
-  leadership?: Leadership;
-  leaderOnly?: readonly LeaderOnlyComponent[];
+  /**
+   * Only pools and subnets with these labels are reconciled; all when absent. For several controllers side by
+   * side in one test cluster: the leader otherwise reconciles every pool and subnet of the cluster.
+   */
+  reconcileSelector?: Record<string, string>;
+  /** Leader-only work besides the reconcilers and reconcile/mod.ts's COMPONENTS (embedders, tests). */
+  leaderWork?: readonly ControllerComponent[];
+  /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`: upstream's per-pool and per-subnet debug gauges. */
+  debugMetrics?: boolean;
+  /** Environment of the leader election and reconcilers (SPIDERPOOL_LEADER_*, ...); default Deno.env. */
+  env?: (key: string) => string | undefined;
   log?: (message: string) => void;
 }
 
@@ -90,8 +74,10 @@ export interface RunningController {
   registry: Registry;
   /** The CA the webhook configurations trust. */
   caPem: string;
-  /** True while this replica's leader-only components run. */
+  /** True while this replica holds the lease (its leader-only components run). */
   leading(): boolean;
+  /** The election and the leader-only components. */
+  leader: LeaderWorkHandle;
   stop(): Promise<void>;
 }
 
@@ -150,7 +136,6 @@ export function webhookHealthy(
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const log = opts.log ?? ((m: string) => console.error(`spiderpool-controller: ${m}`));
   const config = opts.config ?? defaultConfig();
-  const leadership = opts.leadership ?? NO_LEADER_ELECTION;
   const bind = opts.bindAddress ?? "0.0.0.0";
   const stops: (() => Promise<void> | void)[] = [];
   let stopping: Promise<void> | undefined;
@@ -165,6 +150,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       }
     })();
 
+  // One registry for the whole process: the webhooks' and the leader-only components' metrics side by side
+  // (prom-client refuses a second metric of the same name, so a collision fails the start-up).
   const registry = new Registry();
   let metricsServer: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
@@ -230,19 +217,46 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     });
     stops.push(() => webhooks.shutdown());
 
+    // The election starts now; the components' caches and work only once the own webhook answers (below).
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => openGate = resolve);
+    const leader = startLeaderWork({
+      http,
+      kubeConfig: kc,
+      namespace: opts.namespace,
+      identity: opts.podName,
+      enableSpiderSubnet: config.enableSpiderSubnet,
+      config,
+      registry,
+      debugMetrics: opts.debugMetrics,
+      matchLabels: opts.reconcileSelector,
+      work: opts.leaderWork,
+      after: gate,
+      env: opts.env,
+      log,
+    });
+    stops.push(async () => {
+      await leader.stop();
+      log("leader-only work stopped and its watches closed");
+    });
+
     const endpoint: WebhookEndpoint = opts.webhookURL
       ? { url: opts.webhookURL }
       : { service: { namespace: opts.namespace, name: serviceName, port: webhooks.port } };
-    await registerWebhooks(http, {
+    const configName = opts.webhookConfigName ?? WEBHOOK_CONFIG_NAME;
+    const done = await registerWebhooks(http, {
       endpoint,
       caPem: tls.caPem,
       kinds,
-      name: opts.webhookConfigName ?? WEBHOOK_CONFIG_NAME,
+      name: configName,
       objectSelector: opts.webhookObjectSelector,
     });
     log(
-      `webhooks for ${kinds.join(", ")} registered as ${opts.webhookConfigName ?? WEBHOOK_CONFIG_NAME} ` +
-        `(${"url" in endpoint ? endpoint.url : `service ${serviceDNS}:${webhooks.port}`})`,
+      `webhooks for ${
+        kinds.join(", ")
+      } registered in ${configName} (mutating ${done.MutatingWebhookConfiguration}, ` +
+        `validating ${done.ValidatingWebhookConfiguration}; ` +
+        `${"url" in endpoint ? endpoint.url : `service ${serviceDNS}:${webhooks.port}`})`,
     );
 
     let started = false;
@@ -256,10 +270,12 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
             return status(started);
           case "/v1/runtime/liveness":
             return status(started && !stopping && await selfCheck());
-          case "/v1/runtime/readiness":
+          case "/v1/runtime/readiness": {
             if (!started || stopping) return status(false, "starting or stopping");
-            if (!leadership.leaderKnown()) return status(false, "no leader is known");
+            const why = leader.notReady();
+            if (why) return status(false, why);
             return status(await selfCheck(), "the webhook server does not answer");
+          }
         }
         return new Response(null, { status: 404 });
       });
@@ -275,42 +291,18 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await new Promise((r) => setTimeout(r, 1_000));
     }
     started = true;
-
-    const components = opts.leaderOnly ?? [];
-    let leading = false;
-    let transition = Promise.resolve();
-    const onChange = (now: boolean) => {
-      transition = transition.then(async () => {
-        if (now === leading) return;
-        leading = now;
-        log(
-          now
-            ? `became leader; starting ${components.map((c) => c.name).join(", ") || "nothing"}`
-            : "lost leadership; stopping leader-only work",
-        );
-        await Promise.all(components.map(async (c) => {
-          try {
-            await (now ? c.start() : c.stop());
-          } catch (err) {
-            log(`${c.name}: ${now ? "start" : "stop"} failed: ${(err as Error).message}`);
-          }
-        }));
-      });
-    };
-    leadership.start(onChange);
-    stops.push(async () => {
-      await leadership.stop();
-      onChange(false);
-      await transition;
-    });
-    log(`serving admission webhooks on port ${webhooks.port}`);
+    openGate();
+    log(
+      `serving admission webhooks on port ${webhooks.port}; ${leader.components.length} leader-only component(s)`,
+    );
     return {
       webhookPort: webhooks.port,
       healthPort: health?.addr.port,
       metricsPort: metricsServer?.addr.port,
       registry,
       caPem: tls.caPem,
-      leading: () => leading,
+      leading: () => leader.elector.isLeader(),
+      leader,
       stop,
     };
   } catch (err) {

@@ -1,9 +1,14 @@
-// deploy/controller.yaml, deploy/init.yaml and deploy/rbac.yaml: what the controller Deployment, its Service and
-// the init Job promise (replicas, probes, ports, environment, identities), and that the API server accepts every
-// object of every manifest in a dry-run create.
+// deploy/controller.yaml, deploy/webhooks.yaml, deploy/init.yaml, deploy/rbac.yaml and deploy/agent.yaml: what
+// the controller Deployment, its Service and webhook configurations, the init Job and the agent promise
+// (replicas, probes, ports, only the flags and environment the processes read, identities), and that the API
+// server accepts every object of every manifest in a dry-run create.
 import assert from "node:assert/strict";
 import { loadAll } from "js-yaml";
+import { SINGULAR } from "../../src/api/constants.ts";
+import { webhookConfigurations } from "../../src/controller/webhook/register.ts";
+import { run } from "../binary/run.ts";
 import { kubeTest, testScope } from "../kube/harness.ts";
+import { CONTROLLER_BIN } from "./webhook_harness.ts";
 
 const DEPLOY = new URL("../../deploy/", import.meta.url);
 
@@ -48,7 +53,7 @@ Deno.test("deploy/controller.yaml: two replicas on separate nodes, probes on 572
     "kubernetes.io/hostname",
   );
   const c = pod.containers[0];
-  assert.deepEqual(c.command, ["spiderpool", "controller"]);
+  assert.deepEqual(c.command.slice(0, 2), ["spiderpool", "controller"]);
   for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
     assert.equal(c[probe].httpGet.port, 5720, probe);
     assert.equal(c[probe].httpGet.path, `/v1/runtime/${probe.replace("Probe", "")}`);
@@ -66,10 +71,8 @@ Deno.test("deploy/controller.yaml: two replicas on separate nodes, probes on 572
   );
   assert.equal(env.SPIDERPOOL_POD_NAMESPACE.valueFrom?.fieldRef?.fieldPath, "metadata.namespace");
   assert.deepEqual(
-    ["DURATION", "RENEW_DEADLINE", "RETRY_PERIOD", "RETRY_GAP"].map((k) =>
-      env[`SPIDERPOOL_LEADER_${k}`]?.value
-    ),
-    ["15", "10", "2", "1"],
+    ["DURATION", "RENEW_DEADLINE", "RETRY_PERIOD"].map((k) => env[`SPIDERPOOL_LEADER_${k}`]?.value),
+    ["15", "10", "2"],
   );
   assert.deepEqual(
     ["SPIDERPOOL_HEALTH_PORT", "SPIDERPOOL_METRIC_HTTP_PORT", "SPIDERPOOL_WEBHOOK_PORT"].map((k) =>
@@ -90,6 +93,79 @@ Deno.test("deploy/controller.yaml: two replicas on separate nodes, probes on 572
   assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
   const webhook = svc.spec.ports.find((p: { name: string }) => p.name === "webhook");
   assert.deepEqual([webhook.port, webhook.targetPort], [5722, "webhook"]);
+});
+
+/** Every file under `dir`, concatenated (the source a process is built from). */
+async function source(...paths: string[]): Promise<string> {
+  let out = "";
+  for (const p of paths) {
+    const url = new URL(`../../${p}`, import.meta.url);
+    if ((await Deno.stat(url)).isFile) out += await Deno.readTextFile(url);
+    else for await (const e of Deno.readDir(url)) out += await source(`${p}/${e.name}`);
+  }
+  return out;
+}
+
+Deno.test("deploy/controller.yaml passes only flags and environment the controller reads", async () => {
+  const c = find(await docs("controller.yaml"), "Deployment", "spiderpool-controller").spec.template.spec
+    .containers[0];
+  const help = await run(CONTROLLER_BIN, ["controller", "--help"]);
+  assert.equal(help.code, 0, help.stderr);
+  for (const arg of c.command.slice(2)) {
+    const flag = String(arg).split("=")[0];
+    assert.ok(help.stdout.includes(`  ${flag} `), `${flag} is a flag of spiderpool controller`);
+  }
+  assert.ok(c.command.includes("--config-path=/tmp/spiderpool/config-map/conf.yml"));
+  const code = await source("src/cmd/controller.ts", "src/controller");
+  for (const name of Object.keys(envOf(c))) {
+    assert.ok(code.includes(`"${name}"`), `the controller reads ${name}`);
+  }
+});
+
+Deno.test("deploy/webhooks.yaml holds every webhook of spec §1.5, called through the Service, without CA", async () => {
+  const all = await docs("webhooks.yaml");
+  const svc = find(await docs("controller.yaml"), "Service", "spiderpool-controller");
+  const expected = webhookConfigurations({
+    endpoint: {
+      service: { namespace: svc.metadata.namespace!, name: svc.metadata.name, port: svc.spec.ports[0].port },
+    },
+    caPem: "",
+    kinds: [
+      SINGULAR.ippool,
+      SINGULAR.subnet,
+      SINGULAR.reservedIP,
+      SINGULAR.coordinator,
+      SINGULAR.multusConfig,
+    ],
+  });
+  // What the controller patches in at start-up, apart from the CA: the manifest and the code agree.
+  assert.deepEqual(find(all, "MutatingWebhookConfiguration", "spiderpool-controller"), {
+    ...expected.MutatingWebhookConfiguration,
+  });
+  assert.deepEqual(find(all, "ValidatingWebhookConfiguration", "spiderpool-controller"), {
+    ...expected.ValidatingWebhookConfiguration,
+  });
+  const validating = find(all, "ValidatingWebhookConfiguration", "spiderpool-controller");
+  const ops = Object.fromEntries(
+    validating.webhooks.map((w: { name: string; rules: { operations: string[] }[] }) => [
+      w.name,
+      w.rules[0].operations.join(","),
+    ]),
+  );
+  assert.deepEqual(ops, {
+    "spiderippool.spiderpool.spidernet.io": "CREATE,UPDATE,DELETE",
+    "spidersubnet.spiderpool.spidernet.io": "CREATE,UPDATE,DELETE",
+    "spiderreservedip.spiderpool.spidernet.io": "CREATE,UPDATE",
+    "spidercoordinator.spiderpool.spidernet.io": "CREATE,UPDATE",
+    "spidermultusconfig.spiderpool.spidernet.io": "CREATE,UPDATE",
+  });
+});
+
+Deno.test("deploy/agent.yaml switches the agent's metrics on explicitly (they default off)", async () => {
+  const ds = find(await docs("agent.yaml"), "DaemonSet", "spiderpool-agent");
+  const c = ds.spec.template.spec.containers[0];
+  assert.equal(envOf(c).SPIDERPOOL_ENABLED_METRIC?.value, "true");
+  assert.ok(c.ports.some((p: { name: string; containerPort: number }) => p.containerPort === 5711));
 });
 
 Deno.test("deploy/init.yaml: the init Job runs spiderpool init as spiderpool-init with the chart's environment", async () => {
@@ -131,13 +207,18 @@ const COLLECTIONS: Record<string, (d: Doc) => string> = {
   ClusterRoleBinding: () => "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
   Role: (d) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${d.metadata.namespace}/roles`,
   RoleBinding: (d) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${d.metadata.namespace}/rolebindings`,
+  MutatingWebhookConfiguration: () => "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+  ValidatingWebhookConfiguration: () =>
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
 };
 
 kubeTest("every object of deploy/*.yaml is accepted by the API server (dry-run create)", async () => {
   await using scope = await testScope("deploy-dry", { serviceAccount: false });
   const { http } = scope.cluster;
   const files = [...Deno.readDirSync(DEPLOY)].map((e) => e.name).filter((n) => n.endsWith(".yaml")).sort();
-  assert.ok(files.includes("controller.yaml") && files.includes("init.yaml") && files.includes("rbac.yaml"));
+  for (const f of ["controller.yaml", "init.yaml", "rbac.yaml", "webhooks.yaml", "agent.yaml"]) {
+    assert.ok(files.includes(f), f);
+  }
   let n = 0;
   for (const file of files) {
     for (const d of await docs(file)) {
@@ -153,5 +234,5 @@ kubeTest("every object of deploy/*.yaml is accepted by the API server (dry-run c
       n++;
     }
   }
-  assert.ok(n >= 15, `${n} objects checked`);
+  assert.ok(n >= 17, `${n} objects checked`);
 });

@@ -101,8 +101,10 @@ kubeTest(
 
 kubeTest("SpiderIPPool update and delete: in-use addresses, subnet and ipVersion are protected", async () => {
   await using scope = await testScope("wh-inuse", { serviceAccount: false });
+  // The webhooks alone: the leader's reconciler would finalise the emptied, deleted pool at once.
   await using set = await startControllers(scope, {
     configYaml: "enableValidatingResourcesDeletedWebhook: true\n",
+    reconcile: false,
   });
   const { v4, v4prefix } = randomSubnets();
   const name = scope.name("p");
@@ -421,14 +423,11 @@ kubeTest(
     assert.equal(logs.filter((l) => l.includes("wrote a new CA")).length, 1, logs.join("\n---\n"));
 
     for (const r of set.replicas) {
-      const probe = (p: string) =>
-        fetch(`http://127.0.0.1:${r.healthPort}/v1/runtime/${p}`).then(async (
-          res,
-        ) => [res.status, await res.text()]);
-      assert.deepEqual(await probe("startup"), [200, ""]);
-      assert.deepEqual(await probe("liveness"), [200, ""]);
-      // No leader election in this process yet: readiness says so.
-      assert.deepEqual(await probe("readiness"), [500, "no leader is known\n"]);
+      assert.deepEqual(await r.probe("startup"), [200, ""]);
+      assert.deepEqual(await r.probe("liveness"), [200, ""]);
+      // Ready once one of the two holds the Lease.
+      await set.ready(r);
+      assert.deepEqual(await r.probe("readiness"), [200, ""]);
     }
 
     // Admissions are counted by kind, operation and verdict.
@@ -527,6 +526,25 @@ Deno.test("the controller refuses bad flags, environment and configuration with 
       [["--tls-method", "certmanager"], {}, 2, /--tls-method must be auto or provided, got "certmanager"/],
       [["--webhook-url", "http://127.0.0.1:1"], {}, 2, /--webhook-url "http:\/\/127.0.0.1:1" must use https/],
       [["--webhook-object-selector", "a b"], {}, 2, /"a b" is not a label KEY=VALUE/],
+      [["--reconcile-selector", "x"], {}, 2, /--reconcile-selector: "x" is not a label KEY=VALUE/],
+      [
+        [],
+        { SPIDERPOOL_LEADER_DURATION: "soon" },
+        2,
+        /SPIDERPOOL_LEADER_DURATION="soon" is not a number of seconds/,
+      ],
+      [
+        [],
+        { SPIDERPOOL_LEADER_DURATION: "5", SPIDERPOOL_LEADER_RENEW_DEADLINE: "10" },
+        2,
+        /SPIDERPOOL_LEADER_DURATION \(5 s\) must be greater than SPIDERPOOL_LEADER_RENEW_DEADLINE \(10 s\)/,
+      ],
+      [
+        [],
+        { SPIDERPOOL_ENABLED_DEBUG_METRIC: "yes" },
+        2,
+        /SPIDERPOOL_ENABLED_DEBUG_METRIC must be true or false/,
+      ],
       [
         [],
         { SPIDERPOOL_COORDINATOR_ENABLED: "maybe" },

@@ -1,8 +1,9 @@
 // Real `dist/spiderpool controller` processes serving admission webhooks to the test control plane: N replicas
-// in one namespace sharing the generated certificate (Secret spiderpool-controller-server-certs), registered
-// with the real kube-apiserver through `--webhook-url` on loopback. The test cluster is shared with other
-// suites, so the webhooks only see objects carrying this set's labels (objectSelector); objects made through
-// `create` carry them and are removed (finalizers stripped) when the set is disposed.
+// in one namespace sharing the generated certificate (Secret spiderpool-controller-server-certs) and the leader
+// Lease, registered with the real kube-apiserver through `--webhook-url` on loopback. The test cluster is shared
+// with other suites, so the webhooks only see objects carrying this set's labels (objectSelector) and the
+// elected leader reconciles only pools and subnets carrying them (`--reconcile-selector`); objects made
+// through `create` carry them and are removed (finalizers stripped) when the set is disposed.
 //
 // Routing of the replicas:
 //   - "shared": one pair of webhook configurations pointing at a round-robin TCP forwarder on loopback that
@@ -28,6 +29,8 @@ export const API = "/apis/spiderpool.spidernet.io/v2beta1";
 
 export interface ControllerProcess {
   index: number;
+  /** `--pod-name`: its identity in the Lease. */
+  podName: string;
   pid: number;
   healthPort: number;
   webhookPort: number;
@@ -38,6 +41,10 @@ export interface ControllerProcess {
   stop(graceMs?: number): Promise<Deno.CommandStatus>;
   kill(): Promise<void>;
   log(): Promise<string>;
+  /** GET /v1/runtime/{startup,readiness,liveness}: status and body. */
+  probe(which: "startup" | "readiness" | "liveness"): Promise<[number, string]>;
+  /** True until the process exited. */
+  running(): boolean;
 }
 
 export interface ControllerSetOptions {
@@ -47,10 +54,25 @@ export interface ControllerSetOptions {
   configYaml?: string;
   env?: Record<string, string>;
   extraArgs?: string[];
+  /** kubeconfig the processes use (e.g. a ServiceAccount's token); default the cluster's admin. */
+  kubeconfig?: string;
+  /** Namespace the replicas run in; default the scope's. */
+  namespace?: string;
+  /** Name of the webhook configurations ("shared" routing); default one unique to the set. */
+  webhookConfigName?: string;
+  /**
+   * false: the webhooks see every Spiderpool object of the cluster, not only the set's (for objects a test
+   * cannot label, e.g. those `spiderpool init` creates). Only for tests that run alone: files run one at a time.
+   */
+  webhookSelector?: boolean;
+  /** false: the leader reconciles nothing (a test of the webhooks alone); default the set's objects. */
+  reconcile?: boolean;
 }
 
 export interface ControllerSet extends AsyncDisposable {
   id: string;
+  /** Name of the webhook configurations ("shared" routing). */
+  configName: string;
   /** Namespace the replicas run in (their Secret and admission ledgers live there). */
   namespace: string;
   replicas: ControllerProcess[];
@@ -65,6 +87,12 @@ export interface ControllerSet extends AsyncDisposable {
   track(path: string): void;
   /** Removes every tracked object now (webhooks stay registered). */
   cleanup(): Promise<void>;
+  /** The Lease's holder now ("" when released, undefined when there is no Lease yet). */
+  holder(): Promise<string | undefined>;
+  /** Waits until a running replica (other than `not`) holds the Lease; returns it. */
+  leader(timeoutMs?: number, not?: ControllerProcess): Promise<ControllerProcess>;
+  /** Waits until `replica` answers its readiness probe with 200. */
+  ready(replica: ControllerProcess, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -77,7 +105,8 @@ export async function startControllers(
   const n = opts.replicas ?? 1;
   const routing = opts.routing ?? "shared";
   const id = crypto.randomUUID().slice(0, 8);
-  const namespace = scope.namespace;
+  const namespace = opts.namespace ?? scope.namespace;
+  const sharedConfigName = opts.webhookConfigName ?? `wh-${id}`;
   const dir = await Deno.makeTempDir({ prefix: "spiderpool-controller-" });
   const configPath = `${dir}/conf.yml`;
   if (opts.configYaml !== undefined) await Deno.writeTextFile(configPath, opts.configYaml);
@@ -110,15 +139,17 @@ export async function startControllers(
     // agree when started together, through the Secret's optimistic concurrency).
     for (let i = 0; i < n; i++) {
       const [health, webhook, metrics] = ports.slice(3 * i, 3 * i + 3);
-      const configName = routing === "per-replica" ? `wh-${id}-${i}` : `wh-${id}`;
+      const configName = routing === "per-replica" ? `wh-${id}-${i}` : sharedConfigName;
       if (!configNames.includes(configName)) configNames.push(configName);
       const selector = Object.entries(labels(i)).map(([k, v]) => `${k}=${v}`).join(",");
+      // A label value no object carries when the set reconciles nothing.
+      const reconciled = `${SET_LABEL}=${opts.reconcile === false ? `${id}-none` : id}`;
       const url = forwarder ? `https://127.0.0.1:${forwarder.port}` : `https://127.0.0.1:${webhook}`;
       replicas.push(
         await startControllerProcess({
           index: i,
           dir,
-          kubeconfig: kubeconfigPath,
+          kubeconfig: opts.kubeconfig ?? kubeconfigPath,
           args: [
             "--namespace",
             namespace,
@@ -138,8 +169,9 @@ export async function startControllers(
             url,
             "--webhook-config-name",
             configName,
-            "--webhook-object-selector",
-            selector,
+            ...(opts.webhookSelector === false ? [] : ["--webhook-object-selector", selector]),
+            "--reconcile-selector",
+            reconciled,
             ...(opts.extraArgs ?? []),
           ],
           env: { SPIDERPOOL_ENABLED_METRIC: "true", ...opts.env },
@@ -152,8 +184,21 @@ export async function startControllers(
     throw err;
   }
 
+  const leasePath =
+    `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/spiderpool-controller-leases`;
+  const holder = async () => {
+    try {
+      return (await http.get<{ spec?: { holderIdentity?: string } }>(leasePath)).body.spec?.holderIdentity ??
+        "";
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  };
+
   const set: ControllerSet = {
     id,
+    configName: sharedConfigName,
     namespace,
     replicas,
     http,
@@ -175,6 +220,19 @@ export async function startControllers(
     },
     track: (path) => tracked.push(path),
     cleanup,
+    holder,
+    leader(timeoutMs = 60_000, not) {
+      return poll("a controller replica to hold the Lease", timeoutMs, async () => {
+        const h = await holder();
+        return replicas.find((r) => r !== not && r.running() && r.podName === h);
+      });
+    },
+    async ready(replica, timeoutMs = 60_000) {
+      await poll(`controller ${replica.index} to be ready`, timeoutMs, async () => {
+        const [code] = await replica.probe("readiness");
+        return code === 200 || undefined;
+      });
+    },
     async stop() {
       // Webhooks go first: the test's objects may be ones the webhooks would refuse to delete (in use).
       try {
@@ -212,6 +270,7 @@ export async function forceDelete(http: KubeHttp, path: string): Promise<void> {
 
 interface StartOptions {
   index: number;
+  podName?: string;
   dir: string;
   kubeconfig: string;
   args: string[];
@@ -259,8 +318,17 @@ export async function startControllerProcess(o: StartOptions): Promise<Controlle
       return "(no log)";
     }
   };
+  const probe = async (which: string): Promise<[number, string]> => {
+    const res = await fetch(`http://127.0.0.1:${o.ports.health}/v1/runtime/${which}`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    return [res.status, await res.text()];
+  };
+  const at = o.args.indexOf("--pod-name");
+  const podName = o.podName ?? (at >= 0 ? o.args[at + 1] : "");
   const proc: ControllerProcess = {
     index: o.index,
+    podName,
     pid: child.pid,
     healthPort: o.ports.health,
     webhookPort: o.ports.webhook,
@@ -268,6 +336,8 @@ export async function startControllerProcess(o: StartOptions): Promise<Controlle
     logPath,
     exited,
     log,
+    probe,
+    running: () => !done,
     async kill() {
       signal("SIGKILL");
       await exited;
@@ -307,7 +377,7 @@ interface Forwarder {
   close(): void;
 }
 
-/** A TCP forwarder on loopback that sends each new connection to the next backend port in turn. */
+/** A TCP forwarder on loopback that sends each new connection to the next backend port that accepts it. */
 function startForwarder(backends: number[]): Forwarder {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
@@ -315,11 +385,17 @@ function startForwarder(backends: number[]): Forwarder {
   (async () => {
     for await (const inbound of listener) {
       conns.add(inbound);
-      const port = backends[next++ % backends.length];
+      const first = next++;
       (async () => {
         let outbound: Deno.Conn | undefined;
         try {
-          outbound = await Deno.connect({ hostname: "127.0.0.1", port });
+          // A backend that refuses connections (a replica that was killed) is skipped, as a Service drops an
+          // endpoint whose pod is gone.
+          for (let i = 0; i < backends.length && !outbound; i++) {
+            const port = backends[(first + i) % backends.length];
+            outbound = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => undefined);
+          }
+          if (!outbound) throw new Error("no backend answers");
           conns.add(outbound);
           await Promise.all([
             inbound.readable.pipeTo(outbound.writable).catch(() => {}),

@@ -1,6 +1,7 @@
 // deploy/rbac.yaml for spiderpool-controller and spiderpool-init against the real API server with RBAC: each
 // ServiceAccount, with a real token, may make every request its code makes and is refused the rest. Writes are
-// dry runs (?dryRun=All): authorisation is the same, nothing is changed.
+// dry runs (?dryRun=All): authorisation is the same, nothing is changed. That these permissions are enough for
+// the real processes is shown by rbac_processes.test.ts.
 import assert from "node:assert/strict";
 import type { KubeHttp } from "../../src/kube/client.ts";
 import { kubeTest, type TestScope, testScope } from "../kube/harness.ts";
@@ -10,6 +11,7 @@ const SP = "/apis/spiderpool.spidernet.io/v2beta1";
 const ADM = "/apis/admissionregistration.k8s.io/v1";
 const LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases";
 const SECRETS = "/api/v1/namespaces/kube-system/secrets";
+const CONFIGMAPS = "/api/v1/namespaces/kube-system/configmaps";
 const DRY = "dryRun=All";
 
 type Call = [what: string, call: (c: KubeHttp) => Promise<unknown>];
@@ -119,37 +121,33 @@ kubeTest(
           metadata: { name: "spiderpool-controller-server-certs" },
         })],
       [
-        "create its MutatingWebhookConfiguration",
-        (c) =>
-          c.post(
-            `${ADM}/mutatingwebhookconfigurations?${DRY}`,
-            webhookConfig("MutatingWebhookConfiguration", "spiderpool-controller"),
-          ),
+        "patch its MutatingWebhookConfiguration",
+        merge(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller`, { webhooks: [] }),
       ],
-      ["create its ValidatingWebhookConfiguration", (c) =>
-        c.post(
-          `${ADM}/validatingwebhookconfigurations?${DRY}`,
-          webhookConfig("ValidatingWebhookConfiguration", "spiderpool-controller"),
-        )],
-      [
-        "get its MutatingWebhookConfiguration",
-        (c) => c.get(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller`),
-      ],
-      [
-        "get its ValidatingWebhookConfiguration",
-        (c) => c.get(`${ADM}/validatingwebhookconfigurations/spiderpool-controller`),
-      ],
-      ["update its MutatingWebhookConfiguration", (c) =>
-        c.put(
-          `${ADM}/mutatingwebhookconfigurations/spiderpool-controller?${DRY}`,
-          webhookConfig("MutatingWebhookConfiguration", "spiderpool-controller"),
-        )],
       [
         "patch its ValidatingWebhookConfiguration",
-        merge(`${ADM}/validatingwebhookconfigurations/spiderpool-controller`, {
-          webhooks: [],
-        }),
+        merge(`${ADM}/validatingwebhookconfigurations/spiderpool-controller`, { webhooks: [] }),
       ],
+      ["create its admission ledgers", (c) =>
+        c.post(`${CONFIGMAPS}?${DRY}`, {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "spiderpool-controller-admission-ippools" },
+        })],
+      [
+        "get its pool admission ledger",
+        (c) => c.get(`${CONFIGMAPS}/spiderpool-controller-admission-ippools`),
+      ],
+      [
+        "update its reserved-IP admission ledger",
+        (c) =>
+          c.put(`${CONFIGMAPS}/spiderpool-controller-admission-reservedips?${DRY}`, {
+            apiVersion: "v1",
+            kind: "ConfigMap",
+            metadata: { name: "spiderpool-controller-admission-reservedips" },
+          }),
+      ],
+      ["ask the API server whether it is ready (/readyz)", (c) => c.get("/readyz")],
       [
         "create Events about pools (namespace default)",
         (c) =>
@@ -256,7 +254,28 @@ kubeTest(
             spec: {},
           }),
       ],
+      [
+        "create a webhook configuration (even its own: deploy/webhooks.yaml ships them)",
+        (c) =>
+          c.post(
+            `${ADM}/mutatingwebhookconfigurations?${DRY}`,
+            webhookConfig("MutatingWebhookConfiguration", "spiderpool-controller"),
+          ),
+      ],
+      [
+        "replace its webhook configuration (PUT)",
+        (c) =>
+          c.put(
+            `${ADM}/validatingwebhookconfigurations/spiderpool-controller?${DRY}`,
+            webhookConfig("ValidatingWebhookConfiguration", "spiderpool-controller"),
+          ),
+      ],
       ["read another webhook configuration", (c) => c.get(`${ADM}/mutatingwebhookconfigurations/other`)],
+      ["read another ConfigMap of its namespace", (c) => c.get(`${CONFIGMAPS}/other`)],
+      [
+        "replace a pool's status (PUT; the reconcilers only patch)",
+        (c) => c.put(`${SP}/spiderippools/${p}/status?${DRY}`, pool(p)),
+      ],
       [
         "patch another webhook configuration",
         merge(`${ADM}/validatingwebhookconfigurations/other`, { webhooks: [] }),

@@ -1,22 +1,61 @@
 // The controller's leader-only part in one call for the daemon: the Lease elector (durations from upstream's
-// environment) leading the pool and subnet reconcilers and, when enabled, the SpiderMultusConfig → NAD and
-// SpiderCoordinator status controllers, with their metrics on the daemon's registry.
+// environment) leading the pool and subnet reconcilers, the application controller (auto-pools) and, when
+// enabled, the SpiderMultusConfig → NAD and SpiderCoordinator status controllers, plus the components listed in
+// COMPONENTS, with their metrics on the daemon's registry.
 
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Registry } from "prom-client";
+import { Registry } from "prom-client";
 import type { KubeHttp } from "../../kube/client.ts";
-import type { SpiderpoolConfig } from "../../api/config.ts";
+import { defaultConfig, type SpiderpoolConfig } from "../../api/config.ts";
 import { parseGoBool } from "../../api/annotations.ts";
 import { MultusConfigController } from "../../multus/controller.ts";
 import { MultusMetrics } from "../../multus/metrics.ts";
 import { CoordinatorController } from "../coordinator/controller.ts";
 import { CoordinatorMetrics } from "../coordinator/metrics.ts";
-import { LeaderElector, type LeaderWork, timingsFromEnv } from "../leader.ts";
+import { LeaderElector, type LeaderView, type LeaderWork, timingsFromEnv } from "../leader.ts";
 import { ControllerMetrics } from "../metrics.ts";
 import { Reconcilers } from "./reconcilers.ts";
 import { autoPoolWork } from "../autopool/mod.ts";
 
 export { Reconcilers, type ReconcilersOptions } from "./reconcilers.ts";
+
+/**
+ * Leader-only work as the daemon runs it: a LeaderWork, plus what runs on every replica from start-up (caches,
+ * a start-up scan), the final stop, and a say in readiness.
+ */
+export interface ControllerComponent extends LeaderWork {
+  /** Named in logs and in the readiness probe's answer. */
+  name?: string;
+  /** Once the controller serves its webhooks, on every replica (e.g. starts caches). */
+  start?(): void;
+  /** At shutdown, after leadership ended (e.g. stops caches). */
+  stop?(): void | Promise<void>;
+  /** False while this replica cannot yet do its part (e.g. the IP GC's pod cache not synced while leading). */
+  ready?(): boolean;
+}
+
+/** What a registered component is built from. */
+export interface ComponentContext {
+  http: KubeHttp;
+  kubeConfig: KubeConfig;
+  /** The controller's namespace. */
+  namespace: string;
+  /** The pod name. */
+  identity: string;
+  config: SpiderpoolConfig;
+  registry: Registry;
+  metrics: ControllerMetrics;
+  /** Objects to handle, when limited by label (several controllers in one test cluster); all when absent. */
+  matchLabels?: Record<string, string>;
+  env: (key: string) => string | undefined;
+  log: (message: string) => void;
+}
+
+/**
+ * More leader-only components, one line each (e.g. the IP GC). A factory returns undefined when its feature is
+ * switched off. Started in this order after the built-in ones, stopped in reverse.
+ */
+export const COMPONENTS: readonly ((ctx: ComponentContext) => ControllerComponent | undefined)[] = [];
 
 export interface LeaderWorkOptions {
   http: KubeHttp;
@@ -33,6 +72,15 @@ export interface LeaderWorkOptions {
   registry?: Registry;
   /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`. */
   debugMetrics?: boolean;
+  /** Reconcile only pools and subnets with these labels (several controllers side by side in a test cluster). */
+  matchLabels?: Record<string, string>;
+  /** More leader-only work, after the built-in components and COMPONENTS (tests, embedders). */
+  work?: readonly ControllerComponent[];
+  /**
+   * Components start (caches, and their leader work once elected) only after this resolves; the election itself
+   * starts at once. Upstream's daemon campaigns early but starts its informers once its own webhook answers.
+   */
+  after?: Promise<unknown>;
   /**
    * Environment (SPIDERPOOL_LEADER_*, SPIDERPOOL_IPPOOL_INFORMER_WORKERS, SPIDERPOOL_MULTUS_CONFIG_*,
    * SPIDERPOOL_COORDINATOR_*, SPIDERPOOL_CNI_CONFIG_DIR, SPIDERPOOL_CILIUM_CONFIGMAP_NAMESPACE_NAME); default
@@ -50,14 +98,18 @@ export interface LeaderWorkHandle {
   /** The SpiderCoordinator status controller, when SPIDERPOOL_COORDINATOR_ENABLED is true. */
   coordinator?: CoordinatorController;
   metrics: ControllerMetrics;
+  /** Every component, the reconcilers first. */
+  components: readonly ControllerComponent[];
+  /** Why this replica is not ready (no leader known, a component not ready); undefined when it is. */
+  notReady(): string | undefined;
   /** Ends the term (work stopped first, then the lease released) and stops the caches. */
   stop(): Promise<void>;
 }
 
 /**
- * Starts the reconcilers' caches and the election; the reconcilers run while this replica leads. Readiness:
- * `handle.elector.leaderKnown()`. `SPIDERPOOL_LEADER_RETRY_GAP` is not needed: leadership loss stops the work
- * synchronously instead of being polled for.
+ * Starts the election and (at once, or once `after` resolves) the components' caches; the leader-only work runs
+ * while this replica leads. Readiness: `handle.notReady() === undefined`. `SPIDERPOOL_LEADER_RETRY_GAP` is not
+ * needed: leadership loss stops the work synchronously instead of being polled for.
  */
 export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
   const env = opts.env ?? ((k: string) => Deno.env.get(k));
@@ -72,7 +124,8 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
         `a whole number ≥ 1`,
     );
   }
-  const metrics = new ControllerMetrics({ registry: opts.registry, debug: opts.debugMetrics });
+  const registry = opts.registry ?? new Registry();
+  const metrics = new ControllerMetrics({ registry, debug: opts.debugMetrics });
   const reconcilers = new Reconcilers({
     http: opts.http,
     kubeConfig: opts.kubeConfig,
@@ -80,13 +133,20 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     metrics,
     enableSpiderSubnet: opts.enableSpiderSubnet,
     poolWorkers: workers,
+    matchLabels: opts.matchLabels,
     log: (m) => log(`reconcile: ${m}`),
   });
-  // Components with caches of their own start them now (a new leader then starts from a synced cache) and stop
-  // them with the controller; the others set up their state when they start leading.
-  const work: (LeaderWork & { start?(): void; stop?(): Promise<void> })[] = [
-    reconcilers,
-    ...autoPoolWork({ ...opts, controllerMetrics: metrics, log }),
+  // Components with caches of their own start them with the controller (a new leader then starts from a synced
+  // cache) and stop them with it; the others set up their state when they start leading.
+  const components: ControllerComponent[] = [
+    {
+      name: "pool and subnet reconcilers",
+      start: () => reconcilers.start(),
+      stop: () => reconcilers.stop(),
+      startLeading: (signal, leader) => reconcilers.startLeading(signal, leader),
+      stopLeading: () => reconcilers.stopLeading(),
+    },
+    ...autoPoolWork({ ...opts, registry, controllerMetrics: metrics, log }),
   ];
   let multusConfig: MultusConfigController | undefined;
   if (envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
@@ -99,7 +159,7 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
       resyncMs: envSeconds(env, "SPIDERPOOL_MULTUS_CONFIG_INFORMER_RESYNC_PERIOD", 60),
       log: (m) => log(`multus config: ${m}`),
     });
-    work.push(multusConfig);
+    components.push(multusConfig);
   }
   let coordinator: CoordinatorController | undefined;
   if (envBool(env, "SPIDERPOOL_COORDINATOR_ENABLED", false)) {
@@ -116,8 +176,60 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
       resyncMs: envSeconds(env, "SPIDERPOOL_COORDINATOR_INFORMER_RESYNC_PERIOD", 60),
       log: (m) => log(`coordinator: ${m}`),
     });
-    work.push(coordinator);
+    components.push(coordinator);
   }
+  const ctx: ComponentContext = {
+    http: opts.http,
+    kubeConfig: opts.kubeConfig,
+    namespace: opts.namespace,
+    identity: opts.identity,
+    config: opts.config ?? { ...defaultConfig(), enableSpiderSubnet: opts.enableSpiderSubnet },
+    registry,
+    metrics,
+    matchLabels: opts.matchLabels,
+    env,
+    log,
+  };
+  for (const make of COMPONENTS) {
+    const c = make(ctx);
+    if (c) components.push(c);
+  }
+  components.push(...(opts.work ?? []));
+
+  // The gate: until it opens, a term that starts is not handed to the components; once open, each component
+  // starts, then gets the current term (if any, and not yet ended).
+  let open = opts.after === undefined;
+  let stopped = false;
+  const opened = (opts.after ?? Promise.resolve()).then(() => {
+    if (stopped) return false;
+    if (!open) {
+      open = true;
+      for (const c of components) c.start?.();
+    }
+    return true;
+  }, () => false);
+  if (open) { for (const c of components) c.start?.(); }
+  const work: LeaderWork[] = components.map((c) => {
+    // A term that ended before the gate opened never reached the component, and is not ended for it either.
+    let leading = false;
+    const lead = (signal: AbortSignal, leader: LeaderView) => {
+      leading = true;
+      c.startLeading(signal, leader);
+    };
+    return {
+      startLeading(signal, leader) {
+        if (open) return lead(signal, leader);
+        void opened.then((ok) => {
+          if (ok && !signal.aborted) lead(signal, leader);
+        });
+      },
+      stopLeading() {
+        if (!leading) return Promise.resolve();
+        leading = false;
+        return c.stopLeading();
+      },
+    };
+  });
   const elector = new LeaderElector({
     http: opts.http,
     namespace: opts.namespace,
@@ -127,17 +239,32 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     metrics,
     log: (m) => log(`leader election: ${m}`),
   });
-  for (const w of work) w.start?.();
   elector.start();
+  let stopping: Promise<void> | undefined;
   return {
     elector,
     reconcilers,
     multusConfig,
     coordinator,
     metrics,
-    async stop() {
-      await elector.stop();
-      for (const w of work) await w.stop?.();
+    components,
+    notReady() {
+      if (!elector.leaderKnown()) return "no leader is known";
+      const c = components.find((c) => c.ready?.() === false);
+      return c ? `${c.name ?? "a leader-only component"} is not ready` : undefined;
+    },
+    stop() {
+      return stopping ??= (async () => {
+        stopped = true;
+        await elector.stop();
+        for (const c of [...components].reverse()) {
+          try {
+            await c.stop?.();
+          } catch (err) {
+            log(`${c.name ?? "component"}: stop failed: ${(err as Error).message}`);
+          }
+        }
+      })();
     },
   };
 }

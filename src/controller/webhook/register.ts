@@ -1,10 +1,11 @@
 // The MutatingWebhookConfiguration and ValidatingWebhookConfiguration named `spiderpool-controller`: built as
 // plain objects from the kind table (paths, operations, `failurePolicy: Fail`, `sideEffects: None`, v1
-// reviews, the caBundle), then applied with server-side apply, so every replica can apply the same content
-// at start-up and a manifest that created the configurations with an empty caBundle is completed, not fought.
+// reviews, the caBundle), then written so that every replica can register the same content at start-up. A
+// configuration that exists (deploy/webhooks.yaml ships both, without CA) is only patched, which RBAC can limit
+// to that one name; one that does not exist is created when this controller may create it.
 
 import { GROUP, VERSION } from "../../api/constants.ts";
-import type { KubeHttp } from "../../kube/client.ts";
+import { type KubeHttp, KubeHttpError, NotFoundError } from "../../kube/client.ts";
 import { KIND_WEBHOOKS, webhookPath } from "./handlers.ts";
 
 /** Default name of both configurations. */
@@ -34,10 +35,18 @@ export interface RegistrationOptions {
   timeoutSeconds?: number;
 }
 
-type ConfigKind = "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration";
+export type ConfigKind = "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration";
+
+/** One configuration as written. */
+export interface ConfigObject {
+  apiVersion: string;
+  kind: ConfigKind;
+  metadata: { name: string; labels: Record<string, string> };
+  webhooks: Record<string, unknown>[];
+}
 
 /** The two configurations, as objects ready to apply (pure). */
-export function webhookConfigurations(o: RegistrationOptions): Record<ConfigKind, Record<string, unknown>> {
+export function webhookConfigurations(o: RegistrationOptions): Record<ConfigKind, ConfigObject> {
   const name = o.name ?? WEBHOOK_CONFIG_NAME;
   const caBundle = btoa(o.caPem);
   const hooks = (type: "mutate" | "validate") =>
@@ -67,7 +76,7 @@ export function webhookConfigurations(o: RegistrationOptions): Record<ConfigKind
         ...(o.objectSelector ? { objectSelector: { matchLabels: o.objectSelector } } : {}),
       };
     });
-  const base = (kind: ConfigKind, webhooks: unknown[]) => ({
+  const base = (kind: ConfigKind, webhooks: Record<string, unknown>[]): ConfigObject => ({
     apiVersion: "admissionregistration.k8s.io/v1",
     kind,
     metadata: { name, labels: { "app.kubernetes.io/component": "spiderpool-controller" } },
@@ -84,12 +93,74 @@ const PATHS: Record<ConfigKind, string> = {
   ValidatingWebhookConfiguration: "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
 };
 
-/** Creates or updates both configurations (server-side apply, taking over the fields this controller owns). */
-export async function registerWebhooks(http: KubeHttp, o: RegistrationOptions): Promise<void> {
-  const name = o.name ?? WEBHOOK_CONFIG_NAME;
-  for (const [kind, body] of Object.entries(webhookConfigurations(o)) as [ConfigKind, unknown][]) {
-    await http.patch(`${PATHS[kind]}/${name}?fieldManager=${FIELD_MANAGER}&force=true`, body, "apply");
+/** The configurations could not be written; the message says what to grant or apply. */
+export class WebhookRegistrationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WebhookRegistrationError";
   }
+}
+
+/** What registration did to each configuration. */
+export type Registration = "patched" | "created";
+
+const RESOURCE: Record<ConfigKind, string> = {
+  MutatingWebhookConfiguration: "mutatingwebhookconfigurations",
+  ValidatingWebhookConfiguration: "validatingwebhookconfigurations",
+};
+
+/**
+ * Puts the webhooks into both configurations. One that exists is patched with a JSON merge patch, which
+ * replaces its webhook list as a whole: it ends with exactly these webhooks (this endpoint, this CA), whatever
+ * a manifest or an earlier version put there, and the controller needs only `patch` on that name. One that does
+ * not exist is created by server-side apply, which the API server authorises as `create` of that name. A refusal
+ * throws WebhookRegistrationError saying what to apply or grant.
+ */
+export async function registerWebhooks(
+  http: KubeHttp,
+  o: RegistrationOptions,
+): Promise<Record<ConfigKind, Registration>> {
+  const name = o.name ?? WEBHOOK_CONFIG_NAME;
+  const done = {} as Record<ConfigKind, Registration>;
+  for (const [kind, body] of Object.entries(webhookConfigurations(o)) as [ConfigKind, ConfigObject][]) {
+    const path = `${PATHS[kind]}/${encodeURIComponent(name)}?fieldManager=${FIELD_MANAGER}`;
+    const what = `${kind} ${JSON.stringify(name)}`;
+    try {
+      await http.patch(
+        path,
+        { metadata: { labels: body.metadata.labels }, webhooks: body.webhooks },
+        "merge",
+      );
+      done[kind] = "patched";
+      continue;
+    } catch (err) {
+      if (refused(err)) {
+        throw new WebhookRegistrationError(
+          `cannot patch ${what}: ${err.message}; grant patch on ${RESOURCE[kind]} named ${
+            JSON.stringify(name)
+          } (deploy/rbac.yaml)`,
+        );
+      }
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    try {
+      await http.patch(`${path}&force=true`, body, "apply");
+      done[kind] = "created";
+    } catch (err) {
+      if (!refused(err)) throw err;
+      throw new WebhookRegistrationError(
+        `${what} does not exist and this controller may not create it: ${err.message}; apply ` +
+          `deploy/webhooks.yaml (the controller then only patches it), or grant create on ${
+            RESOURCE[kind]
+          } named ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  return done;
+}
+
+function refused(err: unknown): err is KubeHttpError {
+  return err instanceof KubeHttpError && err.status === 403;
 }
 
 /** Deletes both configurations (tests; uninstall is the manifests' job). Missing ones are fine. */

@@ -60,7 +60,7 @@ import {
   topController,
   unmatchedRoutes,
 } from "../ipam/mod.ts";
-import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "./commit.ts";
+import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "../kube/pool_commit.ts";
 import type { AgentConfig } from "./config.ts";
 import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
 import type { AgentCaches } from "./daemon.ts";
@@ -78,7 +78,7 @@ import type {
   ReleaseOutcome,
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
-import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
+import { planPoolBatch, type PoolOp, type PoolOpResult } from "../ipam/pool_ops.ts";
 import { lookupMaster } from "./master_nic.ts";
 import {
   gcCandidate,

@@ -92,6 +92,7 @@ export {
   EnsureError,
   ensureIPs,
   type KubevirtInfo,
+  kubevirtVMWanted,
   notListedBy,
   type PoolIP,
   type ReleaseDecision,

@@ -258,6 +258,19 @@ export interface KubevirtInfo {
   ownedByLiveVM: boolean;
 }
 
+/**
+ * Whether a KubeVirt VM still wants its fixed addresses: its VMI is alive, or is terminating under a
+ * VirtualMachine that still exists (a restart, not a deletion). False when its state is unknown (undefined).
+ * DEL and the IP GC both decide with this one rule.
+ *
+ * ```ts
+ * kubevirtVMWanted({ vmiAlive: false, ownedByLiveVM: true }); // true
+ * ```
+ */
+export function kubevirtVMWanted(kv: KubevirtInfo | undefined): boolean {
+  return kv !== undefined && (kv.vmiAlive || kv.ownedByLiveVM);
+}
+
 export interface ReleaseInput {
   /** The pod read from the API server (not a cache); undefined when already gone. */
   pod?: PodLike;
@@ -322,8 +335,7 @@ export function decideRelease(input: ReleaseInput): ReleaseDecision {
     }
     deleteEndpoint = true;
   } else if (flags.enableKubevirtStaticIP && type === "VirtualMachineInstance") {
-    const kv = input.kubevirt;
-    if (kv !== undefined && (kv.vmiAlive || kv.ownedByLiveVM)) {
+    if (kubevirtVMWanted(input.kubevirt)) {
       return {
         kind: "nothing",
         kept: true,

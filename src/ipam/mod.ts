@@ -96,6 +96,7 @@ export {
   notListedBy,
   type PoolIP,
   type ReleaseDecision,
+  releaseEach,
   type ReleaseInput,
   releaseIPs,
   type ReleaseResult,

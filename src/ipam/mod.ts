@@ -127,8 +127,10 @@ export {
 } from "./endpoint.ts";
 export {
   decideRetrieval,
+  EndpointDataError,
   EndpointOwnerError,
   nicsToAllocate,
+  requireReadableEndpoint,
   requireSameStaticOwner,
   type RetrievalDecision,
   type RetrievalInput,
@@ -141,3 +143,4 @@ export {
   type PoolAvailability,
   type StatusInput,
 } from "./status.ts";
+export { type ReservedAddresses, reservedAddresses, UnreadableReservedIPError } from "./reserved.ts";

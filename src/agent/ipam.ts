@@ -59,6 +59,7 @@ import {
   topController,
   unmatchedRoutes,
 } from "../ipam/mod.ts";
+import { AutoPoolResolver, type AutoPoolWait, autoPoolWaitFromEnv } from "./autopool.ts";
 import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "../kube/pool_commit.ts";
 import type { AgentConfig } from "./config.ts";
 import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
@@ -106,6 +107,8 @@ export interface IpamAgentOptions {
   clusterNetwork?: string;
   /** `SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS` (default true). */
   releaseConflictIPs?: boolean;
+  /** How long an ADD waits for its application's auto-pool; default from `SPIDERPOOL_WAIT_SUBNET_POOL_*`. */
+  autoPoolWait?: AutoPoolWait;
   log: (message: string) => void;
 }
 
@@ -153,10 +156,22 @@ export class IpamAgent implements IpamService {
   readonly #claims = new PoolClaims();
   /** Pool name → wake-ups of requests waiting for the pool cache to catch up with that pool. */
   readonly #poolWaiters = new Map<string, Set<() => void>>();
+  /** Finds or makes the auto-pools of pods with SpiderSubnet annotations. */
+  readonly #autoPools: AutoPoolResolver;
 
   constructor(opts: IpamAgentOptions) {
     this.#o = opts;
     const { metrics, kube, caches } = opts;
+    this.#autoPools = new AutoPoolResolver({
+      kube,
+      pools: caches.pools,
+      reservedIPs: caches.reservedIPs,
+      config: opts.config,
+      wait: opts.autoPoolWait ?? autoPoolWaitFromEnv((k) => Deno.env.get(k)),
+      registry: metrics.registry,
+      debugMetrics: Deno.env.get("SPIDERPOOL_ENABLED_DEBUG_METRIC")?.toLowerCase() === "true",
+      log: opts.log,
+    });
     caches.reservedIPs.onChange(() => this.#reserved = undefined);
     caches.pools.onChange((pool) => {
       const waiting = this.#poolWaiters.get(pool.metadata.name);
@@ -328,17 +343,14 @@ export class IpamAgent implements IpamService {
     deadline: number,
   ): Promise<IpamAddResponse> {
     const { config, kube, nodeName, log } = this.#o;
-    if (candidates.kind === "subnet") {
-      throw new PoolSelectionError(
-        candidates.annotation,
-        `annotation ${candidates.annotation}: auto-created pools (SpiderSubnet) are not served by this agent ` +
-          `yet; name pools with ${ANNOTATION.ippool} or ${ANNOTATION.ippools}`,
-      );
-    }
-    const ns = pod.metadata.namespace;
-    // Read before any address is taken: a malformed routes annotation refuses the ADD without a pool write.
+    // Read before anything is written: a malformed routes annotation refuses the ADD without a pool write.
     const customRoutes = this.#customRoutes(pod);
-    const nics = nicsToAllocate(candidates, existing, args.ifName);
+    // SpiderSubnet annotations: the application's auto-pools (src/agent/autopool.ts) are the candidates.
+    const pools = candidates.kind === "subnet"
+      ? await this.#autoPools.candidates(pod, top, candidates, args.cleanGateway ?? false, deadline)
+      : candidates;
+    const ns = pod.metadata.namespace;
+    const nics = nicsToAllocate(pools, existing, args.ifName);
     const slots = await this.#slots(pod, top, nics, args);
     if (slots.length === 0) {
       throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);

@@ -5,7 +5,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { closeKubeConfig, KubeHttp, loadKubeConfig, NotFoundError } from "../../src/kube/client.ts";
 import { type ControlPlane, startControlPlane } from "./controlplane.ts";
-import { CRD_DIR, type CustomResourceDefinition, installCrds } from "./crds.ts";
+import { CRD_DIR, type CustomResourceDefinition, installCrds, MULTUS_CRD_DIR } from "./crds.ts";
 import { poll } from "./poll.ts";
 
 export { type CustomResourceDefinition, readCrds } from "./crds.ts";
@@ -48,6 +48,7 @@ async function connect(): Promise<TestCluster> {
   const http = await KubeHttp.fromKubeConfig(kc);
   try {
     const crds = await installCrds(http, CRD_DIR);
+    await installCrds(http, MULTUS_CRD_DIR);
     return { kubeconfigPath, kc, http, crds };
   } catch (err) {
     http.close();

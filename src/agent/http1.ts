@@ -180,10 +180,12 @@ async function readRequest(
       const sizeLine = (await r.until("\r\n", 1024, () =>
         new BadRequest("chunk size line too long")))?.trim() ??
         "";
-      const size = parseInt(sizeLine.split(";")[0], 16);
-      if (!Number.isFinite(size) || size < 0) {
+      // Hex digits only: parseInt alone would read "2zz" as 2 and frame the body wrongly.
+      const sizeText = sizeLine.split(";")[0].trim();
+      if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) {
         throw new BadRequest(`malformed chunk size ${JSON.stringify(sizeLine)}`);
       }
+      const size = parseInt(sizeText, 16);
       if (size === 0) {
         while ((await r.until("\r\n", MAX_HEAD_BYTES, headTooLong)) !== "\r\n") { /* skip trailers */ }
         break;
@@ -191,7 +193,10 @@ async function readRequest(
       total += size;
       if (total > maxBody) throw new BadRequest(`request body longer than ${maxBody} bytes`, 413);
       parts.push(await r.exactly(size));
-      await r.exactly(2);
+      const end = await r.exactly(2);
+      if (end[0] !== 13 || end[1] !== 10) {
+        throw new BadRequest(`chunk of ${size} bytes is not followed by CRLF; the chunk size is wrong`);
+      }
     }
     body = new Uint8Array(total);
     let off = 0;
@@ -200,8 +205,14 @@ async function readRequest(
       off += p.length;
     }
   } else if (headers.has("content-length")) {
-    const n = Number(headers.get("content-length"));
-    if (!Number.isInteger(n) || n < 0) throw new BadRequest("malformed Content-Length");
+    // Decimal digits only (RFC 9110 §8.6): Number() would also take "0x2", "1e3" or "2, 3" (two headers).
+    const text = headers.get("content-length")!;
+    if (!/^\d{1,15}$/.test(text)) {
+      throw new BadRequest(
+        `malformed Content-Length ${JSON.stringify(text)}; expected the body's length in bytes`,
+      );
+    }
+    const n = Number(text);
     if (n > maxBody) throw new BadRequest(`request body longer than ${maxBody} bytes`, 413);
     body = await r.exactly(n);
   }

@@ -11,7 +11,6 @@
 
 import { type AnnotationRoute, parseRoutesAnnotation } from "../api/annotations.ts";
 import { ANNOTATION, KIND } from "../api/constants.ts";
-import { defaultReservedIP } from "../api/defaults.ts";
 import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
 import { ConflictError, KubeHttpError } from "../kube/client.ts";
@@ -61,7 +60,7 @@ import {
   unmatchedRoutes,
 } from "../ipam/mod.ts";
 import { AutoPoolResolver, type AutoPoolWait, autoPoolWaitFromEnv } from "./autopool.ts";
-import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "./commit.ts";
+import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "../kube/pool_commit.ts";
 import type { AgentConfig } from "./config.ts";
 import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
 import type { AgentCaches } from "./daemon.ts";
@@ -79,7 +78,9 @@ import type {
   ReleaseOutcome,
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
-import { planPoolBatch, type PoolOp, type PoolOpResult } from "./pool_ops.ts";
+import { planPoolBatch, type PoolOp, type PoolOpResult } from "../ipam/pool_ops.ts";
+import { EnsureError } from "../ipam/release.ts";
+import { reservedAddresses, UnreadableReservedIPError } from "../ipam/reserved.ts";
 import { lookupMaster } from "./master_nic.ts";
 import {
   gcCandidate,
@@ -150,7 +151,7 @@ export class IpamAgent implements IpamService {
   readonly #owners = new Map<string, OwnerRef[]>();
   /** One operation at a time per pod (namespace/name): see lock.ts. */
   readonly #podLock = new KeyedLock();
-  #reserved?: Map<Family, IPRangeSet>;
+  #reserved?: Map<Family, IPRangeSet | UnreadableReservedIPError>;
   /** What each cached pool claims, remembered per pool generation (src/ipam/overlap.ts). */
   readonly #claims = new PoolClaims();
   /** Pool name → wake-ups of requests waiting for the pool cache to catch up with that pool. */
@@ -256,11 +257,19 @@ export class IpamAgent implements IpamService {
       case "reuse": {
         // The endpoint may list an address its pool no longer records for this pod (an endpoint write that
         // landed although it looked failed and was rolled back, a hand edit): never answer with it unchecked.
-        await this.#poolOps(
-          endpointPoolIPs(endpoint!),
-          (ips) => ({ kind: "ensure", ips, pod: podKey(ns, epName), podUid: pod.metadata.uid }),
-          deadline,
-        );
+        try {
+          await this.#poolOps(
+            endpointPoolIPs(endpoint!),
+            (ips) => ({ kind: "ensure", ips, pod: podKey(ns, epName), podUid: pod.metadata.uid }),
+            deadline,
+          );
+        } catch (err) {
+          if (!(err instanceof PoolNotFoundError)) throw err;
+          throw new EnsureError(
+            `${KIND.endpoint} ${ns}/${epName} lists addresses of ${KIND.ippool} "${err.pool}", which does not ` +
+              `exist; delete ${KIND.endpoint} ${ns}/${epName} and recreate the pod so it gets a new address`,
+          );
+        }
         const { response, endpoint: renamed } = responseFromEndpoint(endpoint!, args.ifName, detection);
         const updated = withAttachment(renamed ?? endpoint!, args);
         if (updated !== endpoint) await kube.updateEndpoint(updated);
@@ -334,6 +343,8 @@ export class IpamAgent implements IpamService {
     deadline: number,
   ): Promise<IpamAddResponse> {
     const { config, kube, nodeName, log } = this.#o;
+    // Read before anything is written: a malformed routes annotation refuses the ADD without a pool write.
+    const customRoutes = this.#customRoutes(pod);
     // SpiderSubnet annotations: the application's auto-pools (src/agent/autopool.ts) are the candidates.
     const pools = candidates.kind === "subnet"
       ? await this.#autoPools.candidates(pod, top, candidates, args.cleanGateway ?? false, deadline)
@@ -351,7 +362,6 @@ export class IpamAgent implements IpamService {
     try {
       const held = detailPoolIPs(existing?.status.current.ips ?? []);
       await this.#fillSlots(slots, request, held, got, taken, deadline);
-      const customRoutes = this.#customRoutes(pod);
       const dropped = unmatchedRoutes(customRoutes, got.map((g) => g.pool));
       if (dropped.length > 0) {
         log(
@@ -747,29 +757,16 @@ export class IpamAgent implements IpamService {
     if (now && now.metadata.uid === ep.metadata.uid) await kube.removeEndpointFinalizer(now);
   }
 
+  /** Throws UnreadableReservedIPError when a SpiderReservedIP of `family` cannot be read (src/ipam/reserved.ts). */
   #reservedSet(family: Family): IPRangeSet {
     if (!this.#reserved) {
-      const sets = new Map<Family, IPRangeSet>([[4, IPRangeSet.empty(4)], [6, IPRangeSet.empty(6)]]);
-      for (const r of this.#o.caches.reservedIPs.list() as SpiderReservedIP[]) {
-        if (r.metadata.deletionTimestamp) continue;
-        // The family as the mutating webhook derives it (from ips[0] when ipVersion is unset).
-        const f = defaultReservedIP(r).spec.ipVersion;
-        if (f !== 4 && f !== 6) {
-          this.#o.log(`ignoring ${KIND.reservedIP} ${r.metadata.name}: its IP family cannot be known`);
-          continue;
-        }
-        try {
-          sets.set(
-            f,
-            sets.get(f)!.union(IPRangeSet.parse(f, r.spec.ips, `${KIND.reservedIP} ${r.metadata.name}`)),
-          );
-        } catch (err) {
-          this.#o.log(`ignoring malformed ${KIND.reservedIP} ${r.metadata.name}: ${(err as Error).message}`);
-        }
-      }
-      this.#reserved = sets;
+      const r = reservedAddresses(this.#o.caches.reservedIPs.list() as SpiderReservedIP[]);
+      for (const s of r.skipped) this.#o.log(s);
+      this.#reserved = r.byFamily;
     }
-    return this.#reserved.get(family)!;
+    const set = this.#reserved.get(family)!;
+    if (set instanceof UnreadableReservedIPError) throw set;
+    return set;
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -1048,7 +1045,11 @@ export class IpamAgent implements IpamService {
     const verdict = ipamStatus({
       cniDefaults: { ipv4: args.defaultIPv4IPPool ?? [], ipv6: args.defaultIPv6IPPool ?? [] },
       pools: caches.pools.list(),
-      reserved: { 4: this.#reservedSet(4), 6: this.#reservedSet(6) },
+      // An unreadable SpiderReservedIP of an enabled family fails STATUS as it fails ADD, naming it.
+      reserved: {
+        4: config.enableIPv4 ? this.#reservedSet(4) : IPRangeSet.empty(4),
+        6: config.enableIPv6 ? this.#reservedSet(6) : IPRangeSet.empty(6),
+      },
       flags: config,
       node: { name: nodeName, labels: caches.nodes.get(nodeName)?.metadata.labels },
     });

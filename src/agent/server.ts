@@ -16,6 +16,7 @@ import type {
   WorkloadEndpointStatus,
 } from "../agentapi/models.ts";
 import { AgentPaths, RELEASE_DETAIL_HEADER, RELEASE_RESULT_HEADER } from "../agentapi/models.ts";
+import { isDNS1123Label, isDNS1123Subdomain } from "../api/validate/names.ts";
 import { containerIdProblem, ifNameProblem, networkNameProblem } from "../cni/names.ts";
 import { type Http1Options, type Http1Request, type Http1Response, serveHttp1 } from "./http1.ts";
 
@@ -49,9 +50,10 @@ export interface IpamService {
 /**
  * Field rules of the request models: `*` = required string, `s` = string, `[s]` = string array, `b` = bool;
  * `ifName`, `containerID` (required) and `network` (optional) are strings that must also pass the CNI name
- * rules of src/cni/names.ts, exactly as the plugin checks CNI_IFNAME, CNI_CONTAINERID and the network name.
+ * rules of src/cni/names.ts, exactly as the plugin checks CNI_IFNAME, CNI_CONTAINERID and the network name;
+ * `podName` and `namespace` (required) must be names Kubernetes gives pods and namespaces.
  */
-type FieldKind = "*" | "s" | "[s]" | "b" | "ifName" | "containerID" | "network";
+type FieldKind = "*" | "s" | "[s]" | "b" | "ifName" | "containerID" | "network" | "podName" | "namespace";
 
 const NAME_RULES: Partial<Record<FieldKind, { check: (v: string) => string | undefined; what: string }>> = {
   ifName: { check: ifNameProblem, what: "a Linux interface name, as the runtime passes in CNI_IFNAME" },
@@ -60,14 +62,24 @@ const NAME_RULES: Partial<Record<FieldKind, { check: (v: string) => string | und
     what: "a container ID, as the runtime passes in CNI_CONTAINERID",
   },
   network: { check: networkNameProblem, what: "a CNI network name (the configuration's name)" },
+  // Checked before any API request is built from them: a name no pod can have is refused here, with its value,
+  // instead of reaching the API server as a path (or, at 1 MiB, failing as an invalid URL).
+  podName: {
+    check: (v) => isDNS1123Subdomain(v) ? undefined : "is not a valid pod name",
+    what: 'a DNS-1123 subdomain: at most 253 lower-case letters, digits, "-" and "."',
+  },
+  namespace: {
+    check: (v) => isDNS1123Label(v) ? undefined : "is not a valid namespace name",
+    what: 'a DNS-1123 label: at most 63 lower-case letters, digits and "-"',
+  },
 };
 
 const ADD_FIELDS: Record<string, FieldKind> = {
   containerID: "containerID",
   ifName: "ifName",
   netNamespace: "*",
-  podNamespace: "*",
-  podName: "*",
+  podNamespace: "namespace",
+  podName: "podName",
   podUID: "*",
   defaultIPv4IPPool: "[s]",
   defaultIPv6IPPool: "[s]",
@@ -79,8 +91,8 @@ const DEL_FIELDS: Record<string, FieldKind> = {
   containerID: "containerID",
   ifName: "ifName",
   netNamespace: "s",
-  podNamespace: "*",
-  podName: "*",
+  podNamespace: "namespace",
+  podName: "podName",
   podUID: "*",
 };
 const STATUS_FIELDS: Record<string, FieldKind> = {
@@ -91,8 +103,8 @@ const BATCH_DEL_FIELDS: Record<string, FieldKind> = {
   isReleaseConflictIPs: "b",
   containerID: "containerID",
   netNamespace: "s",
-  podNamespace: "*",
-  podName: "*",
+  podNamespace: "namespace",
+  podName: "podName",
   podUID: "*",
 };
 
@@ -107,7 +119,8 @@ export function validateBody<T>(model: string, body: unknown, fields: Record<str
   const obj = body as Record<string, unknown>;
   for (const [field, kind] of Object.entries(fields)) {
     const v = obj[field];
-    const required = kind === "*" || kind === "ifName" || kind === "containerID";
+    const required = kind === "*" || kind === "ifName" || kind === "containerID" || kind === "podName" ||
+      kind === "namespace";
     if (v === undefined || v === null) {
       if (required) throw new ApiStatusError(500, `${field} in body is required`);
       continue;

@@ -130,6 +130,12 @@ export function decodeConf(stdin: string): NetConf {
       `"cniVersion" must be a string, got ${JSON.stringify(conf.cniVersion)}`,
     );
   }
+  if (conf.name !== undefined && typeof conf.name !== "string") {
+    throw new CniError(
+      ErrorCode.invalidNetworkConfig,
+      `"name" must be a string, got ${JSON.stringify(conf.name)}`,
+    );
+  }
   if (typeof conf.name !== "string" || conf.name === "") {
     throw new CniError(
       ErrorCode.invalidNetworkConfig,

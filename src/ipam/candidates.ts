@@ -6,6 +6,8 @@ import {
   parseIPPoolAnnotation,
   parseIPPoolsAnnotation,
   parseNamespaceDefaultPools,
+  parsePoolIPNumber,
+  parsePoolReclaim,
   parseSubnetAnnotation,
   parseSubnetsAnnotation,
   type SubnetSource,
@@ -304,6 +306,11 @@ function subnetCandidates(input: CandidateInput, key: string, value: string): Su
     );
   }
   const all = key === ANNOTATION.subnets ? parseSubnetsAnnotation(value) : [parseSubnetAnnotation(value)];
+  // The auto-pool's size and reclaim annotations go with it: a malformed one refuses the pod by its key and
+  // value, whatever else is wrong.
+  const anno = input.pod.annotations ?? {};
+  if (anno[ANNOTATION.ippoolIPNumber] !== undefined) parsePoolIPNumber(anno[ANNOTATION.ippoolIPNumber]);
+  if (anno[ANNOTATION.ippoolReclaim] !== undefined) parsePoolReclaim(anno[ANNOTATION.ippoolReclaim]);
   const mine = all.find((s) => s.interface === ifName);
   if (mine === undefined) {
     throw new PoolSelectionError(

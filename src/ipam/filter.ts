@@ -110,9 +110,13 @@ export function unusableReason(pool: SpiderIPPool | undefined, family: Family): 
   if (pool.metadata.deletionTimestamp) return "terminating";
   const spec = pool.spec ?? {};
   if (spec.disable === true) return "disabled (spec.disable: true)";
+  // A broken spec first: an ipVersion that disagrees with the subnet would otherwise read as "of the other
+  // family", hiding the field to fix.
+  const invalid = invalidSpecReason(pool);
+  if (invalid !== undefined) return invalid;
   const fam = poolFamily(pool);
   if (fam !== undefined && fam !== family) return `an IPv${fam} pool, not IPv${family}`;
-  return invalidSpecReason(pool);
+  return undefined;
 }
 
 /** Why a pool does not serve pods on `node` (spec.nodeName, else spec.nodeAffinity), or undefined when it does. */

@@ -12,8 +12,14 @@
 
 import { decodeAllocatedIPs } from "../api/allocated.ts";
 import type { SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
-import { notListedBy, type PoolIP, type StatefulSetInfo, statefulSetOrdinalValid } from "./release.ts";
-import type { KubevirtInfo } from "./release.ts";
+import {
+  type KubevirtInfo,
+  kubevirtVMWanted,
+  notListedBy,
+  type PoolIP,
+  type StatefulSetInfo,
+  statefulSetOrdinalValid,
+} from "./release.ts";
 import { isKubevirtPod, isStatefulSetPod, KUBEVIRT_VMI, type PodLike, topController } from "./workload.ts";
 
 /** The GC switches of spec §6 and the ConfigMap flags it honours; durations in milliseconds. */
@@ -150,7 +156,8 @@ export function endpointFixedIPOwner(
 
 /**
  * Whether the workload still wants the member `member` (pod or endpoint name): a StatefulSet whose ordinal
- * range holds it (statefulSetOrdinalValid), or a VM whose VMI is alive or restarting under a live VM.
+ * range holds it (statefulSetOrdinalValid), or a VM whose VMI is alive or restarting under a live VM
+ * (kubevirtVMWanted). DEL's decideRelease calls the same two rules.
  */
 export function memberValid(
   owner: FixedIPOwner,
@@ -159,7 +166,7 @@ export function memberValid(
 ): Membership {
   const valid = owner.kind === "StatefulSet"
     ? statefulSetOrdinalValid(member, facts.statefulSet)
-    : facts.kubevirt !== undefined && (facts.kubevirt.vmiAlive || facts.kubevirt.ownedByLiveVM);
+    : kubevirtVMWanted(facts.kubevirt);
   return { ...owner, valid };
 }
 

@@ -92,9 +92,11 @@ export {
   EnsureError,
   ensureIPs,
   type KubevirtInfo,
+  kubevirtVMWanted,
   notListedBy,
   type PoolIP,
   type ReleaseDecision,
+  releaseEach,
   type ReleaseInput,
   releaseIPs,
   type ReleaseResult,
@@ -125,8 +127,10 @@ export {
 } from "./endpoint.ts";
 export {
   decideRetrieval,
+  EndpointDataError,
   EndpointOwnerError,
   nicsToAllocate,
+  requireReadableEndpoint,
   requireSameStaticOwner,
   type RetrievalDecision,
   type RetrievalInput,
@@ -139,3 +143,4 @@ export {
   type PoolAvailability,
   type StatusInput,
 } from "./status.ts";
+export { type ReservedAddresses, reservedAddresses, UnreadableReservedIPError } from "./reserved.ts";

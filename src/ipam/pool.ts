@@ -7,6 +7,7 @@ import {
   checkGateway,
   checkIPVersion,
   checkRoutes,
+  checkSelector,
   checkSubnet,
   type FieldError,
   ipMessage,
@@ -76,7 +77,8 @@ export function poolFamily(pool: SpiderIPPool): Family | undefined {
 /**
  * What keeps a pool from serving: a missing or malformed `subnet`, an `ipVersion` that is unknown or disagrees
  * with the subnet, `ips`/`excludeIPs` that do not parse, a `gateway` that does not parse, is of the other
- * family or lies outside the subnet, and routes the webhook would refuse. Addresses of `ips` outside the
+ * family or lies outside the subnet, routes the webhook would refuse, and affinity selectors that do not
+ * parse. Addresses of `ips` outside the
  * subnet and a gateway inside `ips` are not problems here: usableAddresses leaves them out. Empty = valid.
  */
 export function poolSpecProblems(pool: SpiderIPPool): FieldError[] {
@@ -91,6 +93,10 @@ export function poolSpecProblems(pool: SpiderIPPool): FieldError[] {
 function specProblems(pool: SpiderIPPool): FieldError[] {
   const spec = admittedPool(pool).spec ?? {};
   const p = new Problems(KIND.ippool, pool.metadata?.name);
+  // A selector the API server could not parse matches nothing: say so, rather than "labels do not match".
+  checkSelector(p, "spec.podAffinity", spec.podAffinity, false);
+  checkSelector(p, "spec.namespaceAffinity", spec.namespaceAffinity, false);
+  checkSelector(p, "spec.nodeAffinity", spec.nodeAffinity, false);
   const subnet = checkSubnet(p, "spec.subnet", spec.subnet);
   // Disabled families never reach the pool (candidates drop them), so both count as enabled here.
   const family = checkIPVersion(

@@ -16,7 +16,7 @@ import {
   ensureIPs,
   type PoolClaims,
   poolStatusWith,
-  releaseIPs,
+  releaseEach,
   restampIPs,
   StalePoolViewError,
   usableAddresses,
@@ -83,11 +83,19 @@ export function planPoolBatch(
   const stale = "stale" in view ? view.stale : undefined;
   const overlaps = "overlaps" in view ? view.overlaps : [];
 
-  ops.forEach((op, i) => {
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
     if (op.kind === "release") {
-      const r = releaseIPs(records, op.ips, op.podUid);
+      // A run of releases (the IP GC queues thousands at once) copies the records once.
+      let end = i;
+      while (ops[end]?.kind === "release") end++;
+      const run = ops.slice(i, end) as Extract<PoolOp, { kind: "release" }>[];
+      const r = releaseEach(records, run);
       records = r.records;
-      outcomes[i] = { ok: true, value: { kind: "release", released: r.released } };
+      for (const [k, x] of r.results.entries()) {
+        outcomes[i + k] = { ok: true, value: { kind: "release", released: x.released } };
+      }
+      i = end - 1;
     } else if (stale !== undefined && op.kind !== "allocate") {
       outcomes[i] = { ok: false, error: stale };
     } else if (op.kind === "restamp") {
@@ -113,7 +121,7 @@ export function planPoolBatch(
         outcomes[i] = { ok: false, error: err as Error };
       }
     }
-  });
+  }
 
   const allocs: { op: Extract<PoolOp, { kind: "allocate" }>; i: number }[] = [];
   ops.forEach((op, i) => {

@@ -3,7 +3,8 @@
 // move a StatefulSet member whose pool annotation changed to its new pools.
 
 import type { IPAllocationDetail, SpiderEndpoint } from "../api/types.ts";
-import { ANNOTATION } from "../api/constants.ts";
+import { ANNOTATION, KIND } from "../api/constants.ts";
+import { type Family, IPError, parseIP } from "../ip/mod.ts";
 import { type Candidates, type NICCandidate, type PoolCandidates, PoolSelectionError } from "./candidates.ts";
 import { detailPoolIPs, endpointPoolIPs, type PoolIP } from "./release.ts";
 import {
@@ -58,7 +59,8 @@ export interface RetrievalInput {
 }
 
 /**
- * Decides how ADD uses an existing SpiderEndpoint, in this order: a StatefulSet member whose pools changed
+ * Decides how ADD uses an existing SpiderEndpoint (after requireReadableEndpoint), in this order: a StatefulSet
+ * member whose pools changed
  * moves; a StatefulSet member or KubeVirt VM otherwise re-stamps its fixed IPs whatever the old UID; a
  * stateless pod with the same UID is answered from the endpoint; another UID means the endpoint is stale.
  *
@@ -70,6 +72,7 @@ export interface RetrievalInput {
 export function decideRetrieval(input: RetrievalInput): RetrievalDecision {
   const { endpoint, ifName } = input;
   if (endpoint === undefined) return { kind: "fresh" };
+  requireReadableEndpoint(endpoint);
   const cur = endpoint.status.current;
   const hasNIC = (cur.ips ?? []).some((d) => d.interface === ifName || d.interface === "");
 
@@ -99,6 +102,61 @@ export function decideRetrieval(input: RetrievalInput): RetrievalDecision {
     return { kind: "replace-stale", staleUid: cur.uid, release: endpointPoolIPs(endpoint) };
   }
   return hasNIC ? { kind: "reuse" } : { kind: "fresh", existing: endpoint };
+}
+
+/** A stored SpiderEndpoint records an address no ADD could have written (e.g. edited while no webhook ran). */
+export class EndpointDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EndpointDataError";
+  }
+}
+
+/**
+ * Checks the addresses of a stored endpoint before ADD decides anything from it: each `ipv4`/`ipv6` of
+ * `status.current.ips` is an address of that family (with an optional `/prefix`) and names its pool. Throws
+ * EndpointDataError naming the endpoint, the field and the value, and how to recover.
+ *
+ * ```ts
+ * requireReadableEndpoint(epWith({ interface: "eth0", ipv4: "garbage", ipv4Pool: "v4" }));
+ * // EndpointDataError: SpiderEndpoint ns/web: status.current.ips[0].ipv4 "garbage": invalid IPv4 address ...
+ * ```
+ */
+export function requireReadableEndpoint(endpoint: SpiderEndpoint): void {
+  const who = `${KIND.endpoint} ${endpoint.metadata.namespace}/${endpoint.metadata.name}`;
+  const fix = `delete ${who} and recreate the pod so it gets a new address`;
+  (endpoint.status?.current?.ips ?? []).forEach((d, i) => {
+    for (const family of [4, 6] as const) {
+      const addr = family === 4 ? d.ipv4 : d.ipv6;
+      if (addr === undefined || addr === null || addr === "") continue;
+      const field = `status.current.ips[${i}].ipv${family}`;
+      const problem = addressProblem(addr, family);
+      if (problem !== undefined) {
+        throw new EndpointDataError(`${who}: ${field} ${JSON.stringify(addr)}: ${problem}; ${fix}`);
+      }
+      const pool = family === 4 ? d.ipv4Pool : d.ipv6Pool;
+      if (typeof pool !== "string" || pool === "") {
+        throw new EndpointDataError(`${who}: ${field} ${addr} names no pool (${field}Pool is empty); ${fix}`);
+      }
+    }
+  });
+}
+
+/** What is wrong with an interface address `IP` or `IP/prefix` of `family`, or undefined. */
+function addressProblem(addr: string, family: Family): string | undefined {
+  const slash = addr.indexOf("/");
+  try {
+    parseIP(slash === -1 ? addr : addr.slice(0, slash), family);
+  } catch (err) {
+    if (err instanceof IPError) return err.message;
+    throw err;
+  }
+  if (slash === -1) return undefined;
+  const prefix = addr.slice(slash + 1);
+  const max = family === 4 ? 32 : 128;
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= max
+    ? undefined
+    : `prefix length ${JSON.stringify(prefix)} is not 0-${max}`;
 }
 
 /** Controller kinds whose SpiderEndpoint keeps fixed IPs for the next pod of the same name. */

@@ -62,6 +62,12 @@ function badConf(key: string, expected: string, got: unknown): CniError {
  */
 export function parseIpamConf(conf: NetConf): SpiderpoolIpamConf {
   const ipam = conf.ipam;
+  if (ipam !== undefined && ipam !== null && (typeof ipam !== "object" || Array.isArray(ipam))) {
+    throw new CniError(
+      ErrorCode.invalidNetworkConfig,
+      `"ipam" must be an object like {"type": "spiderpool"}, got ${JSON.stringify(ipam)}`,
+    );
+  }
   if (typeof ipam !== "object" || ipam === null || Array.isArray(ipam)) {
     throw new CniError(
       ErrorCode.invalidNetworkConfig,

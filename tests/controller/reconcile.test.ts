@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { decodeAllocatedIPs, encodeAllocatedIPs } from "../../src/api/allocated.ts";
 import { FINALIZER, LABEL } from "../../src/api/constants.ts";
 import type { SpiderIPPool, SpiderSubnet } from "../../src/api/types.ts";
-import { PoolCommitter, RetriesExhaustedError } from "../../src/agent/commit.ts";
+import { PoolCommitter, RetriesExhaustedError } from "../../src/kube/pool_commit.ts";
 import { LeaderElector } from "../../src/controller/leader.ts";
 import { ControllerMetrics } from "../../src/controller/metrics.ts";
 import { eventsAbout } from "../../src/controller/reconcile/events.ts";

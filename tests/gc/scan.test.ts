@@ -384,3 +384,55 @@ kubeTest(
     assert.equal((await w.endpoint("live"))?.status.current.uid, live.uid, "a referenced endpoint stays");
   },
 );
+
+kubeTest(
+  "gc scan: many leaked records of a namespace are verified by one LIST of its pods and endpoints; a live pod missing from the snapshot keeps its address",
+  async () => {
+    await using w = await gcWorld("gc-batch");
+    const node = await w.node("n1");
+    const pool = await w.pool("v4", ["192.0.2.10-192.0.2.120"]);
+    const live = await w.runPod("live", node, pool);
+    // Records of pods that never got (or already lost) their endpoint and no longer exist, as a crashed agent
+    // leaves them.
+    const leaked = Array.from({ length: 12 }, (_, i) => ({
+      ip: `192.0.2.${100 + i}`,
+      pod: `${w.ns}/leak-${i}`,
+      podUid: crypto.randomUUID(),
+    }));
+    const { body } = await w.scope.cluster.http.get<SpiderIPPool>(`${POOLS}/${pool}`);
+    const records = await w.records(pool);
+    for (const l of leaked) records[l.ip] = { pod: l.pod, podUid: l.podUid };
+    await w.scope.cluster.http.put(`${POOLS}/${pool}/status`, {
+      ...body,
+      status: { ...body.status, allocatedIPs: encodeAllocatedIPs(records), allocatedIPCount: 13 },
+    });
+    const verified: [string, number, string][] = [];
+    const gc = w.gc({
+      hooks: {
+        // The listed pods and endpoints lag: the live pod is missing, so it is a candidate too.
+        snapshot: (s) => ({
+          ...s,
+          pods: s.pods.filter((p) => p.metadata.name !== "live"),
+          endpoints: s.endpoints.filter((e) => e.metadata.name !== "live"),
+        }),
+        verifying: (ns, holders, by) => verified.push([ns, holders, by]),
+      },
+    });
+    const report = await gc.scanAll("request");
+    assert.deepEqual(report.errors, []);
+    assert.deepEqual(verified, [[w.ns, 13, "list"]], "13 candidates of one namespace, read again by LIST");
+    assert.deepEqual(
+      report.released.map((r) => [r.ip, r.pod, r.podUid, r.reason]).sort(),
+      leaked.map((l) => [l.ip, l.pod, l.podUid, "pod_not_found"]).sort(),
+    );
+    assert.equal(report.keptAfterVerification, 1, "the live pod was read again and kept");
+    assert.deepEqual(await w.records(pool), { [live.ip]: { pod: `${w.ns}/live`, podUid: live.uid } });
+    assert.equal((await w.endpoint("live"))?.status.current.uid, live.uid);
+    const events = await w.scope.cluster.http.get<{ items: { reason: string; message: string }[] }>(
+      `/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=${pool}`,
+    );
+    const message = events.body.items.find((e) => e.reason === "IPReleasedByGC")?.message ?? "";
+    assert.match(message, /^released 12 addresses of 12 pods: /, "one Event on the pool for the whole batch");
+    assert.ok(message.includes(`${leaked[0].ip} of ${leaked[0].pod} (pod UID ${leaked[0].podUid})`), message);
+  },
+);

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { defaultGcConfig, GC_ENV, GcConfigError, gcConfigFrom } from "../../src/controller/gc/config.ts";
+import { verifyByList } from "../../src/controller/gc/gc.ts";
 import { TraceDb, TraceDbFullError } from "../../src/controller/gc/trace_db.ts";
 import type { TraceEntry } from "../../src/ipam/gc.ts";
 
@@ -149,4 +150,12 @@ Deno.test("gc trace db: capped; the same event twice keeps the retry count; due 
   assert.equal(db.size, 2, "an entry of another pod UID is not removed");
   db.delete(entry("a", { stopAt: 2_000 }));
   assert.equal(db.size, 1);
+});
+
+Deno.test("gc: scan-all verifies many candidates of a small namespace by LIST, a few or a crowded one by GET", () => {
+  assert.equal(verifyByList(2_500, 0), true, "every pod gone: two small LISTs replace 5,000 GETs");
+  assert.equal(verifyByList(100, 4_000), true);
+  assert.equal(verifyByList(100, 4_001), false, "a namespace of many live pods: GETs move less");
+  assert.equal(verifyByList(7, 0), false, "a few candidates: GETs");
+  assert.equal(verifyByList(8, 0), true);
 });

@@ -55,14 +55,18 @@ Deno.test("filter: each reason a pool is dropped (table)", () => {
     [
       "ipVersion disagrees with the subnet",
       pool("p", { ipVersion: 6 }),
-      /an IPv6 pool, not IPv4/,
+      /spec\.ipVersion 6 does not match spec\.subnet, which is IPv4/,
     ],
     [
       "gateway does not parse",
       pool("p", { gateway: "gw" }),
       /invalid spec: spec.gateway: invalid IPv4 address "gw"/,
     ],
-    ["other family", pool("p", { ipVersion: 6, subnet: "2001:db8::/64" }), /an IPv6 pool, not IPv4/],
+    [
+      "other family",
+      pool("p", { ipVersion: 6, subnet: "2001:db8::/64", ips: ["2001:db8::10-2001:db8::20"] }),
+      /an IPv6 pool, not IPv4/,
+    ],
     ["nodeName", pool("p", { nodeName: ["node-2"] }), /node "node-1" is not in spec.nodeName/],
     [
       "nodeAffinity",

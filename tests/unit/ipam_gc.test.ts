@@ -26,6 +26,7 @@ import {
   traceEntryFor,
   type TraceInput,
 } from "../../src/ipam/gc.ts";
+import { decideRelease, kubevirtVMWanted } from "../../src/ipam/release.ts";
 
 const NOW = Date.parse("2026-12-01T12:00:00Z");
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -186,6 +187,29 @@ Deno.test("gc: member validity uses the StatefulSet ordinal range and the VM's l
   assert.equal(memberValid(vm, "vm1", { kubevirt: { vmiAlive: false, ownedByLiveVM: true } }).valid, true);
   assert.equal(memberValid(vm, "vm1", { kubevirt: { vmiAlive: false, ownedByLiveVM: false } }).valid, false);
   assert.equal(memberValid(vm, "vm1", {}).valid, false);
+});
+
+Deno.test("gc and DEL keep a KubeVirt VM's addresses under the same rule", () => {
+  const vm = { kind: "VirtualMachineInstance", owner: "vm1" } as const;
+  const ep = endpoint("u1", "VirtualMachineInstance", "vm1");
+  const states = [
+    undefined,
+    ...[false, true].flatMap((a) => [false, true].map((o) => ({ vmiAlive: a, ownedByLiveVM: o }))),
+  ];
+  for (const kv of states) {
+    const del = decideRelease({
+      pod: {
+        metadata: { name: "virt-launcher-vm1", namespace: "ns", uid: "u1", deletionTimestamp: iso(NOW) },
+      },
+      ifName: "eth0",
+      endpoint: ep,
+      kubevirt: kv,
+      flags: { enableStatefulSet: true, enableKubevirtStaticIP: true },
+    });
+    const wanted = kubevirtVMWanted(kv);
+    assert.equal(memberValid(vm, "vm1", { kubevirt: kv }).valid, wanted, JSON.stringify(kv));
+    assert.equal(del.kind === "nothing" && del.kept === true, wanted, JSON.stringify(kv));
+  }
 });
 
 Deno.test("gc: stop times add the grace period and the additional delay", () => {

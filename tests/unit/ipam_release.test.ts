@@ -7,6 +7,7 @@ import {
   ensureIPs,
   notListedBy,
   type PodLike,
+  releaseEach,
   releaseIPs,
   RestampError,
   restampIPs,
@@ -54,6 +55,31 @@ Deno.test("releaseIPs removes only records of the given pod UID", () => {
   assert.deepEqual(r.skipped.map((s) => s.ip), ["192.0.2.11", "192.0.2.99"]);
   assert.match(r.skipped[0].reason, /held by default\/web-0 with pod UID new, not old/);
   assert.equal(Object.keys(records).length, 2, "input untouched");
+});
+
+Deno.test("releaseEach releases for several pod UIDs in order, as releaseIPs one after the other would", () => {
+  const records = {
+    "192.0.2.10": { pod: "default/a", podUid: "ua" },
+    "192.0.2.11": { pod: "default/b", podUid: "ub" },
+    "192.0.2.12": { pod: "default/c", podUid: "uc" },
+  };
+  const requests = [
+    { ips: ["192.0.2.10"], podUid: "ua" },
+    { ips: ["192.0.2.11"], podUid: "stale" },
+    { ips: ["192.0.2.10/24", "192.0.2.12"], podUid: "ua" },
+    { ips: ["192.0.2.12"], podUid: "uc" },
+  ];
+  let one: Record<string, { pod: string; podUid: string }> = records;
+  const sequential = requests.map(({ ips, podUid }) => {
+    const r = releaseIPs(one, ips, podUid);
+    one = r.records;
+    return { released: r.released, skipped: r.skipped };
+  });
+  const all = releaseEach(records, requests);
+  assert.deepEqual(all.results, sequential);
+  assert.deepEqual(all.records, one);
+  assert.deepEqual(all.records, { "192.0.2.11": { pod: "default/b", podUid: "ub" } });
+  assert.equal(Object.keys(records).length, 3, "input untouched");
 });
 
 Deno.test("releaseIPs accepts non-canonical IPv6 spellings", () => {

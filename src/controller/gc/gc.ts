@@ -9,6 +9,11 @@
 // that still carry the holder's pod UID and writes with the read resourceVersion (409 → re-plan). A record that
 // no SpiderEndpoint lists waits SPIDERPOOL_GC_UNCONFIRMED_RECORD_GRACE_DURATION first: its ADD may still be
 // about to write the endpoint.
+//
+// Speed without giving any of that up: scan-all verifies and writes its candidates in batches. A batch re-reads
+// a namespace's pods and endpoints with one LIST each when that is cheaper than a GET per holder (a LIST without
+// resourceVersion is as fresh as a GET), then deletes endpoints, then queues every release at once, so the
+// committer writes each pool's status once for the whole batch instead of once per handful of holders.
 
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Registry } from "prom-client";
@@ -25,6 +30,7 @@ import {
   type HolderFacts,
   holderKey,
   holdersOf,
+  type HolderVerdict,
   isNodeReady,
   type Membership,
   memberValid,
@@ -100,6 +106,8 @@ export interface GcHooks {
   snapshot?(s: Snapshot): Snapshot | Promise<Snapshot>;
   /** Runs after a holder was verified against the API server and before anything is written for it. */
   beforeApply?(holder: Holder): void | Promise<void>;
+  /** Scan-all is about to verify `holders` candidates of `namespace` again, by one LIST or by GETs. */
+  verifying?(namespace: string, holders: number, by: "list" | "get"): void;
 }
 
 export interface IpGcOptions {
@@ -126,8 +134,41 @@ export class GcDisabledError extends Error {
   }
 }
 
-/** Holders verified at once during a scan. */
-const SCAN_CONCURRENCY = 8;
+/** Candidates of a scan verified and written together; bounds the time between their re-read and the writes. */
+const SETTLE_BATCH = 1_000;
+/** Reads and writes of single objects (GETs, endpoint deletes, finalizers, Events) in flight at once. */
+const IO_CONCURRENCY = 16;
+/** Verification by LIST needs this many candidates in a namespace, ... */
+const LIST_MIN_HOLDERS = 8;
+/**
+ * ... and a namespace of at most this many pods and endpoints per candidate: a GET on the API server costs
+ * about as much as decoding a few dozen listed objects.
+ */
+const OBJECTS_PER_GET = 40;
+
+/**
+ * Whether scan-all re-reads `holders` candidates of one namespace through one LIST of its pods and one of its
+ * endpoints rather than a GET of each: when there are several and the namespace (`objects` pods and endpoints
+ * in the snapshot) is small enough that the LISTs cost less.
+ *
+ * ```ts
+ * verifyByList(2_500, 0); // true: the pods are gone, two small LISTs replace 5,000 GETs
+ * verifyByList(3, 10_000); // false
+ * ```
+ */
+export function verifyByList(holders: number, objects: number): boolean {
+  return holders >= LIST_MIN_HOLDERS && objects <= holders * OBJECTS_PER_GET;
+}
+
+/** A release the rules decided on facts read again from the API server; nothing is written yet. */
+interface Settlement {
+  holder: Holder;
+  facts: HolderFacts;
+  verdict: Extract<HolderVerdict, { action: "release" }>;
+  /** The verdict's records that may go now; the others wait out the unconfirmed grace. */
+  due: PoolIP[];
+  code: GcReason;
+}
 /** Deadline of one release through the committer. */
 const RELEASE_TIMEOUT_MS = 30_000;
 
@@ -331,7 +372,14 @@ export class IpGc {
         if (v.action === "release") candidates.push(holder);
         else if (v.action === "trace" && leader) report.traced += this.#trace(v.entry) ? 1 : 0;
       }
-      await eachLimited(candidates, SCAN_CONCURRENCY, (h) => this.#settle(h, report, "scan"));
+      const objects = new Map<string, number>();
+      for (const o of [...snap.pods, ...snap.endpoints]) {
+        const ns = o.metadata.namespace ?? "";
+        objects.set(ns, (objects.get(ns) ?? 0) + 1);
+      }
+      for (let i = 0; i < candidates.length; i += SETTLE_BATCH) {
+        await this.#settleBatch(candidates.slice(i, i + SETTLE_BATCH), report, objects);
+      }
       // Records that left the pools no longer wait for anything.
       const present = new Set(holders.flatMap((h) => h.records.map((r) => recordKey(r, h.uid))));
       for (const k of this.#firstSeen.keys()) if (!present.has(k)) this.#firstSeen.delete(k);
@@ -392,13 +440,88 @@ export class IpGc {
   }
 
   /**
-   * Verifies one candidate holder against the API server and carries out what the rules then say. Used by
-   * scan-all, by the re-checks of deferred records and by the trace workers. Throws on API failures only in
-   * `trace` mode (the worker retries); otherwise they land in the report.
+   * Fresh facts for a batch of scan candidates, every one read from the API server after the snapshot: per
+   * namespace one LIST of its pods and one of its endpoints when verifyByList says so, else a GET of each;
+   * workloads and nodes are read once per batch. `failed` gets each holder that could not be read.
    */
-  async #settle(holder: Holder, report: ScanReport, source: "scan" | "recheck" | "trace", podName?: string) {
+  async #freshFactsOf(
+    holders: readonly Holder[],
+    objects: ReadonlyMap<string, number>,
+    failed: (h: Holder, err: unknown) => void,
+  ): Promise<Map<Holder, HolderFacts>> {
+    const k = this.#kube;
+    const out = new Map<Holder, HolderFacts>();
+    const members = new MemberCache(k);
+    const nodes = new Map<string, Promise<NodeLike | undefined>>();
+    const node = (name: string | undefined) => {
+      if (!name) return Promise.resolve(undefined);
+      let p = nodes.get(name);
+      if (!p) nodes.set(name, p = k.getNode(name));
+      return p;
+    };
+    const byNs = new Map<string, Holder[]>();
+    for (const h of holders) {
+      const list = byNs.get(h.namespace);
+      if (list) list.push(h);
+      else byNs.set(h.namespace, [h]);
+    }
+    await eachLimited([...byNs], 4, async ([ns, hs]) => {
+      const listed = verifyByList(hs.length, objects.get(ns) ?? 0);
+      this.#o.hooks?.verifying?.(ns, hs.length, listed ? "list" : "get");
+      let pods: Map<string, GcPod> | undefined;
+      let eps: Map<string, SpiderEndpoint> | undefined;
+      if (listed) {
+        try {
+          const [p, e] = await Promise.all([k.listPodsIn(ns), k.listEndpointsIn(ns)]);
+          pods = new Map(p.map((o) => [o.metadata.name, o]));
+          eps = new Map(e.map((o) => [o.metadata.name, o]));
+        } catch (err) {
+          for (const h of hs) failed(h, err);
+          return;
+        }
+      }
+      await eachLimited(hs, IO_CONCURRENCY, async (h) => {
+        try {
+          const [pod, ep] = pods && eps
+            ? [pods.get(h.name), eps.get(h.name)]
+            : await Promise.all([k.getPod(ns, h.name), k.getEndpoint(ns, h.name)]);
+          out.set(h, await this.#facts(h, pod, ep, await node(pod?.spec?.nodeName), members, Date.now()));
+        } catch (err) {
+          failed(h, err);
+        }
+      });
+    });
+    return out;
+  }
+
+  /** Verifies a batch of scan candidates and carries out what the rules then say; failures go to the report. */
+  async #settleBatch(holders: readonly Holder[], report: ScanReport, objects: ReadonlyMap<string, number>) {
+    const failed = (h: Holder, err: unknown) => {
+      this.metrics.failures.inc();
+      report.errors.push(`${h.namespace}/${h.name} (pod UID ${h.uid}): ${(err as Error).message}`);
+    };
+    const facts = await this.#freshFactsOf(holders, objects, failed);
+    const settlements: Settlement[] = [];
+    for (const h of holders) {
+      const f = facts.get(h);
+      const s = f && this.#decide(h, f, report, "scan");
+      if (s) settlements.push(s);
+    }
+    for (const { settlement, error } of await this.#apply(settlements, report)) {
+      failed(settlement.holder, error);
+    }
+  }
+
+  /**
+   * Verifies one candidate holder against the API server and carries out what the rules then say. Used by
+   * the re-checks of deferred records and by the trace workers. Throws on API failures only in `trace` mode
+   * (the worker retries); otherwise they land in the report.
+   */
+  async #settle(holder: Holder, report: ScanReport, source: "recheck" | "trace", podName?: string) {
     try {
-      await this.#settleOnce(holder, report, source, podName);
+      const s = this.#decide(holder, await this.#freshFacts(holder, podName), report, source, podName);
+      const [failure] = s ? await this.#apply([s], report) : [];
+      if (failure) throw failure.error;
     } catch (err) {
       this.metrics.failures.inc();
       const msg = `${holder.namespace}/${holder.name} (pod UID ${holder.uid}): ${(err as Error).message}`;
@@ -407,20 +530,24 @@ export class IpGc {
     }
   }
 
-  async #settleOnce(
+  /**
+   * Decides on facts just read: keeps or traces the holder, or returns what to release now, remembering the
+   * records that must first wait out the unconfirmed grace.
+   */
+  #decide(
     holder: Holder,
+    fresh: HolderFacts,
     report: ScanReport,
     source: "scan" | "recheck" | "trace",
     podName?: string,
-  ) {
-    const fresh = await this.#freshFacts(holder, podName);
+  ): Settlement | undefined {
     const v = decideHolder(fresh);
     const hk = holderKey(holder);
     if (v.action !== "release") {
       this.#rechecks.delete(hk);
       if (v.action === "trace" && this.#o.isLeader()) report.traced += this.#trace(v.entry) ? 1 : 0;
       else if (source !== "trace") report.keptAfterVerification++;
-      return;
+      return undefined;
     }
     const now = Date.now();
     const split = pendingUnconfirmed(
@@ -451,57 +578,103 @@ export class IpGc {
     } else {
       this.#rechecks.delete(hk);
     }
-    await this.#o.hooks?.beforeApply?.(holder);
-
     const code: GcReason = source === "trace" && v.code === "pod_not_found" ? "pod_deleted" : v.code;
-    const ep = fresh.endpoint;
-    if (v.deleteEndpoint && ep) {
-      // Precondition on UID and resourceVersion: an ADD that adopted or rewrote the endpoint since it was read
-      // wins, and this holder is looked at again next time.
+    return { holder, facts: fresh, verdict: v, due: split.due, code };
+  }
+
+  /**
+   * Writes what `settlements` decided, each holder in the same order as alone: its endpoint is deleted (as
+   * read), then its records are released by pod UID, then the finalizer goes. Each step runs for the whole
+   * batch at once; every release is queued together, so each pool gets one status write for the batch. A
+   * holder whose step fails goes no further; the failures are returned.
+   */
+  async #apply(
+    settlements: readonly Settlement[],
+    report: ScanReport,
+  ): Promise<{ settlement: Settlement; error: Error }[]> {
+    const failures = new Map<Settlement, Error>();
+    for (const s of settlements) await this.#o.hooks?.beforeApply?.(s.holder);
+
+    // Precondition on UID and resourceVersion: an ADD that adopted or rewrote the endpoint since it was read
+    // wins, and this holder is looked at again next time.
+    const deleting = settlements.filter((s) => s.verdict.deleteEndpoint && s.facts.endpoint);
+    await eachLimited(deleting, IO_CONCURRENCY, async (s) => {
+      const ep = s.facts.endpoint!;
       try {
         await this.#kube.deleteEndpoint(ep);
       } catch (err) {
-        if (err instanceof ConflictError) {
-          throw new Error(
-            `SpiderEndpoint ${pod} changed since it was read; nothing released, looking again later`,
-          );
-        }
-        throw err;
+        failures.set(
+          s,
+          err instanceof ConflictError
+            ? new Error(
+              `SpiderEndpoint ${s.holder.namespace}/${s.holder.name} changed since it was read; nothing ` +
+                "released, looking again later",
+            )
+            : err as Error,
+        );
+        return;
       }
-      this.metrics.endpointsDeleted.inc({ reason: code });
+      this.metrics.endpointsDeleted.inc({ reason: s.code });
       report.endpointsDeleted.push({
-        namespace: holder.namespace,
+        namespace: s.holder.namespace,
         name: ep.metadata.name,
         uid: ep.status.current.uid,
-        reason: code,
-        detail: v.reason,
+        reason: s.code,
+        detail: s.verdict.reason,
       });
+    });
+
+    const releasing = settlements.filter((s) => !failures.has(s));
+    const released = new Map<Settlement, PoolIP[]>();
+    const deadline = Date.now() + RELEASE_TIMEOUT_MS;
+    await Promise.all(releasing.map(async (s) => {
+      try {
+        released.set(s, await this.#release(s.holder.uid, s.due, deadline));
+      } catch (err) {
+        failures.set(s, err as Error);
+      }
+    }));
+    const done: { s: Settlement; ips: PoolIP[] }[] = [];
+    for (const s of releasing) {
+      const ips = released.get(s);
+      if (!ips) continue;
+      done.push({ s, ips });
+      for (const r of ips) {
+        this.#firstSeen.delete(recordKey(r, s.holder.uid));
+        report.released.push({
+          pool: r.pool,
+          ip: r.ip,
+          pod: `${s.holder.namespace}/${s.holder.name}`,
+          podUid: s.holder.uid,
+          reason: s.code,
+          detail: s.verdict.reason,
+        });
+      }
+      this.metrics.releasedIPs(s.code, ips.length);
     }
-    const released = await this.#release(holder.uid, split.due);
-    for (const r of released) {
-      const k = recordKey(r, holder.uid);
-      this.#firstSeen.delete(k);
-      report.released.push({
-        pool: r.pool,
-        ip: r.ip,
-        pod,
-        podUid: holder.uid,
-        reason: code,
-        detail: v.reason,
-      });
-    }
-    this.metrics.releasedIPs(code, released.length);
-    if ((v.removeFinalizer || v.deleteEndpoint) && ep) {
-      // Read again: the delete (or anything since) changed its resourceVersion.
-      const now = await this.#kube.getEndpoint(holder.namespace, ep.metadata.name);
-      if (now && now.metadata.uid === ep.metadata.uid) await this.#removeFinalizer(now);
-    }
-    await this.#events(holder, fresh.pod, released, code, v.reason);
+
+    const finalizing = done.filter(({ s }) =>
+      (s.verdict.removeFinalizer || s.verdict.deleteEndpoint) && s.facts.endpoint
+    );
+    await eachLimited(finalizing, IO_CONCURRENCY, async ({ s }) => {
+      const ep = s.facts.endpoint!;
+      try {
+        // Read again: the delete (or anything since) changed its resourceVersion.
+        const now = await this.#kube.getEndpoint(s.holder.namespace, ep.metadata.name);
+        if (now && now.metadata.uid === ep.metadata.uid) await this.#removeFinalizer(now);
+      } catch (err) {
+        failures.set(s, err as Error);
+      }
+    });
+    await this.#events(done.filter((d) => d.ips.length > 0));
+    return settlements.flatMap((s) => {
+      const error = failures.get(s);
+      return error ? [{ settlement: s, error }] : [];
+    });
   }
 
   /** Gives back `records` recorded for `uid`, pool by pool; what each pool really removed is returned. */
-  async #release(uid: string, records: readonly PoolIP[]): Promise<PoolIP[]> {
-    const deadline = Date.now() + RELEASE_TIMEOUT_MS;
+  async #release(uid: string, records: readonly PoolIP[], deadline: number): Promise<PoolIP[]> {
     const out: PoolIP[] = [];
     const results = await Promise.allSettled([...byPool(records)].map(async ([pool, ips]) => {
       try {
@@ -526,41 +699,61 @@ export class IpGc {
     }
   }
 
-  /** One Event per pool (and one on the pod when it still exists) saying what was released and why. */
-  async #events(holder: Holder, pod: GcPod | undefined, released: PoolIP[], code: GcReason, reason: string) {
-    if (released.length === 0) return;
-    const who = `${holder.namespace}/${holder.name}`;
-    const writes: Promise<void>[] = [];
-    for (const [pool, ips] of byPool(released)) {
-      writes.push(this.#kube.event({
-        object: poolRef(pool),
-        reason: "IPReleasedByGC",
-        message: `released ${ips.join(", ")} of ${who} (pod UID ${holder.uid}): ${code}: ${reason}`,
-      }));
+  /**
+   * Events saying what was released and why: one per pool for the whole batch, and one on each pod that still
+   * exists (a newer pod of the same name, a terminating or finished one).
+   */
+  async #events(done: readonly { s: Settlement; ips: PoolIP[] }[]): Promise<void> {
+    const writes: (() => Promise<void>)[] = [];
+    const perPool = new Map<string, { s: Settlement; ips: string[] }[]>();
+    for (const { s, ips } of done) {
+      for (const [pool, mine] of byPool(ips)) {
+        const list = perPool.get(pool);
+        if (list) list.push({ s, ips: mine });
+        else perPool.set(pool, [{ s, ips: mine }]);
+      }
     }
-    if (pod) {
-      writes.push(this.#kube.event({
-        object: {
-          apiVersion: "v1",
-          kind: "Pod",
-          name: pod.metadata.name,
-          namespace: holder.namespace,
-          uid: pod.metadata.uid,
-        },
-        reason: "IPReleasedByGC",
-        message: `released ${released.map((r) => `${r.ip} (${r.pool})`).join(", ")} recorded for pod UID ` +
-          `${holder.uid}: ${code}: ${reason}`,
-      }));
+    const of = (s: Settlement) => `${s.holder.namespace}/${s.holder.name} (pod UID ${s.holder.uid})`;
+    for (const [pool, items] of perPool) {
+      const message = items.length === 1
+        ? `released ${items[0].ips.join(", ")} of ${of(items[0].s)}: ${items[0].s.code}: ${
+          items[0].s.verdict.reason
+        }`
+        : `released ${items.reduce((n, i) => n + i.ips.length, 0)} addresses of ${items.length} pods: ` +
+          items.map((i) => `${i.ips.join(", ")} of ${of(i.s)}: ${i.s.code}`).join("; ");
+      writes.push(() => this.#kube.event({ object: poolRef(pool), reason: "IPReleasedByGC", message }));
+    }
+    for (const { s, ips } of done) {
+      const pod = s.facts.pod;
+      if (!pod) continue;
+      writes.push(() =>
+        this.#kube.event({
+          object: {
+            apiVersion: "v1",
+            kind: "Pod",
+            name: pod.metadata.name,
+            namespace: s.holder.namespace,
+            uid: pod.metadata.uid,
+          },
+          reason: "IPReleasedByGC",
+          message: `released ${ips.map((r) => `${r.ip} (${r.pool})`).join(", ")} recorded for pod UID ` +
+            `${s.holder.uid}: ${s.code}: ${s.verdict.reason}`,
+        })
+      );
     }
     // An Event is a courtesy: failing to write one never fails the release.
-    for (const r of await Promise.allSettled(writes)) {
-      if (r.status === "rejected") this.#log(`could not record an Event: ${(r.reason as Error).message}`);
-    }
+    await eachLimited(writes, IO_CONCURRENCY, async (write) => {
+      try {
+        await write();
+      } catch (err) {
+        this.#log(`could not record an Event: ${(err as Error).message}`);
+      }
+    });
   }
 
   /** enableCleanOutdatedEndpoint: endpoints no record names, checked against their pools read now. */
   async #cleanOutdated(endpoints: SpiderEndpoint[], holders: Holder[], report: ScanReport): Promise<void> {
-    await eachLimited(outdatedEndpointCandidates(endpoints, holders), SCAN_CONCURRENCY, async (cand) => {
+    await eachLimited(outdatedEndpointCandidates(endpoints, holders), IO_CONCURRENCY, async (cand) => {
       const ns = cand.metadata.namespace ?? "";
       const who = `${ns}/${cand.metadata.name}`;
       try {

@@ -67,6 +67,20 @@ export class GcKube {
     return this.list<NodeLike>("/api/v1/nodes");
   }
 
+  /**
+   * The pods of one namespace, for verifying many holders at once. Like every read here it sends no
+   * resourceVersion, so the API server answers with the latest state (a quorum read of etcd, or its watch
+   * cache once that has caught up with etcd): as fresh as a GET of each pod at the same moment.
+   */
+  listPodsIn(ns: string): Promise<GcPod[]> {
+    return this.list<GcPod>(`/api/v1/namespaces/${enc(ns)}/pods`);
+  }
+
+  /** The SpiderEndpoints of one namespace, read as freshly as listPodsIn. */
+  listEndpointsIn(ns: string): Promise<SpiderEndpoint[]> {
+    return this.list<SpiderEndpoint>(endpointsIn(ns));
+  }
+
   getPod(ns: string, name: string): Promise<GcPod | undefined> {
     return orUndefined(this.http.get<GcPod>(`/api/v1/namespaces/${enc(ns)}/pods/${enc(name)}`));
   }

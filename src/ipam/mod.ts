@@ -113,6 +113,7 @@ export {
   unmatchedRoutes,
   withDefaultRoute,
 } from "./routes.ts";
+export { detectionFlagsFor, migrationJobOf } from "./detection.ts";
 export {
   adoptEndpoint,
   buildEndpoint,

@@ -21,6 +21,7 @@ BENCHES=(
   "gc|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
   "watch|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
   "coordinator|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
+  "detect|yes|IPAM plugin CPU per ADD with IP-conflict and gateway detection off and on|tests/bench/detect.ts"
 )
 
 found=no

@@ -144,7 +144,7 @@ async function withLog<T>(args: CmdArgs, fn: (log: FileLogger) => Promise<T>): P
     log.error(describe(e));
     throw e;
   } finally {
-    await log.flush();
+    log.flush();
   }
 }
 

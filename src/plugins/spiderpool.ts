@@ -302,7 +302,7 @@ async function withSetup<T>(
     log.error(describe(e));
     throw e;
   } finally {
-    await log.flush();
+    log.flush();
   }
 }
 

@@ -151,3 +151,43 @@ Deno.test("agent flags are checked strictly: an unknown flag is a usage error wi
   assert.match(r.stderr, /no-such-flag/);
   assert.match(r.stderr, /usage: spiderpool agent/);
 });
+
+Deno.test("the launcher is a program, not a script, and passes every argument to the runtime unchanged", async () => {
+  const head = new Uint8Array(4);
+  using f = await Deno.open(`${dist}spiderpool`);
+  await f.read(head);
+  assert.deepEqual([...head], [0x7f, 0x45, 0x4c, 0x46], "dist/spiderpool is an ELF executable (no shell)");
+  const r = await run(`${dist}spiderpool`, ["a  b", "", "c"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /unknown command "a {2}b"/);
+});
+
+Deno.test("the launcher gives the runtime the build's own cache and V8 flags the environment can replace", async () => {
+  // A copy of the build with an empty cache: the first call creates and fills <build>/cache/cni.
+  const dir = await Deno.makeTempDir({ prefix: "spiderpool-launcher-" });
+  try {
+    await Deno.mkdir(`${dir}/lib`);
+    for await (const e of Deno.readDir(`${dist}lib`)) {
+      await Deno.symlink(await Deno.realPath(`${dist}lib/${e.name}`), `${dir}/lib/${e.name}`);
+    }
+    await Deno.copyFile(`${dist}spiderpool`, `${dir}/spiderpool`);
+    await Deno.chmod(`${dir}/spiderpool`, 0o755);
+    await Deno.mkdir(`${dir}/cni`);
+    await Deno.symlink("../spiderpool", `${dir}/cni/spiderpool`);
+    const v = await run(`${dir}/cni/spiderpool`, [], {
+      CNI_COMMAND: "VERSION",
+      DENO_DIR: `${dir}/elsewhere`,
+    });
+    assert.equal(v.code, 0, v.stderr);
+    assert.ok((await Deno.stat(`${dir}/cache/cni/v8_code_cache_v2`)).isFile);
+    assert.equal(await Deno.stat(`${dir}/elsewhere`).catch(() => null), null);
+    const bad = await run(`${dir}/cni/spiderpool`, [], {
+      CNI_COMMAND: "VERSION",
+      DENO_V8_FLAGS: "--no-such-v8-flag",
+    });
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /no-such-v8-flag/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -2,6 +2,7 @@
 // its version and content hash, the plugin names in the CNI bin directory become symlinks to it and still
 // dispatch by name; re-running changes nothing. Also deploy/agent.yaml, the DaemonSet whose init step runs it.
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { load } from "js-yaml";
 import { VERSION } from "../../src/version.ts";
 import { getCluster, kubeTest } from "../kube/harness.ts";
@@ -76,6 +77,65 @@ Deno.test("a second install reuses the same build and links, and exits 0", async
   assert.match(r.stdout, /\(unchanged\)/);
 });
 
+/** How many modules a build's V8 code cache holds, and the size of its write-ahead log (0 when none). */
+function codeCache(build: string): { modules: number; walBytes: number } {
+  const db = new DatabaseSync(`${build}/cache/cni/v8_code_cache_v2`, { readOnly: true });
+  try {
+    const { n } = db.prepare("SELECT count(*) AS n FROM codecache").get() as { n: number };
+    const wal = (() => {
+      try {
+        return Deno.statSync(`${build}/cache/cni/v8_code_cache_v2-wal`).size;
+      } catch {
+        return 0;
+      }
+    })();
+    return { modules: n, walBytes: wal };
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("install warms the placed build's runtime cache, so that a plugin call compiles nothing new", async () => {
+  await using t = await tempDirs();
+  const r = await install(t.bin, t.lib);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /warning/);
+  const [build] = await builds(t.lib);
+  const placed = `${t.lib}/${build}`;
+  const warm = codeCache(placed);
+  // Its own program and the runtime modules a call loads lazily, with the write-ahead log folded in.
+  assert.ok(warm.modules >= 8, `only ${warm.modules} modules cached`);
+  assert.equal(warm.walBytes, 0);
+  const conf = JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "n",
+    type: "spiderpool",
+    ipam: {
+      type: "spiderpool",
+      ipam_unix_socket_path: `${t.dir}/none.sock`,
+      log_file_path: `${t.dir}/p.log`,
+    },
+  });
+  const env = {
+    CNI_COMMAND: "ADD",
+    CNI_CONTAINERID: "c1",
+    CNI_NETNS: "/proc/self/ns/net",
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/x",
+    CNI_ARGS: "K8S_POD_NAMESPACE=a;K8S_POD_NAME=b",
+  };
+  const add = await run(`${t.bin}/spiderpool`, [], env, conf);
+  assert.equal(JSON.parse(add.stdout).code, 11, "no agent listens: try again later");
+  const del = await run(`${t.bin}/spiderpool`, [], { ...env, CNI_COMMAND: "DEL" }, conf);
+  assert.equal(JSON.parse(del.stdout).code, 11);
+  assert.deepEqual(codeCache(placed), warm);
+  // The cache is the runtime's, not part of the build: a second install still finds the same build.
+  await Deno.writeTextFile(`${placed}/cache/written-by-the-runtime`, "x");
+  const again = await install(t.bin, t.lib);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /same content\), reused/);
+});
+
 Deno.test("an existing regular file named like a plugin (e.g. upstream's binary) is replaced by the link", async () => {
   await using t = await tempDirs();
   await Deno.mkdir(t.bin);
@@ -131,6 +191,11 @@ Deno.test("--host-root writes the links as host paths", async () => {
   assert.equal(r.code, 0, r.stderr);
   const [build] = await builds(t.lib);
   assert.equal(await Deno.readLink(`${t.bin}/coordinator`), `/lib/${build}/spiderpool`);
+  // The runtime keys its caches by module path, so the ones warmed here do not serve the node's path: said.
+  assert.match(
+    r.stdout,
+    new RegExp(`plugin calls on the node run /lib/${build} and fill their own on first use`),
+  );
   const bad = await install(t.bin, "/elsewhere", "--host-root", t.dir);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /is not under --host-root/);

@@ -24,7 +24,7 @@ Deno.test("lines at or above the level are appended to the file, creating its di
       log.debug(`${word} debug`);
       log.info(`${word} info`);
       log.error(`${word} error`);
-      await log.flush();
+      log.flush();
     }
     const lines = (await Deno.readTextFile(path)).trimEnd().split("\n");
     assert.equal(lines.length, 4);
@@ -41,7 +41,7 @@ Deno.test("a file that would grow past the size limit is rotated, keeping at mos
       await Deno.writeTextFile(path, big, { append: true });
       const log = new FileLogger(opts(path, { maxSizeMB: 1, maxCount: 2 }), "DEL");
       log.info(`round ${i}`);
-      await log.flush();
+      log.flush();
       await new Promise((r) => setTimeout(r, 5)); // distinct backup timestamps
     }
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
@@ -63,6 +63,6 @@ Deno.test("a log path that cannot be written does not throw", async () => {
     await Deno.writeTextFile(`${dir}/file`, "");
     const log = new FileLogger(opts(`${dir}/file/below/spiderpool.log`), "ADD");
     log.error("goes to stderr instead");
-    await log.flush();
+    log.flush();
   });
 });

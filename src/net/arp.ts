@@ -1,10 +1,10 @@
 // ARP on the wire: the frames this project sends itself (gratuitous ARP after an address or MAC change, the
 // RFC 5227 probe "who has X?" from 0.0.0.0, and "who has the gateway?" from the pod's address) and the parser of
 // what comes back. Frames are built and read here as bytes (pure, tested); `announce` sends the announcements of
-// a link through the raw sockets of packet.ts. IPv6's counterparts live in ndp.ts.
+// a link through a raw socket of packet.ts. IPv6's counterparts live in ndp.ts.
 
 import { ipBytes, ipText, macBytes, macText } from "./codec.ts";
-import { BROADCAST_MAC, ETH_P_ARP, ethernet, LinkSockets, parseEthernet } from "./packet.ts";
+import { BROADCAST_MAC, ETH_P_ARP, ethernet, LinkSocket, parseEthernet } from "./packet.ts";
 import { unsolicitedNA } from "./ndp.ts";
 
 export { icmpv6Checksum, unsolicitedNA } from "./ndp.ts";
@@ -65,22 +65,23 @@ export function parseArp(frame: Uint8Array): ArpPacket | undefined {
   };
 }
 
+/** The announcement of `ip` at `mac`: a gratuitous ARP, or for IPv6 an unsolicited neighbour advertisement. */
+export function announcement(mac: string, ip: string): Uint8Array {
+  return ip.includes(":") ? unsolicitedNA(mac, ip) : gratuitousArp(mac, ip);
+}
+
 /**
  * Sends one announcement per address out of link `ifName` of the namespace at `nsPath` (this process's own when
- * undefined): a gratuitous ARP for each IPv4 address and an unsolicited neighbour advertisement (override set)
- * for each IPv6 one, from the link's current MAC, so neighbours replace a MAC they cached. Returns the number
- * of frames sent; throws NetError (e.g. ENODEV for a missing link, ENETDOWN for a link that is down).
+ * undefined), from the link's current MAC (override set for IPv6), so neighbours replace a MAC they cached.
+ * Returns the number of frames sent; throws NetError (e.g. ENODEV for a missing link, ENETDOWN for a link that
+ * is down).
  */
 export function announce(nsPath: string | undefined, ifName: string, ips: readonly string[]): number {
-  const sockets = LinkSockets.open(nsPath, ifName, []);
+  const socket = LinkSocket.open(nsPath, ifName, { receive: false });
   try {
-    const { mac } = sockets.link;
-    for (const ip of ips) {
-      const v6 = ip.includes(":");
-      sockets.send(0, v6 ? unsolicitedNA(mac, ip) : gratuitousArp(mac, ip));
-    }
+    for (const ip of ips) socket.send(announcement(socket.link.mac, ip));
     return ips.length;
   } finally {
-    sockets.close();
+    socket.close();
   }
 }

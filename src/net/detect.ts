@@ -3,12 +3,15 @@
 // anyone holds the new address, then "who has the gateway?" asks whether the gateway answers. Every conflict
 // check finishes before any gateway check starts, so the gateway never caches this pod's MAC for an address
 // that turns out to be someone else's (upstream #4475). Each check is a small state machine over frames and
-// times (pure, unit-tested); `detect` drives them on the raw sockets of packet.ts.
+// times (pure, unit-tested); `detect` drives them on a raw socket of packet.ts and, when they pass, announces
+// the addresses on it.
 
-import { arpProbe, arpRequest, parseArp } from "./arp.ts";
+import { announcement, arpProbe, arpRequest, parseArp } from "./arp.ts";
 import { ipBytes, ipText } from "./codec.ts";
 import { neighbourSolicitation, parseNeighbourAdvertisement } from "./ndp.ts";
-import { ETH_P_ARP, ETH_P_IPV6, type LinkIdentity, LinkSockets, type ReceivedFrame } from "./packet.ts";
+import { ETH_P_ARP, ETH_P_IPV6, type LinkIdentity, LinkSocket, type ReceivedFrame } from "./packet.ts";
+
+export { isNoSuchLink } from "./packet.ts";
 
 export type Family = 4 | 6;
 
@@ -216,9 +219,9 @@ export function planChecks(
   return [conflicts, gateways];
 }
 
-/** What the frames and sockets of one phase need: link sockets, or anything that sends and receives alike. */
+/** What the checks need of a link: a link socket, or anything that sends and receives frames alike. */
 export interface FrameLink {
-  send(protocol: number, frame: Uint8Array): void;
+  send(frame: Uint8Array): void;
   receive(timeoutMs: number): ReceivedFrame[];
 }
 
@@ -230,7 +233,7 @@ export function runChecks(link: FrameLink, checks: readonly Check[], now = () =>
       c.tick(now());
       if (!c.wantsSend()) continue;
       try {
-        link.send(c.protocol, c.frame);
+        link.send(c.frame);
         c.sent(now());
       } catch (e) {
         c.sendFailed(message(e), now());
@@ -257,24 +260,29 @@ export interface DetectionReport {
   /** True when the link was down and was set up for the checks. */
   broughtUp: boolean;
   checks: Check[];
+  /** Addresses announced after every check passed; `announceError` when sending them failed. */
+  announced: string[];
+  announceError?: string;
 }
 
 /**
  * Runs the checks of `targets` on link `ifName` of the namespace at `nsPath`, setting the link up first when it
- * is down (through the netlink layer, or iproute2 when libnl cannot be loaded). Throws NetError ENODEV when the
- * namespace has no such link.
+ * is down (through the netlink layer, or iproute2 when libnl cannot be loaded). When every check passes, sends a
+ * gratuitous ARP or unsolicited neighbour advertisement for each of `announce` (best effort): the link is up
+ * now, so the kernel will not announce the addresses when the main plugin configures them (upstream #4650).
+ * Throws NetError ENODEV when the namespace has no such link.
  */
 export async function detect(
   nsPath: string,
   ifName: string,
   targets: readonly DetectionTarget[],
+  announce: readonly string[] = [],
   policy = DETECTION_POLICY,
 ): Promise<DetectionReport> {
-  const protocols = [...new Set(targets.map((t) => t.family === 4 ? ETH_P_ARP : ETH_P_IPV6))];
-  const sockets = LinkSockets.open(nsPath, ifName, protocols);
+  const socket = LinkSocket.open(nsPath, ifName, { receive: true });
   try {
     let broughtUp = false;
-    if (!sockets.link.up) {
+    if (!socket.link.up) {
       const { openNs } = await import("./mod.ts");
       const ns = openNs(nsPath);
       try {
@@ -284,15 +292,26 @@ export async function detect(
       }
       broughtUp = true;
     }
-    const [conflicts, gateways] = planChecks(targets, sockets.link.mac, policy);
-    runChecks(sockets, conflicts);
-    const ran = [...conflicts];
+    const [conflicts, gateways] = planChecks(targets, socket.link.mac, policy);
+    runChecks(socket, conflicts);
+    const checks = [...conflicts];
     if (conflicts.every((c) => c.outcome?.kind === "free")) {
-      runChecks(sockets, gateways);
-      ran.push(...gateways);
+      runChecks(socket, gateways);
+      checks.push(...gateways);
     }
-    return { link: { ...sockets.link, up: true }, broughtUp, checks: ran };
+    const report: DetectionReport = { link: { ...socket.link, up: true }, broughtUp, checks, announced: [] };
+    if (checks.every((c) => c.outcome?.kind === "free" || c.outcome?.kind === "reachable")) {
+      try {
+        for (const ip of announce) {
+          socket.send(announcement(socket.link.mac, ip));
+          report.announced.push(ip);
+        }
+      } catch (e) {
+        report.announceError = e instanceof Error ? e.message : String(e);
+      }
+    }
+    return report;
   } finally {
-    sockets.close();
+    socket.close();
   }
 }

@@ -12,6 +12,8 @@ import { NetError } from "./types.ts";
 
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_IPV6 = 0x86dd;
+/** Every EtherType (a socket bound with it sees all frames of its link). */
+const ETH_P_ALL = 0x0003;
 export const BROADCAST_MAC = "ff:ff:ff:ff:ff:ff";
 const MIN_FRAME = 60;
 
@@ -44,7 +46,7 @@ export interface LinkIdentity {
 
 /** One frame read from a link socket. */
 export interface ReceivedFrame {
-  /** The EtherType the socket was bound to. */
+  /** Its EtherType. */
   protocol: number;
   frame: Uint8Array;
   /** A copy of a frame this host sent (the kernel hands outgoing frames to packet sockets too). */
@@ -126,119 +128,109 @@ function identify(fd: number, name: string): LinkIdentity {
 }
 
 /**
- * Packet sockets bound to link `ifName` of the namespace at `nsPath` (this process's own when undefined), one
- * per EtherType in `protocols` (0: a socket that only sends). Close it when done.
+ * A packet socket on link `ifName` of the namespace at `nsPath` (this process's own when undefined). One socket
+ * for everything: closing a packet socket waits for an RCU grace period in the kernel (several ms of wall time),
+ * so a caller opens one, not one per EtherType. With `receive` it takes in every frame of the link (until
+ * closed), else none. Close it when done.
  *
  * ```ts
- * using s = LinkSockets.open("/var/run/netns/pod", "eth0", [ETH_P_ARP]);
- * s.send(ETH_P_ARP, frame);
+ * const s = LinkSocket.open("/var/run/netns/pod", "eth0", { receive: true });
+ * try { s.send(frame); const frames = s.receive(100); } finally { s.close(); }
  * ```
  */
-export class LinkSockets {
+export class LinkSocket {
   readonly link: LinkIdentity;
-  readonly #fds: Map<number, number>;
+  readonly #fd: number;
+  readonly #receiving: boolean;
   #closed = false;
 
-  private constructor(link: LinkIdentity, fds: Map<number, number>) {
+  private constructor(link: LinkIdentity, fd: number, receiving: boolean) {
     this.link = link;
-    this.#fds = fds;
+    this.#fd = fd;
+    this.#receiving = receiving;
   }
 
   /** Throws NetError (errno 19, `gone`) when the namespace has no link of that name. */
-  static open(nsPath: string | undefined, ifName: string, protocols: readonly number[]): LinkSockets {
-    const opened: number[] = [];
-    const make = (): LinkSockets => {
-      const fds = new Map<number, number>();
-      let link: LinkIdentity | undefined;
-      for (const protocol of protocols.length > 0 ? protocols : [0]) {
-        const fd = libc().socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-        if (fd < 0) throw new NetError("open a packet socket", errno());
-        opened.push(fd);
-        link ??= identify(fd, ifName);
-        // Bound with a protocol, the socket receives that EtherType from this link only; 0 receives nothing.
-        const sa = sockaddrLL(link.index, protocol);
-        if (libc().bind(fd, sa, sa.length) < 0) {
-          throw new NetError(`bind a packet socket to ${ifName}`, errno());
-        }
-        fds.set(protocol, fd);
+  static open(nsPath: string | undefined, ifName: string, opts: { receive: boolean }): LinkSocket {
+    let fd = -1;
+    const make = (): LinkSocket => {
+      fd = libc().socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+      if (fd < 0) throw new NetError("open a packet socket", errno());
+      const link = identify(fd, ifName);
+      // Bound with ETH_P_ALL the socket receives this link's frames (only); bound with 0, none.
+      const sa = sockaddrLL(link.index, opts.receive ? ETH_P_ALL : 0);
+      if (libc().bind(fd, sa, sa.length) < 0) {
+        throw new NetError(`bind a packet socket to ${ifName}`, errno());
       }
-      return new LinkSockets(link!, fds);
+      return new LinkSocket(link, fd, opts.receive);
     };
     try {
       if (nsPath === undefined) return make();
       const nsFd = openNetns(nsPath);
       try {
-        return inNetns(nsFd, `opening packet sockets on ${ifName}`, make);
+        return inNetns(nsFd, `opening a packet socket on ${ifName}`, make);
       } finally {
         closeFd(nsFd);
       }
     } catch (e) {
-      for (const fd of opened) closeFd(fd);
+      if (fd >= 0) closeFd(fd);
       throw e;
     }
   }
 
-  /** Sends a whole Ethernet frame (destination MAC in its first 6 bytes) out of the link. */
-  send(protocol: number, frame: Uint8Array): void {
-    const fd = this.#fd(protocol);
+  /** Sends a whole Ethernet frame (destination MAC in its first 6 bytes, EtherType at 12) out of the link. */
+  send(frame: Uint8Array): void {
+    if (this.#closed) throw new Error("link socket used after close()");
     const ethType = (frame[12] << 8) | frame[13];
     const sa = sockaddrLL(this.link.index, ethType, frame.subarray(0, 6));
-    if (Number(libc().sendto(fd, frame, BigInt(frame.length), 0, sa, sa.length)) < 0) {
+    if (Number(libc().sendto(this.#fd, frame, BigInt(frame.length), 0, sa, sa.length)) < 0) {
       throw new NetError(`send a frame on ${this.link.name}`, errno());
     }
   }
 
   /**
-   * Waits up to `timeoutMs` for frames on the receiving sockets, then reads every frame already queued.
-   * Returns [] when none came in time; a signal interrupting the wait (EINTR) is not an error.
+   * Waits up to `timeoutMs` for a frame, then reads every frame already queued. Returns [] when none came in
+   * time; a signal interrupting the wait (EINTR) is not an error.
    */
   receive(timeoutMs: number): ReceivedFrame[] {
-    const receiving = [...this.#fds].filter(([protocol]) => protocol !== 0);
-    if (receiving.length === 0) throw new Error("receive() on link sockets that only send");
-    const pfds = new Uint8Array(8 * receiving.length);
-    const v = new DataView(pfds.buffer);
-    receiving.forEach(([, fd], i) => {
-      v.setInt32(8 * i, fd, true);
-      v.setInt16(8 * i + 4, POLLIN, true);
-    });
-    const n = libc().poll(pfds, BigInt(receiving.length), Math.max(0, Math.ceil(timeoutMs)));
+    if (this.#closed) throw new Error("link socket used after close()");
+    if (!this.#receiving) throw new Error("receive() on a link socket opened to send only");
+    const pfd = new Uint8Array(8);
+    const v = new DataView(pfd.buffer);
+    v.setInt32(0, this.#fd, true);
+    v.setInt16(4, POLLIN, true);
+    const n = libc().poll(pfd, 1n, Math.max(0, Math.ceil(timeoutMs)));
     if (n < 0) {
       const err = errno();
       if (err === EINTR) return [];
       throw new NetError(`wait for frames on ${this.link.name}`, err);
     }
     const out: ReceivedFrame[] = [];
-    if (n === 0) return out;
+    if (n === 0 || (v.getInt16(6, true) & POLLIN) === 0) return out;
     const buf = new Uint8Array(RECV_BUFFER);
     const from = new Uint8Array(20);
     const fromLen = new Uint32Array(1);
-    receiving.forEach(([protocol, fd], i) => {
-      if ((v.getInt16(8 * i + 6, true) & POLLIN) === 0) return;
-      for (;;) {
-        fromLen[0] = from.length;
-        const got = Number(libc().recvfrom(fd, buf, BigInt(buf.length), MSG_DONTWAIT, from, fromLen));
-        if (got < 0) {
-          const err = errno();
-          if (err === EAGAIN || err === EINTR) return;
-          throw new NetError(`read a frame on ${this.link.name}`, err);
-        }
-        out.push({ protocol, frame: buf.slice(0, got), outgoing: from[10] === PACKET_OUTGOING });
+    for (;;) {
+      fromLen[0] = from.length;
+      const got = Number(libc().recvfrom(this.#fd, buf, BigInt(buf.length), MSG_DONTWAIT, from, fromLen));
+      if (got < 0) {
+        const err = errno();
+        if (err === EAGAIN || err === EINTR) return out;
+        throw new NetError(`read a frame on ${this.link.name}`, err);
       }
-    });
-    return out;
-  }
-
-  #fd(protocol: number): number {
-    if (this.#closed) throw new Error("link sockets used after close()");
-    const fd = this.#fds.get(protocol) ?? this.#fds.values().next().value;
-    if (fd === undefined) throw new Error("no packet socket");
-    return fd;
+      if (got < 14) continue;
+      out.push({
+        protocol: (buf[12] << 8) | buf[13],
+        frame: buf.slice(0, got),
+        outgoing: from[10] === PACKET_OUTGOING,
+      });
+    }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const fd of this.#fds.values()) closeFd(fd);
+    closeFd(this.#fd);
   }
 
   [Symbol.dispose](): void {

@@ -1,8 +1,8 @@
 // The `spiderpool` IPAM plugin: a thin CNI front of the spiderpool-agent on this node. ADD asks the agent
-// for this interface's addresses, checks them on the wire when the agent says so (IP conflict, gateway), and
-// announces them; DEL asks the agent to release them, STATUS reports whether it answers and has a free address
-// in the default pools, GC sends the runtime's valid attachments. Allocation rules live in the agent; the
-// raw-socket code is loaded only by an ADD that uses it.
+// for this interface's addresses and, when the agent says so, checks them on the wire (IP conflict, gateway)
+// and announces them; DEL asks the agent to release them, STATUS reports whether it answers and has a free
+// address in the default pools, GC sends the runtime's valid attachments. Allocation rules live in the agent;
+// the raw-socket code is loaded only by an ADD with detection on.
 import { AgentClient, AgentRequestError } from "../agentapi/client.ts";
 import {
   DEFAULT_AGENT_SOCKET,
@@ -336,7 +336,6 @@ async function cmdAdd(args: CmdArgs): Promise<Result> {
     const mine = resp.ips.filter((ip) => ip.nic === args.ifName);
     const targets = detectionTargets(mine, args.ifName);
     if (targets.length > 0) await checkAddresses(args, pod, agent, mine, targets, log);
-    await announceAddresses(args, mine, log);
     log.info(
       `allocated ${result.ips!.map((i) => i.address).join(", ")} for pod ${pod.namespace}/${pod.name}`,
     );
@@ -373,8 +372,10 @@ function describeCheck(c: Check): string {
  * IP-conflict and gateway detection (§4.9) in the pod's namespace, the link set up first. A conflict or an
  * unreachable gateway gives every address of this ADD back to the pools (`DELETE /v1/ipam/ips`, as upstream)
  * and fails the ADD naming the address and the other host's MAC, or the gateway; checks that could not be made
- * fail the ADD and release nothing. A link the main plugin has not created yet (some plugins call IPAM first)
- * cannot be checked: logged, not failed.
+ * fail the ADD and release nothing. When the checks pass, every address of the interface is announced
+ * (gratuitous ARP / unsolicited NA; errors only logged): the link is up already, so the kernel will not announce
+ * them when the main plugin configures them (upstream #4650). A link the main plugin has not created yet (some
+ * plugins call IPAM first) cannot be checked: logged, not failed.
  */
 async function checkAddresses(
   args: CmdArgs,
@@ -384,15 +385,21 @@ async function checkAddresses(
   targets: DetectionTarget[],
   log: FileLogger,
 ): Promise<void> {
-  const [{ detect }, { isNoSuchLink }] = await Promise.all([
-    import("../net/detect.ts"),
-    import("../net/packet.ts"),
-  ]);
+  const { detect, isNoSuchLink } = await import("../net/detect.ts");
   const who = `${args.ifName} of pod ${pod.namespace}/${pod.name}`;
   let checks: Check[];
   try {
-    const report = await detect(args.netns, args.ifName, targets);
+    const ips = mine.map((c) => c.address.split("/")[0]);
+    const report = await detect(args.netns, args.ifName, targets, ips);
     if (report.broughtUp) log.debug(`set ${args.ifName} up for IP conflict and gateway detection`);
+    if (report.announced.length > 0) log.debug(`announced ${report.announced.join(", ")} on ${args.ifName}`);
+    if (report.announceError) {
+      log.info(
+        `announcing ${
+          ips.join(", ")
+        } on ${args.ifName} failed (neighbours learn them on first use): ${report.announceError}`,
+      );
+    }
     checks = report.checks;
   } catch (e) {
     if (isNoSuchLink(e)) {
@@ -449,26 +456,6 @@ async function checkAddresses(
     throw new CniError(
       SpiderpoolErrorCode.detectionFailed,
       `IP conflict and gateway detection on ${who}: ${describeCheck(failed)}`,
-    );
-  }
-}
-
-/**
- * Gratuitous ARP / unsolicited neighbour advertisements for this interface's addresses, so neighbours that
- * cached another MAC for a reused address update at once (upstream #4650). Best effort: errors are logged.
- */
-async function announceAddresses(args: CmdArgs, mine: readonly IpConfig[], log: FileLogger): Promise<void> {
-  const ips = mine.map((c) => c.address.split("/")[0]);
-  if (ips.length === 0 || !args.netns) return;
-  try {
-    const { announce } = await import("../net/arp.ts");
-    announce(args.netns, args.ifName, ips);
-    log.debug(`announced ${ips.join(", ")} on ${args.ifName}`);
-  } catch (e) {
-    log.info(
-      `announcing ${ips.join(", ")} on ${args.ifName} failed (neighbours learn it on first use): ${
-        describe(e)
-      }`,
     );
   }
 }

@@ -75,6 +75,7 @@ async function attach(node: SimNode, names: string[], addrs: string[] = []): Pro
   return ns;
 }
 
+console.error("bench detect: starting the control plane and two simulated nodes ...");
 await using env = await e2e("bench-detect");
 const namespaces: string[] = [];
 try {
@@ -111,6 +112,7 @@ try {
     modes.push({ name, node, plugin, pods, cpuMs: [], wallMs: [] });
   }
 
+  console.error(`bench detect: ${modes.length} modes × ${PODS} pods set up; measuring ...`);
   const add = async (m: Mode, i: number) => {
     const { pod, ns } = m.pods[i];
     const c0 = childrenCpu();

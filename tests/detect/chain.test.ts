@@ -192,14 +192,21 @@ kubeTest("detect chain: a free address with a present gateway passes, IPv4 and I
 });
 
 kubeTest(
-  "detect chain: after a successful ADD, neighbours caching an old MAC for the addresses learn the pod's",
+  "detect chain: once the checks pass, neighbours caching an old MAC for the addresses learn the pod's",
   async () => {
     await using env = await e2e("dt-announce");
     await using cleanup = new AsyncDisposableStack();
-    const node = await nodeWith(env, "");
+    const node = await nodeWith(env, DETECTION_ON);
+    await hostOn(node, cleanup, ["2001:db8:64::1/64"]);
     const peer = await hostOn(node, cleanup, ["203.0.113.2/24", "2001:db8:64::2/64"]);
+    // No IPv4 gateway: its check (a broadcast request from the pod's address) would update the peer's cache
+    // by itself. The IPv4 conflict probe (from 0.0.0.0) and the IPv6 checks (to other groups) do not.
     const v4 = await env.pool("v4", { subnet: "203.0.113.0/24", ips: ["203.0.113.10-203.0.113.20"] });
-    const v6 = await env.pool("v6", { subnet: "2001:db8:64::/64", ips: ["2001:db8:64::10-2001:db8:64::20"] });
+    const v6 = await env.pool("v6", {
+      subnet: "2001:db8:64::/64",
+      ips: ["2001:db8:64::10-2001:db8:64::20"],
+      gateway: "2001:db8:64::1",
+    });
     // The peer still caches another MAC for the addresses the pod will get (a previous pod that had them).
     for (const a of ["203.0.113.10", "2001:db8:64::10"]) {
       await ip(

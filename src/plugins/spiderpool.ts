@@ -437,7 +437,7 @@ async function checkAddresses(
       throw new CniError(
         SpiderpoolErrorCode.ipConflict,
         `IP conflict: ${conflict.ip} allocated to ${who} (${pool}) is already in use by the host with MAC ` +
-          `${o.mac}; ${released}. Find that host, or exclude ${conflict.ip} in ${pool}`,
+          `${o.mac}; ${released}. Find that host, or add ${conflict.ip} to spec.excludeIPs of ${pool}`,
       );
     }
     const c = unreachable!;

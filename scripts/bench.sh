@@ -29,6 +29,7 @@ BENCHES=(
   "coordinator|all|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
   "multus|all|yes|SpiderMultusConfig → NetworkAttachmentDefinition controller|tests/bench/multus.ts"
   "autopool|-|yes|auto-pool resize after kubectl scale, 1 and 20 applications|tests/bench/autopool.ts"
+  "detect|all|yes|IPAM plugin CPU per ADD with IP-conflict and gateway detection off and on|tests/bench/detect.ts"
 )
 
 if [[ "$which" == node ]]; then

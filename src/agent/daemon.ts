@@ -1,6 +1,6 @@
-// Start-up and shut-down of the agent: Kubernetes client, informer caches, the IPAM service, the unix-socket
-// API, the health probes and the metrics endpoint, in upstream's order (wait for the API server, sync caches,
-// delete the stale socket, serve, mark startup done).
+// Start-up and shut-down of the agent: host sysctls, Kubernetes client, informer caches, the IPAM service, the
+// unix-socket API, the health probes and the metrics endpoint (with the RDMA exporter), in upstream's order
+// (tune the host, wait for the API server, sync caches, delete the stale socket, serve, mark startup done).
 
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
@@ -20,6 +20,7 @@ import {
 import { AgentMetrics } from "./metrics.ts";
 import { IpamAgent } from "./ipam.ts";
 import { serveSocket, type SocketServer } from "./server.ts";
+import { tuneHost } from "./sysctl.ts";
 
 export interface AgentOptions {
   nodeName: string;
@@ -42,6 +43,13 @@ export interface AgentOptions {
    * SPIDERPOOL_WATCH_STALL_MARGIN_SECONDS), which wins over the defaults.
    */
   cacheTiming?: CacheTiming;
+  /**
+   * Apply the ConfigMap's `tuneSysctlConfig` to the network namespace this process runs in (the node's).
+   * `spiderpool agent` does; an agent embedded in another process (tests) leaves that namespace alone.
+   */
+  tuneHost?: boolean;
+  /** Export `rdma_*` metrics on the metrics server (SPIDERPOOL_ENABLED_RDMA_METRIC). */
+  rdmaMetrics?: boolean;
   log?: (message: string) => void;
 }
 
@@ -104,6 +112,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   stops.push(() => http.close());
   if (ownsKubeConfig) stops.push(() => closeKubeConfig(kc));
   try {
+    if (opts.tuneHost) {
+      if (config.tuneSysctlConfig) await tuneHost(config, (m) => log(`host sysctls: ${m}`));
+      else log("tuneSysctlConfig is false: the node's sysctls are left as they are");
+    }
     await waitApiServer(http, log);
     const timing = { ...cacheTimingFromEnv(Deno.env), ...opts.cacheTiming };
     const cacheOf = <T extends { metadata?: { name?: string } }>(path: string, fieldSelector?: string) => {
@@ -148,6 +160,18 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     if (opts.metricsPort !== undefined) {
       metricsServer = serveMetrics(opts.metricsPort, metrics.registry);
       stops.push(() => metricsServer!.shutdown());
+    }
+    if (opts.rdmaMetrics && metricsServer) {
+      const { RdmaExporter } = await import("./rdma.ts");
+      const rdma = await RdmaExporter.start({
+        registry: metrics.registry,
+        nodeName: opts.nodeName,
+        log: (m) => log(`rdma: ${m}`),
+        owners: () => ({ endpoints: caches.endpoints.list(), pods: caches.pods.list() }),
+      });
+      stops.push(() => rdma.stop());
+    } else if (opts.rdmaMetrics) {
+      log("SPIDERPOOL_ENABLED_RDMA_METRIC is on but the metrics server is off (SPIDERPOOL_ENABLED_METRIC)");
     }
     started = true;
     log(`serving IPAM for node ${opts.nodeName} on ${opts.socketPath}`);

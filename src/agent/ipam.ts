@@ -25,6 +25,8 @@ import {
   decideRetrieval,
   detailFor,
   detailPoolIPs,
+  type DetectionFlags,
+  detectionFlagsFor,
   type DroppedPool,
   dropReason,
   endpointDetailsFor,
@@ -36,6 +38,7 @@ import {
   isStatefulSetPod,
   KUBEVIRT_VMI,
   type KubevirtInfo,
+  migrationJobOf,
   multusNetworkFor,
   type NICAllocation,
   type NICCandidate,
@@ -252,7 +255,7 @@ export class IpamAgent implements IpamService {
       flags: config,
       candidates: endpoint && isStatefulSetPod(top, config) ? candidates() : undefined,
     });
-    const detection = config;
+    const detection = await this.#detectionFlags(pod, top);
     switch (decision.kind) {
       case "reuse": {
         // The endpoint may list an address its pool no longer records for this pod (an endpoint write that
@@ -299,7 +302,7 @@ export class IpamAgent implements IpamService {
           deadline,
           "skip-missing",
         );
-        return await this.#fresh(args, pod, top, epName, candidates(), undefined, deadline);
+        return await this.#fresh(args, pod, top, epName, candidates(), undefined, deadline, detection);
       }
       case "pool-changed": {
         if (cached) await this.#requireLivePod(pod);
@@ -322,14 +325,48 @@ export class IpamAgent implements IpamService {
           (ips) => ({ kind: "restamp", ips, pod: decision.pod, podUid: pod.metadata.uid }),
           deadline,
         );
-        return await this.#fresh(args, pod, top, epName, candidates(), existing, deadline);
+        return await this.#fresh(args, pod, top, epName, candidates(), existing, deadline, detection);
       }
       case "fresh":
         // A stale cache must not give an address to the UID of a deleted pod: its late sandbox would keep it
         // after the live pod of the same name replaced the endpoint and freed the record.
         if (cached) await this.#requireLivePod(pod);
-        return await this.#fresh(args, pod, top, epName, candidates(), decision.existing, deadline);
+        return await this.#fresh(
+          args,
+          pod,
+          top,
+          epName,
+          candidates(),
+          decision.existing,
+          deadline,
+          detection,
+        );
     }
+  }
+
+  /**
+   * The detection flags of this pod's answer: the ConfigMap's, without the conflict check when the pod is the
+   * target of a KubeVirt live migration that exists (a migration name whose object is gone checks as usual).
+   */
+  async #detectionFlags(pod: Pod, top: TopController): Promise<DetectionFlags> {
+    const { config, kube, log } = this.#o;
+    const job = migrationJobOf(pod, top, config);
+    if (job === undefined) return detectionFlagsFor(config, false);
+    const ns = pod.metadata.namespace;
+    const vmim = await kube.getObject(
+      `/apis/${KUBEVIRT_VMI.apiVersion}/namespaces/${ns}/virtualmachineinstancemigrations/${job}`,
+    );
+    const who = `pod ${ns}/${pod.metadata.name}`;
+    if (!vmim) {
+      log(
+        `${who} names VirtualMachineInstanceMigration ${job}, which does not exist: IP conflict detection stays on`,
+      );
+      return detectionFlagsFor(config, false);
+    }
+    log(
+      `${who} is the target of live migration ${job}: no IP conflict detection (the source pod still holds the IPs)`,
+    );
+    return detectionFlagsFor(config, true);
   }
 
   /** Standard allocation: every NIC and family of the candidates that the endpoint does not record yet. */
@@ -341,6 +378,7 @@ export class IpamAgent implements IpamService {
     candidates: Candidates,
     existing: SpiderEndpoint | undefined,
     deadline: number,
+    detection: DetectionFlags,
   ): Promise<IpamAddResponse> {
     const { config, kube, nodeName, log } = this.#o;
     // Read before anything is written: a malformed routes annotation refuses the ADD without a pool write.
@@ -392,9 +430,9 @@ export class IpamAgent implements IpamService {
         // A concurrent ADD of the same pod, or this very write, recorded the NIC: answer what is stored.
         if (stored?.status.current.uid !== pod.metadata.uid || !detailFor(stored, args.ifName)) throw err;
         await this.#rollback(taken.splice(0), request.podUid);
-        return responseFromEndpoint(stored, args.ifName, config).response;
+        return responseFromEndpoint(stored, args.ifName, detection).response;
       }
-      return responseFromDetails(details, config);
+      return responseFromDetails(details, detection);
     } catch (err) {
       await this.#rollback(taken, request.podUid);
       throw err;

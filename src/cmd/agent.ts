@@ -17,7 +17,8 @@ flags:
   --config-path PATH    ConfigMap file conf.yml (default /tmp/spiderpool/config-map/conf.yml; missing = defaults)
   --health-port PORT    probes /v1/runtime/{startup,readiness,liveness} (default $SPIDERPOOL_HEALTH_PORT or 5710)
   --metrics-port PORT   Prometheus /metrics (default $SPIDERPOOL_METRIC_HTTP_PORT or 5711); served only
-                        when SPIDERPOOL_ENABLED_METRIC=true (off by default, as upstream)
+                        when SPIDERPOOL_ENABLED_METRIC=true (off by default, as upstream), with rdma_*
+                        counters when SPIDERPOOL_ENABLED_RDMA_METRIC=true
   --namespace NS        namespace Spiderpool runs in (default $SPIDERPOOL_POD_NAMESPACE, else kube-system)
   -h, --help            print this help
 `;
@@ -26,11 +27,11 @@ flags:
  * `SPIDERPOOL_ENABLED_METRIC`: Go boolean syntax, as upstream reads it; unset means off. Anything else is a
  * start-up error rather than a silent default.
  */
-export function metricsEnabled(value: string | undefined): boolean {
+export function metricsEnabled(value: string | undefined, name = "SPIDERPOOL_ENABLED_METRIC"): boolean {
   if (value === undefined || value === "") return false;
   const b = parseGoBool(value);
   if (b === undefined) {
-    throw new Error(`SPIDERPOOL_ENABLED_METRIC must be true or false, got ${JSON.stringify(value)}`);
+    throw new Error(`${name} must be true or false, got ${JSON.stringify(value)}`);
   }
   return b;
 }
@@ -74,6 +75,8 @@ export async function main(args: string[]): Promise<number> {
       healthPort,
       metricsPort: metricsOn ? metricsPort : undefined,
       namespace: values.namespace ?? env("SPIDERPOOL_POD_NAMESPACE") ?? "kube-system",
+      tuneHost: true,
+      rdmaMetrics: metricsEnabled(env("SPIDERPOOL_ENABLED_RDMA_METRIC"), "SPIDERPOOL_ENABLED_RDMA_METRIC"),
     });
     await new Promise<void>((resolve) => {
       const done = () => resolve();

@@ -115,6 +115,7 @@ export {
   unmatchedRoutes,
   withDefaultRoute,
 } from "./routes.ts";
+export { detectionFlagsFor, migrationJobOf } from "./detection.ts";
 export {
   adoptEndpoint,
   buildEndpoint,

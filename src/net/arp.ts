@@ -1,121 +1,87 @@
-// Announcing addresses on a link after its MAC changed: a gratuitous ARP request for each IPv4 address and an
-// unsolicited neighbour advertisement (override flag set) for each IPv6 one, so neighbours replace the cached
-// MAC at once. Frames are built here as bytes (pure, tested) and sent on a raw packet socket opened inside the
-// link's namespace.
+// ARP on the wire: the frames this project sends itself (gratuitous ARP after an address or MAC change, the
+// RFC 5227 probe "who has X?" from 0.0.0.0, and "who has the gateway?" from the pod's address) and the parser of
+// what comes back. Frames are built and read here as bytes (pure, tested); `announce` sends the announcements of
+// a link through a raw socket of packet.ts. IPv6's counterparts live in ndp.ts.
 
-import { ipBytes, macBytes } from "./codec.ts";
-import { errno, libc } from "./ffi.ts";
-import { closeFd, inNetns, openNetns } from "./netns.ts";
-import { NetError } from "./types.ts";
+import { ipBytes, ipText, macBytes, macText } from "./codec.ts";
+import { BROADCAST_MAC, ETH_P_ARP, ethernet, LinkSocket, parseEthernet } from "./packet.ts";
+import { unsolicitedNA } from "./ndp.ts";
 
-const BROADCAST = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
-const ALL_NODES_MAC = Uint8Array.of(0x33, 0x33, 0, 0, 0, 1);
-const ALL_NODES_IP = "ff02::1";
-const ETH_P_ARP = 0x0806;
-const ETH_P_IPV6 = 0x86dd;
-const AF_PACKET = 17;
-const SOCK_RAW = 3;
-const MIN_FRAME = 60;
+export { icmpv6Checksum, unsolicitedNA } from "./ndp.ts";
 
-function ethernet(dst: Uint8Array, src: Uint8Array, type: number, payload: Uint8Array): Uint8Array {
-  const frame = new Uint8Array(Math.max(MIN_FRAME, 14 + payload.length));
-  frame.set(dst, 0);
-  frame.set(src, 6);
-  frame[12] = type >> 8;
-  frame[13] = type & 0xff;
-  frame.set(payload, 14);
-  return frame;
+export const ARP_OP = { request: 1, reply: 2 } as const;
+
+/**
+ * An ARP request from `mac` for `targetIP`, broadcast. `senderIP` "0.0.0.0" makes it an RFC 5227 probe (it asks
+ * without claiming anything, so no neighbour caches a MAC for an address that may be someone else's).
+ */
+export function arpRequest(mac: string, senderIP: string, targetIP: string): Uint8Array {
+  const sha = macBytes(mac);
+  const arp = new Uint8Array(28);
+  arp.set([0, 1, 0x08, 0x00, 6, 4, 0, ARP_OP.request]); // Ethernet, IPv4, hlen 6, plen 4
+  arp.set(sha, 8);
+  arp.set(ipBytes(senderIP, 4), 14);
+  arp.set(ipBytes(targetIP, 4), 24); // target hardware address stays zero
+  return ethernet(macBytes(BROADCAST_MAC), sha, ETH_P_ARP, arp);
 }
 
 /** A gratuitous ARP request (sender and target address both `ip`) from `mac`, to the broadcast address. */
 export function gratuitousArp(mac: string, ip: string): Uint8Array {
-  const sha = macBytes(mac);
-  const spa = ipBytes(ip, 4);
-  const arp = new Uint8Array(28);
-  arp.set([0, 1, 0x08, 0x00, 6, 4, 0, 1]); // Ethernet, IPv4, hlen 6, plen 4, request
-  arp.set(sha, 8);
-  arp.set(spa, 14);
-  arp.set(spa, 24); // target hardware address stays zero
-  return ethernet(BROADCAST, sha, ETH_P_ARP, arp);
+  return arpRequest(mac, ip, ip);
 }
 
-/** The ICMPv6 checksum over the IPv6 pseudo-header and `icmp`. */
-export function icmpv6Checksum(src: Uint8Array, dst: Uint8Array, icmp: Uint8Array): number {
-  const pseudo = new Uint8Array(40 + icmp.length + (icmp.length & 1));
-  pseudo.set(src, 0);
-  pseudo.set(dst, 16);
-  new DataView(pseudo.buffer).setUint32(32, icmp.length);
-  pseudo[39] = 58;
-  pseudo.set(icmp, 40);
-  let sum = 0;
-  for (let i = 0; i < pseudo.length; i += 2) sum += (pseudo[i] << 8) | pseudo[i + 1];
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return ~sum & 0xffff;
+/** The RFC 5227 probe for `ip`: "who has `ip`?" asked from 0.0.0.0. */
+export function arpProbe(mac: string, ip: string): Uint8Array {
+  return arpRequest(mac, "0.0.0.0", ip);
 }
 
-/** An unsolicited neighbour advertisement of `ip` at `mac` (override set), to all nodes (ff02::1). */
-export function unsolicitedNA(mac: string, ip: string): Uint8Array {
-  const lladdr = macBytes(mac);
-  const src = ipBytes(ip, 6);
-  const dst = ipBytes(ALL_NODES_IP, 6);
-  const icmp = new Uint8Array(32);
-  icmp[0] = 136; // neighbour advertisement
-  icmp[4] = 0x20; // override, not solicited, not router
-  icmp.set(src, 8);
-  icmp[24] = 2; // option: target link-layer address, 8 bytes
-  icmp[25] = 1;
-  icmp.set(lladdr, 26);
-  new DataView(icmp.buffer).setUint16(2, icmpv6Checksum(src, dst, icmp));
-  const ip6 = new Uint8Array(40 + icmp.length);
-  ip6[0] = 0x60;
-  new DataView(ip6.buffer).setUint16(4, icmp.length);
-  ip6[6] = 58;
-  ip6[7] = 255; // hop limit 255: receivers drop neighbour discovery that crossed a router
-  ip6.set(src, 8);
-  ip6.set(dst, 24);
-  ip6.set(icmp, 40);
-  return ethernet(ALL_NODES_MAC, lladdr, ETH_P_IPV6, ip6);
+/** An IPv4-over-Ethernet ARP packet. */
+export interface ArpPacket {
+  /** ARP_OP.request or ARP_OP.reply (others are kept as they are). */
+  op: number;
+  senderMac: string;
+  senderIP: string;
+  targetMac: string;
+  targetIP: string;
+  /** The frame's Ethernet source. */
+  frameSrc: string;
 }
 
-function sockaddrLL(ifindex: number, protocol: number, dst: Uint8Array): Uint8Array {
-  const sa = new Uint8Array(20);
-  const v = new DataView(sa.buffer);
-  v.setUint16(0, AF_PACKET, true);
-  v.setUint16(2, protocol); // network order
-  v.setInt32(4, ifindex, true);
-  v.setUint16(8, 1, true); // ARPHRD_ETHER
-  sa[11] = 6;
-  sa.set(dst, 12);
-  return sa;
+/** Reads an ARP frame; undefined for anything that is not Ethernet/IPv4 ARP. */
+export function parseArp(frame: Uint8Array): ArpPacket | undefined {
+  const eth = parseEthernet(frame);
+  if (!eth || eth.type !== ETH_P_ARP || eth.payload.length < 28) return undefined;
+  const p = eth.payload;
+  if (p[0] !== 0 || p[1] !== 1 || p[2] !== 0x08 || p[3] !== 0x00 || p[4] !== 6 || p[5] !== 4) {
+    return undefined;
+  }
+  return {
+    op: (p[6] << 8) | p[7],
+    senderMac: macText(p.subarray(8, 14)),
+    senderIP: ipText(p.subarray(14, 18)),
+    targetMac: macText(p.subarray(18, 24)),
+    targetIP: ipText(p.subarray(24, 28)),
+    frameSrc: eth.src,
+  };
+}
+
+/** The announcement of `ip` at `mac`: a gratuitous ARP, or for IPv6 an unsolicited neighbour advertisement. */
+export function announcement(mac: string, ip: string): Uint8Array {
+  return ip.includes(":") ? unsolicitedNA(mac, ip) : gratuitousArp(mac, ip);
 }
 
 /**
- * Sends one announcement per address on link `ifindex` (of the namespace at `nsPath`, or this process's own)
- * whose MAC is `mac`. Returns the number of frames sent.
+ * Sends one announcement per address out of link `ifName` of the namespace at `nsPath` (this process's own when
+ * undefined), from the link's current MAC (override set for IPv6), so neighbours replace a MAC they cached.
+ * Returns the number of frames sent; throws NetError (e.g. ENODEV for a missing link, ENETDOWN for a link that
+ * is down).
  */
-export function announce(nsPath: string | undefined, ifindex: number, mac: string, ips: string[]): number {
-  const frames = ips.map((ip) => ip.includes(":") ? unsolicitedNA(mac, ip) : gratuitousArp(mac, ip));
-  const send = () => {
-    const fd = libc().socket(AF_PACKET, SOCK_RAW, 0);
-    if (fd < 0) throw new NetError("open a packet socket", errno());
-    try {
-      for (const f of frames) {
-        const ethType = (f[12] << 8) | f[13];
-        const sa = sockaddrLL(ifindex, ethType, f.subarray(0, 6));
-        if (Number(libc().sendto(fd, f, BigInt(f.length), 0, sa, sa.length)) < 0) {
-          throw new NetError(`send an address announcement on link ${ifindex}`, errno());
-        }
-      }
-    } finally {
-      closeFd(fd);
-    }
-    return frames.length;
-  };
-  if (nsPath === undefined) return send();
-  const nsFd = openNetns(nsPath);
+export function announce(nsPath: string | undefined, ifName: string, ips: readonly string[]): number {
+  const socket = LinkSocket.open(nsPath, ifName, { receive: false });
   try {
-    return inNetns(nsFd, "announcing addresses", send);
+    for (const ip of ips) socket.send(announcement(socket.link.mac, ip));
+    return ips.length;
   } finally {
-    closeFd(nsFd);
+    socket.close();
   }
 }

@@ -105,9 +105,7 @@ export async function applyOne(nets: Namespaces, op: Op): Promise<Outcome> {
       case "announce": {
         // Best effort, as upstream: neighbours that miss it relearn the MAC with the next exchange.
         try {
-          const link = (await ns.links()).find((l) => l.name === op.dev);
-          if (!link) return "skipped";
-          announce(ns.path, link.index, link.mac, op.ips);
+          announce(ns.path, op.dev, op.ips);
           return "done";
         } catch {
           return "skipped";

@@ -1,14 +1,21 @@
 // The `spiderpool` IPAM plugin: a thin CNI front of the spiderpool-agent on this node. ADD asks the agent
-// for this interface's addresses, DEL asks it to release them, STATUS reports whether it answers and has a
-// free address in the default pools, GC sends the runtime's valid attachments. Allocation rules live in the
-// agent; this file only moves data.
+// for this interface's addresses and, when the agent says so, checks them on the wire (IP conflict, gateway)
+// and announces them; DEL asks the agent to release them, STATUS reports whether it answers and has a free
+// address in the default pools, GC sends the runtime's valid attachments. Allocation rules live in the agent;
+// the raw-socket code is loaded only by an ADD with detection on.
 import { AgentClient, AgentRequestError } from "../agentapi/client.ts";
-import { DEFAULT_AGENT_SOCKET, type GcAttachment, type IpamAddResponse } from "../agentapi/models.ts";
+import {
+  DEFAULT_AGENT_SOCKET,
+  type GcAttachment,
+  type IpamAddResponse,
+  type IpConfig,
+} from "../agentapi/models.ts";
 import { parseCniArgs } from "../cni/args.ts";
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { FileLogger, LOG_LEVELS, type LogLevel } from "../cni/log.ts";
 import { type CmdArgs, runPlugin } from "../cni/skel.ts";
 import type { NetConf, Result } from "../cni/types.ts";
+import type { Check, DetectionTarget } from "../net/detect.ts";
 import { VERSION } from "../version.ts";
 
 /** Plugin-specific CNI error codes. */
@@ -17,6 +24,12 @@ export const SpiderpoolErrorCode = {
   agent: 100,
   /** The agent's answer cannot be used for this interface. */
   badAllocation: 101,
+  /** Another host answered for the allocated address (its MAC is in the message); the address was released. */
+  ipConflict: 102,
+  /** The gateway of an allocated address did not answer; the address was released. */
+  gatewayUnreachable: 103,
+  /** The checks could not be made (frames could not be sent or read); nothing was released. */
+  detectionFailed: 104,
 } as const;
 
 /** The `ipam` section of the network configuration, with defaults applied. */
@@ -189,6 +202,29 @@ export function buildResult(resp: IpamAddResponse, ifName: string): Result {
 }
 
 /**
+ * The on-the-wire checks the agent asked for, for the addresses of `ifName`: a conflict check per address whose
+ * `enableIPConflictDetection` is set, a gateway check per address with a gateway whose `enableGatewayDetection`
+ * is set. Empty (the usual case) means the plugin loads no raw-socket code.
+ */
+export function detectionTargets(ips: readonly IpConfig[], ifName: string): DetectionTarget[] {
+  const out: DetectionTarget[] = [];
+  for (const ip of ips) {
+    if (ip.nic !== ifName) continue;
+    const conflict = ip.enableIPConflictDetection === true;
+    const gateway = ip.enableGatewayDetection === true && ip.gateway ? ip.gateway : undefined;
+    if (!conflict && gateway === undefined) continue;
+    const address = ip.address.split("/")[0];
+    out.push({
+      family: address.includes(":") ? 6 : 4,
+      ip: address,
+      conflict,
+      ...(gateway ? { gateway } : {}),
+    });
+  }
+  return out;
+}
+
+/**
  * The attachments listed by a CNI 1.1 GC request (`cni.dev/valid-attachments`, or the draft's
  * `cni.dev/attachments`); undefined when the request has neither key, which is what libcni sends when the
  * runtime passed no list: nothing is known to be stale then.
@@ -303,18 +339,131 @@ async function cmdAdd(args: CmdArgs): Promise<Result> {
       throw agentFailure(e, what, agent.socketPath);
     }
     const result = buildResult(resp, args.ifName);
-    for (const ip of resp.ips) {
-      if (ip.nic === args.ifName && (ip.enableIPConflictDetection || ip.enableGatewayDetection)) {
-        log.warn(
-          `IP conflict and gateway detection are not supported by this plugin; not checked for ${ip.address}`,
-        );
-      }
-    }
+    const mine = resp.ips.filter((ip) => ip.nic === args.ifName);
+    const targets = detectionTargets(mine, args.ifName);
+    if (targets.length > 0) await checkAddresses(args, pod, agent, mine, targets, log);
     log.info(
       `allocated ${result.ips!.map((i) => i.address).join(", ")} for pod ${pod.namespace}/${pod.name}`,
     );
     return result;
   });
+}
+
+/** The pool an address came from, for messages. */
+function poolOf(ips: readonly IpConfig[], ip: string): string {
+  const cfg = ips.find((c) => c.address.split("/")[0] === ip);
+  return cfg?.ipPool ? `SpiderIPPool ${JSON.stringify(cfg.ipPool)}` : "its pool";
+}
+
+function describeCheck(c: Check): string {
+  const o = c.outcome;
+  const what = c.kind === "conflict" ? `conflict check of ${c.ip}` : `gateway ${c.target} of ${c.ip}`;
+  switch (o?.kind) {
+    case "free":
+      return `${what}: no other host answered`;
+    case "conflict":
+      return `${what}: in use by ${o.mac}`;
+    case "reachable":
+      return `${what}: answered from ${o.mac}`;
+    case "unreachable":
+      return `${what}: no answer to ${o.probes} requests in ${o.waitedMs} ms`;
+    case "failed":
+      return `${what}: could not be checked: ${o.reason}`;
+    default:
+      return `${what}: not decided`;
+  }
+}
+
+/**
+ * IP-conflict and gateway detection (§4.9) in the pod's namespace, the link set up first. A conflict or an
+ * unreachable gateway gives every address of this ADD back to the pools (`DELETE /v1/ipam/ips`, as upstream)
+ * and fails the ADD naming the address and the other host's MAC, or the gateway; checks that could not be made
+ * fail the ADD and release nothing. When the checks pass, every address of the interface is announced
+ * (gratuitous ARP / unsolicited NA; errors only logged): the link is up already, so the kernel will not announce
+ * them when the main plugin configures them (upstream #4650). A link the main plugin has not created yet (some
+ * plugins call IPAM first) cannot be checked: logged, not failed.
+ */
+async function checkAddresses(
+  args: CmdArgs,
+  pod: { namespace: string; name: string; uid: string },
+  agent: AgentClient,
+  mine: readonly IpConfig[],
+  targets: DetectionTarget[],
+  log: FileLogger,
+): Promise<void> {
+  const { detect, isNoSuchLink } = await import("../net/detect.ts");
+  const who = `${args.ifName} of pod ${pod.namespace}/${pod.name}`;
+  let checks: Check[];
+  try {
+    const ips = mine.map((c) => c.address.split("/")[0]);
+    const report = await detect(args.netns, args.ifName, targets, ips);
+    if (report.broughtUp) log.debug(`set ${args.ifName} up for IP conflict and gateway detection`);
+    if (report.announced.length > 0) log.debug(`announced ${report.announced.join(", ")} on ${args.ifName}`);
+    if (report.announceError) {
+      log.info(
+        `announcing ${
+          ips.join(", ")
+        } on ${args.ifName} failed (neighbours learn them on first use): ${report.announceError}`,
+      );
+    }
+    checks = report.checks;
+  } catch (e) {
+    if (isNoSuchLink(e)) {
+      log.warn(
+        `IP conflict and gateway detection skipped: ${args.ifName} does not exist in ${args.netns} yet ` +
+          "(the main plugin creates it after IPAM)",
+      );
+      return;
+    }
+    throw new CniError(
+      SpiderpoolErrorCode.detectionFailed,
+      `IP conflict and gateway detection on ${who} failed: ${describe(e)}`,
+    );
+  }
+  for (const c of checks) log.info(describeCheck(c));
+  const conflict = checks.find((c) => c.outcome?.kind === "conflict");
+  const unreachable = checks.find((c) => c.outcome?.kind === "unreachable");
+  if (conflict || unreachable) {
+    let released = "the allocation was released";
+    try {
+      await agent.releaseAll({
+        isReleaseConflictIPs: false,
+        containerID: args.containerId,
+        netNamespace: args.netns,
+        podNamespace: pod.namespace,
+        podName: pod.name,
+        podUID: pod.uid,
+      });
+    } catch (e) {
+      released = `releasing the allocation failed too (left to the DEL and IP GC): ${describe(e)}`;
+    }
+    if (conflict) {
+      const o = conflict.outcome as { mac: string };
+      const pool = poolOf(mine, conflict.ip);
+      throw new CniError(
+        SpiderpoolErrorCode.ipConflict,
+        `IP conflict: ${conflict.ip} allocated to ${who} (${pool}) is already in use by the host with MAC ` +
+          `${o.mac}; ${released}. Find that host, or add ${conflict.ip} to spec.excludeIPs of ${pool}`,
+      );
+    }
+    const c = unreachable!;
+    const o = c.outcome as { probes: number; waitedMs: number };
+    const pool = poolOf(mine, c.ip);
+    const how = c.family === 4 ? "ARP requests" : "neighbour solicitations";
+    throw new CniError(
+      SpiderpoolErrorCode.gatewayUnreachable,
+      `gateway ${c.target} is unreachable from ${c.ip} on ${who} (${pool}): ${o.probes} ${how} got no ` +
+        `answer in ${o.waitedMs} ms; ${released}. Check the gateway of ${pool} and the network behind ` +
+        `${args.ifName}, or set enableGatewayDetection: false in the spiderpool-conf ConfigMap`,
+    );
+  }
+  const failed = checks.find((c) => c.outcome?.kind !== "free" && c.outcome?.kind !== "reachable");
+  if (failed) {
+    throw new CniError(
+      SpiderpoolErrorCode.detectionFailed,
+      `IP conflict and gateway detection on ${who}: ${describeCheck(failed)}`,
+    );
+  }
 }
 
 async function cmdDel(args: CmdArgs): Promise<void> {

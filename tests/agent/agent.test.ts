@@ -1382,6 +1382,13 @@ function agentProcess(args: string[], env: Record<string, string>): Deno.ChildPr
   }).spawn();
 }
 
+/** A ConfigMap file with only `tuneSysctlConfig: false`: an agent process of a test shares this machine's network
+ * namespace and must not tune it. */
+async function noTuningConf(dir: string): Promise<string> {
+  await Deno.writeTextFile(`${dir}/conf.yml`, "tuneSysctlConfig: false\n");
+  return `${dir}/conf.yml`;
+}
+
 kubeTest(
   "agent: metrics are off unless SPIDERPOOL_ENABLED_METRIC=true, as upstream; a malformed value stops the start",
   async () => {
@@ -1396,7 +1403,7 @@ kubeTest(
       "--socket-path",
       `${env.dir}/nometrics.sock`,
       "--config-path",
-      `${env.dir}/missing-conf.yml`,
+      await noTuningConf(env.dir),
       "--health-port",
       String(healthPort),
       "--metrics-port",
@@ -1448,7 +1455,7 @@ kubeTest(
       "--socket-path",
       socket,
       "--config-path",
-      `${env.dir}/missing-conf.yml`,
+      await noTuningConf(env.dir),
       "--health-port",
       String(healthPort),
       "--metrics-port",

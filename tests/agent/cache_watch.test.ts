@@ -619,6 +619,8 @@ kubeTest(
   async () => {
     const { kubeconfigPath } = await getCluster();
     const dir = await Deno.makeTempDir({ prefix: "spiderpool-env-" });
+    // It runs in this machine's network namespace: no host tuning.
+    await Deno.writeTextFile(`${dir}/conf.yml`, "tuneSysctlConfig: false\n");
     const child = new Deno.Command(AGENT_BIN, {
       args: [
         "agent",
@@ -631,7 +633,7 @@ kubeTest(
         "--health-port",
         "0",
         "--config-path",
-        `${dir}/absent.yml`,
+        `${dir}/conf.yml`,
       ],
       env: { [CACHE_TIMING_ENV.watchTimeoutSeconds]: "ten", SPIDERPOOL_ENABLED_METRIC: "false" },
       stdin: "null",

@@ -37,7 +37,7 @@ export interface AgentStartOptions {
   kubeconfig: string;
   /** Directory for the socket, the log and the (absent) ConfigMap file. */
   dir: string;
-  /** conf.yml content; absent file = defaults. */
+  /** conf.yml content (defaults when absent), with `tuneSysctlConfig: false` added unless it sets it. */
   configYaml?: string;
   readyTimeoutMs?: number;
   env?: Record<string, string>;
@@ -48,7 +48,11 @@ export async function startAgentProcess(o: AgentStartOptions): Promise<AgentProc
   const socketPath = `${o.dir}/${o.node}.sock`;
   const logPath = `${o.dir}/${o.node}.log`;
   const configPath = `${o.dir}/${o.node}-conf.yml`;
-  if (o.configYaml !== undefined) await Deno.writeTextFile(configPath, o.configYaml);
+  // Test agents share this machine's network namespace: unless a test asks for it, they must not tune its
+  // sysctls (tuneSysctlConfig defaults to true, as upstream).
+  const yaml = o.configYaml ?? "";
+  const tune = /^tuneSysctlConfig\s*:/m.test(yaml) ? "" : "tuneSysctlConfig: false\n";
+  await Deno.writeTextFile(configPath, `${yaml}${yaml && !yaml.endsWith("\n") ? "\n" : ""}${tune}`);
   const [healthPort, metricsPort] = freePorts(2);
   // The shell only redirects output and execs, so the pid is the agent's own; setpriv's parent-death signal
   // ends the agent if this test process dies without stopping it.

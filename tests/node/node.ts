@@ -808,6 +808,8 @@ export function chartValues(
     spiderpoolAgent: {
       image: imageValues,
       cniConfig: { install: true, bridgeName: node.bridgeName },
+      // The agent runs in this machine's own network namespace (hostNetwork): it must not tune its sysctls.
+      tuneSysctlConfig: false,
     },
     spiderpoolController: { enabled: false, image: imageValues },
     spiderpoolInit: { image: imageValues },

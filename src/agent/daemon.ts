@@ -2,9 +2,9 @@
 // API, the health probes and the metrics endpoint, in upstream's order (wait for the API server, sync caches,
 // delete the stale socket, serve, mark startup done).
 
-import type { KubeConfig } from "@kubernetes/client-node";
 import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
-import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
+import { KubeHttp } from "../kube/http.ts";
+import { type ClusterAccess, loadClusterAccess } from "../kube/kubeconfig.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
 import { type CacheTiming, cacheTimingFromEnv, ResourceCache } from "../kube/cache.ts";
 import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
@@ -24,10 +24,13 @@ import { serveSocket, type SocketServer } from "./server.ts";
 export interface AgentOptions {
   nodeName: string;
   socketPath: string;
-  /** Path of a kubeconfig; in-cluster config (or the default rules) when absent. */
+  /**
+   * Path of a kubeconfig; when absent, $KUBECONFIG, the in-cluster service account, then ~/.kube/config
+   * (src/kube/kubeconfig.ts).
+   */
   kubeconfig?: string;
-  /** An already loaded config (tests); wins over `kubeconfig`. */
-  kubeConfig?: KubeConfig;
+  /** An already loaded configuration; wins over `kubeconfig`. */
+  access?: ClusterAccess;
   config?: AgentConfig;
   /** 0 picks a free port; undefined disables the server. */
   healthPort?: number;
@@ -87,9 +90,7 @@ async function waitApiServer(http: KubeHttp, log: (m: string) => void): Promise<
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.error(`spiderpool-agent: ${m}`));
   const config = opts.config ?? defaultAgentConfig();
-  const ownsKubeConfig = opts.kubeConfig === undefined;
-  const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
-  const http = await KubeHttp.fromKubeConfig(kc);
+  const http = new KubeHttp(opts.access ?? await loadClusterAccess(opts.kubeconfig));
   const metrics = new AgentMetrics();
   const stops: (() => Promise<void> | void)[] = [];
   const stop = async () => {
@@ -102,12 +103,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
   };
   stops.push(() => http.close());
-  if (ownsKubeConfig) stops.push(() => closeKubeConfig(kc));
   try {
     await waitApiServer(http, log);
     const timing = { ...cacheTimingFromEnv(Deno.env), ...opts.cacheTiming };
     const cacheOf = <T extends { metadata?: { name?: string } }>(path: string, fieldSelector?: string) => {
-      const c = new ResourceCache<T>(kc, http, { ...timing, path, fieldSelector, log });
+      const c = new ResourceCache<T>(undefined, http, { ...timing, path, fieldSelector, log });
       c.start();
       stops.push(() => c.stop());
       return c;

@@ -14,7 +14,7 @@ import { ANNOTATION, KIND } from "../api/constants.ts";
 import { defaultReservedIP } from "../api/defaults.ts";
 import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
-import { ConflictError, KubeHttpError } from "../kube/client.ts";
+import { ConflictError, KubeHttpError } from "../kube/http.ts";
 import {
   adoptEndpoint,
   type AllocationRequest,

@@ -1,8 +1,8 @@
 // The agent's Prometheus metrics under Spiderpool's snake_case names (`spiderpool_ipam_*`), on a registry per
 // agent so that two agents in one process (tests) do not share counters. Also counts API writes, which the
-// benchmark reports per pod.
+// benchmark reports per pod. Exposed by the small writer of exposition.ts (the text prom-client would write).
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "./exposition.ts";
 
 const BUCKETS = [0.1, 0.3, 0.5, 1, 3, 5, 7, 10, 15];
 
@@ -21,7 +21,7 @@ class DurationSet {
   /** Names are `<base>_<stat>_<what>_seconds` and the histogram `<base>_<what>_seconds`. */
   constructor(registry: Registry, base: string, what: string, help: string) {
     const g = (stat: string) =>
-      new Gauge({ name: `${base}_${stat}_${what}_seconds`, help: `${stat} ${help}`, registers: [registry] });
+      new Gauge({ name: `${base}_${stat}_${what}_seconds`, help: `${stat} ${help}`, registry });
     this.#avg = g("average");
     this.#maxG = g("max");
     this.#minG = g("min");
@@ -30,7 +30,7 @@ class DurationSet {
       name: `${base}_${what}_seconds`,
       help,
       buckets: BUCKETS,
-      registers: [registry],
+      registry,
     });
   }
 
@@ -123,7 +123,7 @@ export class AgentMetrics {
     name: "spiderpool_agent_api_writes_total",
     help: "create/update/patch/delete requests the agent sent to the API server",
     labelNames: ["kind"],
-    registers: [this.registry],
+    registry: this.registry,
   });
   /** Pool status update requests (conflicts included), also as plain numbers for tests and benchmarks. */
   poolStatusWrites = 0;
@@ -151,6 +151,6 @@ export class AgentMetrics {
 
   #counter(name: string, help: string): Counter {
     // prom-client appends nothing; Prometheus exposition of counters conventionally ends in _total.
-    return new Counter({ name: `${name}_total`, help, registers: [this.registry] });
+    return new Counter({ name: `${name}_total`, help, registry: this.registry });
   }
 }

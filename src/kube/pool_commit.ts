@@ -4,7 +4,7 @@
 // update with the read resourceVersion. Across processes, a 409 Conflict means another writer won: the whole
 // batch is re-read, re-planned and retried with backoff.
 
-import { ConflictError, NotFoundError } from "./client.ts";
+import { ConflictError, NotFoundError } from "./http.ts";
 import type { SpiderIPPool } from "../api/types.ts";
 
 /** Retry schedule on 409 Conflict (upstream: steps 5, 10 ms, ×1.5, jitter 0.1). */

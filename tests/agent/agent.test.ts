@@ -92,7 +92,7 @@ async function agentFor(env: Env, node: string, labels: Record<string, string> =
   const agent = await startAgent({
     nodeName: node,
     socketPath: `${env.dir}/${node}.sock`,
-    kubeConfig: env.scope.cluster.kc,
+    kubeconfig: env.scope.cluster.kubeconfigPath,
     healthPort: 0,
     metricsPort: 0,
     log: () => {},
@@ -865,11 +865,10 @@ kubeTest(
     const addresses = results.map((r) => (r.json as { ips: { address: string }[] }).ips[0].address);
     assert.equal(new Set(addresses).size, 30, `distinct addresses: ${addresses.join(" ")}`);
     await assertPoolMatchesEndpoints(env, p, 30);
-    const conflicts = async (agent: RunningAgent) =>
-      (await agent.metrics.allocationConflicts.get()).values[0].value;
+    const conflicts = (agent: RunningAgent) => agent.metrics.allocationConflicts.value();
     console.log(
       `two agents: 30 ADDs → ${a.metrics.poolStatusWrites + b.metrics.poolStatusWrites} status writes, ` +
-        `${await conflicts(a) + await conflicts(b)} conflict(s) retried`,
+        `${conflicts(a) + conflicts(b)} conflict(s) retried`,
     );
   },
 );
@@ -1346,7 +1345,7 @@ kubeTest(
     const agent = await startAgent({
       nodeName: node,
       socketPath: `${env.dir}/conf.sock`,
-      kubeConfig: env.scope.cluster.kc,
+      kubeconfig: env.scope.cluster.kubeconfigPath,
       config: parseAgentConfig("enableIPv6: false\nenableStatefulSet: true\n"),
       log: () => {},
     });
@@ -1609,7 +1608,7 @@ kubeTest(
     assert.equal(new Set(addresses).size, 50);
     await assertPoolMatchesEndpoints(env, p, 50);
     let conflicts = 0;
-    for (const a of agents) conflicts += (await a.metrics.allocationConflicts.get()).values[0].value;
+    for (const a of agents) conflicts += a.metrics.allocationConflicts.value();
     const writes = agents.reduce((n, a) => n + a.metrics.poolStatusWrites, 0);
     console.log(
       `three agents: 60 ADDs for 50 addresses → ${writes} status writes, ${conflicts} conflict(s) retried`,

@@ -30,12 +30,18 @@ export class AgentRequestError extends Error {
   readonly kind: AgentErrorKind;
   /** HTTP status when kind is "http". */
   readonly status?: number;
+  /**
+   * False when no connection to the agent was made, so the request never reached it: nothing was decided,
+   * exactly as when a health check before the request fails.
+   */
+  readonly connected: boolean;
 
-  constructor(kind: AgentErrorKind, message: string, status?: number) {
+  constructor(kind: AgentErrorKind, message: string, status?: number, connected = true) {
     super(message);
     this.name = "AgentRequestError";
     this.kind = kind;
     this.status = status;
+    this.connected = connected;
   }
 }
 
@@ -196,7 +202,12 @@ export async function requestOverSocket(socketPath: string, opts: RequestOptions
     try {
       conn = await Deno.connect({ transport: "unix", path: socketPath });
     } catch (e) {
-      throw new AgentRequestError("unreachable", `cannot connect to ${socketPath}: ${(e as Error).message}`);
+      throw new AgentRequestError(
+        "unreachable",
+        `cannot connect to ${socketPath}: ${(e as Error).message}`,
+        undefined,
+        false,
+      );
     }
     if (timedOut) conn.close();
     try {

@@ -126,6 +126,38 @@ Deno.test("the plugins' chunks never contain the Kubernetes client or prom-clien
       assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `${entry} loads ${chunk}`);
     }
   }
+  // The programs the launcher runs for CNI calls: one self-contained file per plugin.
+  for (const p of ["spiderpool", "coordinator", "ifacer"]) {
+    const closure = await staticClosure(`${lib}/cni`, `${p}.js`);
+    assert.deepEqual([...closure], [`${p}.js`], `lib/cni/${p}.js imports other files`);
+    const text = await Deno.readTextFile(`${lib}/cni/${p}.js`);
+    assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `lib/cni/${p}.js`);
+  }
+});
+
+Deno.test("a CNI call under a plugin's name runs that plugin's own program; other calls run main.js", async () => {
+  if (!(await Deno.stat(`${dist}lib/main.js`).catch(() => null))) return; // a compiled build has one program
+  const dir = await Deno.makeTempDir({ prefix: "spiderpool-launcher-cni-" });
+  try {
+    await Deno.mkdir(`${dir}/lib/cni`, { recursive: true });
+    await Deno.symlink(await Deno.realPath(`${dist}lib/deno`), `${dir}/lib/deno`);
+    const say = (what: string) => `console.log(${JSON.stringify(what)} + " " + Deno.env.get("CNI_COMMAND"));`;
+    await Deno.writeTextFile(`${dir}/lib/main.js`, say("main.js"));
+    await Deno.writeTextFile(`${dir}/lib/cni/spiderpool.js`, say("lib/cni/spiderpool.js"));
+    await Deno.copyFile(`${dist}spiderpool`, `${dir}/spiderpool`);
+    await Deno.chmod(`${dir}/spiderpool`, 0o755);
+    await Deno.mkdir(`${dir}/cni`);
+    for (const p of ["spiderpool", "ifacer"]) await Deno.symlink("../spiderpool", `${dir}/cni/${p}`);
+    const cni = await run(`${dir}/cni/spiderpool`, [], { CNI_COMMAND: "VERSION" });
+    assert.equal(cni.stdout.trim(), "lib/cni/spiderpool.js VERSION", cni.stderr);
+    // No program of its own in this build: main.js dispatches by name, as before.
+    const other = await run(`${dir}/cni/ifacer`, [], { CNI_COMMAND: "VERSION" });
+    assert.equal(other.stdout.trim(), "main.js VERSION", other.stderr);
+    const cli = await run(`${dir}/spiderpool`, ["version"]);
+    assert.equal(cli.stdout.trim(), "main.js undefined", cli.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("started as spiderpool-agent or spiderpool-controller, the binary runs that mode", async () => {

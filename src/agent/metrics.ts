@@ -128,6 +128,8 @@ export class AgentMetrics {
   /** Pool status update requests (conflicts included), also as plain numbers for tests and benchmarks. */
   poolStatusWrites = 0;
   endpointWrites = 0;
+  /** SpiderEndpoint reads from the API server (not exposed: for tests and benchmarks). */
+  endpointReads = 0;
 
   allocationFailed(reason: AllocationFailure): void {
     this.allocationFailures.inc();

@@ -236,7 +236,9 @@ function notHealthy(agent: AgentClient, e: unknown, code: number): CniError {
   const state = e instanceof AgentRequestError && e.kind === "http" ? "is not ready" : "is unreachable";
   return new CniError(
     code,
-    `spiderpool-agent at ${agent.socketPath} ${state}: ${describe(e)}; check the spiderpool-agent pod on this node`,
+    `spiderpool-agent at ${agent.socketPath} ${state}: ${
+      describe(e)
+    }; check the spiderpool-agent pod on this node`,
   );
 }
 

@@ -896,6 +896,57 @@ kubeTest(
   },
 );
 
+kubeTest(
+  "agent: ADDs of new pods read no endpoint (the cache says absent) and write each pool status on the last write's result",
+  async () => {
+    await using env = await environment("agent-reads");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "reads", { subnet: "198.18.0.0/15", ips: ["198.18.2.0-198.18.2.255"] });
+    const list = await pods(env, "r", 5, node, [p]);
+    const reads = agent.metrics.endpointReads;
+    const bases = { ...agent.ipam.poolBases.stats };
+    for (const pod of list) {
+      const r = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(agent.metrics.endpointReads - reads, 0, "endpoint GETs for new pods");
+    const stats = agent.ipam.poolBases.stats;
+    assert.equal(stats.read - bases.read, 1, "only the first status write read the pool");
+    assert.equal(stats.written + stats.cache - bases.written - bases.cache, 4);
+    await assertPoolMatchesEndpoints(env, p, 5);
+    // A second interface of a pod whose endpoint this agent just wrote: the endpoint is read, not assumed absent.
+    const again = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, list[0]));
+    assert.equal(again.status, 200, again.text);
+    assert.equal(agent.metrics.endpointReads - reads, 1);
+  },
+);
+
+kubeTest(
+  "agent: an endpoint the cache did not list is found when creating it (409), and the ADD decides on the stored one",
+  async () => {
+    await using env = await environment("agent-epmiss");
+    const [na, nb] = [env.scope.name("node-a"), env.scope.name("node-b")];
+    const a = await agentFor(env, na);
+    const b = await agentFor(env, nb);
+    const p = await pool(env, "miss", { subnet: "198.18.0.0/15", ips: ["198.18.3.0-198.18.3.255"] });
+    // Agent b's endpoint cache stops before a writes the endpoint: b never lists it.
+    b.caches.endpoints.stop();
+    const pod = await podOn(env, "m", na, ippoolAnnotation([p]));
+    const first = await call(a.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(first.status, 200, first.text);
+    const writesB = b.metrics.endpointWrites;
+    // The same sandbox's ADD reaches b (as a retried ADD would): it must answer the address a recorded.
+    const second = await call(b.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(second.status, 200, second.text);
+    const ip = (r: Answer) => (r.json as { ips: { address: string }[] }).ips[0].address;
+    assert.equal(ip(second), ip(first));
+    assert.equal(b.metrics.endpointWrites - writesB, 1, "b tried to create the endpoint once");
+    assert.deepEqual(Object.keys(await allocatedOf(env, p)), [ip(first).split("/")[0]]);
+    await assertPoolMatchesEndpoints(env, p, 1);
+  },
+);
+
 // ---------------------------------------------------------------------------------------------------------
 // Wire format, multi-NIC, recreated pods, StatefulSets, configuration
 

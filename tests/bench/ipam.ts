@@ -10,11 +10,12 @@
 //
 // Usage: deno run -A tests/bench/ipam.ts [--pods 300] [--agents 3] [--concurrency 16]
 //        deno run -A tests/bench/ipam.ts --scale   (100 and 1,000 pods over 1 and 10 nodes, then a summary)
-// (after scripts/build.sh). Uses the control plane of $SPIDERPOOL_TEST_KUBECONFIG when set, else starts one.
+// (after scripts/build.sh). Uses the control plane of $SPIDERPOOL_TEST_KUBECONFIG when set, else starts one, and
+// the build in dist/, or the one $SPIDERPOOL_DIST names (to compare two builds under the same machine load).
 
 import { parseArgs } from "node:util";
 import type { KubeHttp } from "../../src/kube/client.ts";
-import { type CniRun, execCni, hostLocalBridgeConf, resultAddresses } from "../e2e/cni.ts";
+import { type CniRun, DIST, execCni, hostLocalBridgeConf, resultAddresses } from "../e2e/cni.ts";
 import { consistencyProblems, e2e, listEndpoints, poolRecords, type Sandbox } from "../e2e/env.ts";
 import { netnsPath } from "../e2e/netns.ts";
 import { scrapeMetrics, type SimNode } from "../e2e/node_sim.ts";
@@ -212,7 +213,10 @@ async function scenario(PODS: number, AGENTS: number): Promise<ScenarioResult> {
   if (PODS > 4000) throw new Error(`--pods ${PODS}: at most 4000 (the pool spans 198.18.0.10-198.18.15.254)`);
   await using env = await e2e("bench-ipam");
   const { http, namespace } = env;
-  console.log(`\nIPAM benchmark: ${PODS} pods, ${AGENTS} agents, ${CONCURRENCY} CNI calls at a time`);
+  console.log(
+    `\nIPAM benchmark: ${PODS} pods, ${AGENTS} agents, ${CONCURRENCY} CNI calls at a time; build ${DIST}; ` +
+      `load average ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+  );
   const nodes = await env.startNodes(AGENTS);
   const pool = await env.pool("shared", {
     subnet: "198.18.0.0/20",

@@ -60,7 +60,7 @@ import {
   topController,
   unmatchedRoutes,
 } from "../ipam/mod.ts";
-import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "./commit.ts";
+import { type Backoff, PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "./commit.ts";
 import { PoolBases } from "./pool_io.ts";
 import type { AgentConfig } from "./config.ts";
 import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
@@ -131,6 +131,14 @@ const MAX_STALE_RETRIES = 5;
 const CACHE_CATCH_UP_MS = 5_000;
 
 /**
+ * The agent's retries of a pool status write that lost to another writer (409). Agents on many nodes share
+ * pools: rather than fail a CNI call after a dozen quick retries (which the runtime then retries as a whole,
+ * seconds later, at the cost of a new plugin process and every read again), a batch keeps trying for about
+ * half of its 60 s deadline, with delays that grow to 0.5-1 s; requests arriving meanwhile join it.
+ */
+const AGENT_BACKOFF: Backoff = { steps: 40, initialMs: 10, factor: 1.5, jitter: 1, maxDelayMs: 500 };
+
+/**
  * An ADD took an endpoint's absence from the cache, and creating it found one (409 AlreadyExists): the cache
  * lagged. What the attempt recorded is given back and the ADD decides again on the endpoint as stored.
  */
@@ -194,6 +202,7 @@ export class IpamAgent implements IpamService {
           claims: this.#claims,
         }),
       {
+        backoff: AGENT_BACKOFF,
         hooks: {
           admitted: (op, ms) =>
             (op.kind === "release" ? metrics.releaseLimitDuration : metrics.allocationLimitDuration).observe(

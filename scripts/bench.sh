@@ -2,7 +2,8 @@
 # Runs benchmarks and prints their figures next to references measured in the same run. Builds dist/ first;
 # the control-plane benchmarks build or reuse the Kubernetes binaries.
 # `scripts/bench.sh [NAME [ARGS]]` runs one of the names in the table below (ARGS go to its script); with no
-# NAME, every benchmark marked "all".
+# NAME, every benchmark marked "all". `node` (a real one-node cluster; builds kubelet, containerd and runc on
+# first use) is not part of "all".
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -26,7 +27,17 @@ BENCHES=(
   "gc|-|yes|IP garbage collection scan-all|tests/bench/gc_scan.ts"
   "watch|-|yes|delay of a change into the caches after a long silence|tests/bench/watch_idle.ts"
   "coordinator|all|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
+  "multus|all|yes|SpiderMultusConfig → NetworkAttachmentDefinition controller|tests/bench/multus.ts"
+  "autopool|-|yes|auto-pool resize after kubectl scale, 1 and 20 applications|tests/bench/autopool.ts"
 )
+
+if [[ "$which" == node ]]; then
+  SPIDERPOOL_KUBE_BIN="$(bash scripts/kube-build.sh | tail -n 1)"
+  SPIDERPOOL_NODE_BIN="$(bash scripts/node-build.sh | tail -n 1)"
+  export SPIDERPOOL_KUBE_BIN SPIDERPOOL_NODE_BIN
+  echo; echo "== 20 pods on a real node: spiderpool against host-local"
+  exec "$DENO" run -A tests/node/bench.ts "$@"
+fi
 
 found=no
 for row in "${BENCHES[@]}"; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the real control plane for the integration tests (kube-apiserver, kube-controller-manager, etcd 3.6)
-# from the Go module in tests/kube, caching the binaries outside the repo. Prints the bin directory as the last
-# line of stdout; a cache hit returns at once.
+# Builds the real Kubernetes components from the Go module in tests/kube, caching the binaries outside the repo.
+#   kube-build.sh [controlplane]  kube-apiserver, kube-controller-manager, etcd 3.6 (the integration tests)
+#   kube-build.sh node            kubelet, kube-scheduler, kube-proxy, kubectl (the one-node cluster)
+# Each target has its own cache key and directory, so the control-plane-only path never builds the node.
+# Prints the bin directory as the last line of stdout; a cache hit returns at once.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -9,6 +11,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MOD="$ROOT/tests/kube"
 KUBE_VERSION="v1.36.3"
 export GOTOOLCHAIN=local CGO_ENABLED=0
+TARGET="${1:-controlplane}"
+case "$TARGET" in
+controlplane)
+  BINARIES=(kube-apiserver kube-controller-manager etcd)
+  PACKAGES=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager go.etcd.io/etcd/server/v3)
+  ;;
+node)
+  BINARIES=(kubelet kube-scheduler kube-proxy kubectl)
+  PACKAGES=(k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-proxy
+    k8s.io/kubernetes/cmd/kubectl)
+  ;;
+*)
+  echo "kube-build: unknown target '$TARGET'; use controlplane or node" >&2
+  exit 2
+  ;;
+esac
 
 if [ -n "${GO:-}" ]; then
   :
@@ -27,11 +45,11 @@ key="$(
   {
     cat "$MOD/go.mod" "$MOD/go.sum" "${BASH_SOURCE[0]}"
     "$GO" version
+    echo "$TARGET"
   } | sha256sum | cut -c1-16
 )"
 CACHE_ROOT="${SPIDERPOOL_KUBE_CACHE:-$HOME/.cache/spiderpool-kube}"
 BIN="$CACHE_ROOT/$key/bin"
-BINARIES=(kube-apiserver kube-controller-manager etcd)
 
 complete() {
   local b
@@ -69,18 +87,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean"
 done
 
-echo "kube-build: building kube-apiserver, kube-controller-manager $KUBE_VERSION and etcd with $("$GO" version)" >&2
-echo "kube-build: a cold build takes about 5 minutes on 2 cores (plus module downloads); output goes to $BIN" >&2
+echo "kube-build: building ${BINARIES[*]} ($KUBE_VERSION) with $("$GO" version)" >&2
+echo "kube-build: a cold build takes about 5 minutes per target on 2 cores (plus module downloads); output goes to $BIN" >&2
 start=$SECONDS
 (
   cd "$MOD"
-  "$GO" build -pgo=off -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager \
-    go.etcd.io/etcd/server/v3
+  "$GO" build -pgo=off -trimpath -buildvcs=false -ldflags "$ldflags" -o "$tmp/" "${PACKAGES[@]}"
 )
 # go names the binary of a module root ending in /v3 after the element before the major version.
-mv "$tmp/server" "$tmp/etcd"
+if [ -x "$tmp/server" ]; then mv "$tmp/server" "$tmp/etcd"; fi
 for b in "${BINARIES[@]}"; do
   [ -x "$tmp/$b" ] || {
     echo "kube-build: $b missing after go build in $tmp" >&2

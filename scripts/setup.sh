@@ -17,7 +17,14 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v ping >/dev/null || need+=(iputils-ping)
 command -v npm >/dev/null || need+=(npm)
 command -v unzip >/dev/null || need+=(unzip)
-command -v cc >/dev/null || need+=(gcc libc6-dev)
+# The plugin launcher (scripts/launcher.c) is built with the C compiler.
+# The real node (scripts/node.sh, tests/node): runc is built with cgo and libseccomp; the pause image is
+# Kubernetes' pause.c linked statically (libc6-dev); busybox-static is the test workload and the image's tools.
+[ -x /bin/busybox ] || need+=(busybox-static)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v gcc >/dev/null && command -v cc >/dev/null || need+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: sets up the machine if needed, builds dist/ and the Kubernetes control plane,
-# starts one control plane for the whole run, runs every test suite, stops what it started, and prints one
+# starts one control plane for the whole run, runs every test suite (the real-node suite last, after building
+# kubelet, containerd, runc and helm, cached like the control plane), stops what it started, and prints one
 # final line "N passed, M failed[, K skipped]" summing all suites. Extra arguments are passed to `deno test`
 # (e.g. a path or `--filter name`).
 set -uo pipefail
@@ -62,14 +63,46 @@ else
   failed=$((failed + 1))
 fi
 
-"$DENO" test -A --quiet "${@:-tests/}" 2>&1 | tee "$work/deno-test.log"
-summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$work/deno-test.log" | tail -n 1)"
-if [ -z "$summary" ]; then
-  echo "test: deno test did not report a summary"
-  failed=$((failed + 1))
+# run_deno LOG ARGS...: one deno test run whose summary line is added to the totals.
+run_deno() {
+  local log="$1" summary
+  shift
+  "$DENO" test -A --quiet "$@" 2>&1 | tee "$log"
+  summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n 1)"
+  if [ -z "$summary" ]; then
+    echo "test: deno test $* did not report a summary"
+    failed=$((failed + 1))
+  else
+    n() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
+    passed=$((passed + $(n passed))); failed=$((failed + $(n failed))); skipped=$((skipped + $(n ignored)))
+  fi
+}
+
+# Without arguments: every suite, the real-node suite (tests/node: a one-node cluster with kubelet, containerd and
+# runc, and the Helm chart) last in its own run, after its tools are built. With arguments: exactly those paths.
+node_suite=0
+if [ $# -eq 0 ]; then
+  run_deno "$work/deno-test.log" --ignore=tests/node/ tests/
+  node_suite=1
 else
-  n() { echo "$summary" | grep -oE "[0-9]+ $1" | grep -oE '^[0-9]+' || echo 0; }
-  passed=$((passed + $(n passed))); failed=$((failed + $(n failed))); skipped=$((skipped + $(n ignored)))
+  for a in "$@"; do case "$a" in tests/node* | ./tests/node*) node_suite=2 ;; esac; done
+  [ "$node_suite" = 2 ] && echo "test: building the node's tools for tests/node first"
+fi
+if [ "$node_suite" != 0 ]; then
+  node_start=$SECONDS
+  if SPIDERPOOL_NODE_BIN="$(bash scripts/node-build.sh | tail -n 1)" && [ -x "$SPIDERPOOL_NODE_BIN/kubelet" ]; then
+    export SPIDERPOOL_NODE_BIN
+    echo "test: node tools ready in $((SECONDS - node_start)) s ($SPIDERPOOL_NODE_BIN)"
+  else
+    echo "test: building the node's tools failed"
+    failed=$((failed + 1))
+  fi
+fi
+if [ "$node_suite" = 1 ] && [ -n "${SPIDERPOOL_NODE_BIN:-}" ]; then
+  run_deno "$work/deno-test-node.log" tests/node/
+  echo "test: real-node suite done in $((SECONDS - node_start)) s (tool builds included)"
+elif [ "$node_suite" != 1 ]; then
+  run_deno "$work/deno-test.log" "$@"
 fi
 
 if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"; else echo "$passed passed, $failed failed"; fi

@@ -2,8 +2,9 @@
 // API, the health probes and the metrics endpoint, in upstream's order (wait for the API server, sync caches,
 // delete the stale socket, serve, mark startup done).
 
+import type { KubeConfig } from "@kubernetes/client-node";
 import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
-import { KubeHttp } from "../kube/http.ts";
+import { KubeHttp } from "../kube/client.ts";
 import { type ClusterAccess, loadClusterAccess } from "../kube/kubeconfig.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
 import { type CacheTiming, cacheTimingFromEnv, ResourceCache } from "../kube/cache.ts";
@@ -31,6 +32,11 @@ export interface AgentOptions {
   kubeconfig?: string;
   /** An already loaded configuration; wins over `kubeconfig`. */
   access?: ClusterAccess;
+  /**
+   * A client-node KubeConfig a caller holds (tests); wins over both. Only its methods are called, so the agent
+   * still loads no client-node code of its own.
+   */
+  kubeConfig?: KubeConfig;
   config?: AgentConfig;
   /** 0 picks a free port; undefined disables the server. */
   healthPort?: number;
@@ -90,7 +96,9 @@ async function waitApiServer(http: KubeHttp, log: (m: string) => void): Promise<
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.error(`spiderpool-agent: ${m}`));
   const config = opts.config ?? defaultAgentConfig();
-  const http = new KubeHttp(opts.access ?? await loadClusterAccess(opts.kubeconfig));
+  const http = opts.kubeConfig
+    ? await KubeHttp.fromKubeConfig(opts.kubeConfig)
+    : new KubeHttp(opts.access ?? await loadClusterAccess(opts.kubeconfig));
   const metrics = new AgentMetrics();
   const stops: (() => Promise<void> | void)[] = [];
   const stop = async () => {

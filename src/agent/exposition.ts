@@ -1,9 +1,19 @@
 // The Prometheus text exposition (format 0.0.4) of the agent's counters, gauges and histograms, in a few
-// dozen lines instead of prom-client (≈ 11 MiB of the agent's memory at rest). The text is byte for byte what
-// prom-client 15 writes for the same metrics (tests/unit/agent_exposition.test.ts compares the two), so
+// dozen lines instead of prom-client (≈ 11 MiB of the agent's memory at rest). Metrics are declared with
+// prom-client's options (`name`, `help`, `labelNames`, `buckets`, `registers`) and the text is byte for byte
+// what prom-client 15 writes for the same metrics (tests/unit/agent_exposition.test.ts compares the two), so
 // dashboards and the controller, which keeps prom-client, read the same series.
 
 export type Labels = Record<string, string | number>;
+
+/** The options of a metric, as prom-client takes them. */
+export interface MetricOptions {
+  name: string;
+  help: string;
+  labelNames?: readonly string[];
+  /** The registries it is exposed in. */
+  registers: Registry[];
+}
 
 /** One labelled series: the labels as first given (their order is the output order) and its state. */
 interface Series<S> {
@@ -14,19 +24,20 @@ interface Series<S> {
 abstract class Metric<S> {
   readonly #series = new Map<string, Series<S>>();
 
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly type: "counter" | "gauge" | "histogram",
-    readonly labelNames: readonly string[],
-    registry: Registry,
-  ) {
-    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(name)) {
-      throw new Error(`invalid metric name ${JSON.stringify(name)}`);
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+
+  constructor(o: MetricOptions, readonly type: "counter" | "gauge" | "histogram") {
+    if (!/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(o.name)) {
+      throw new Error(`invalid metric name ${JSON.stringify(o.name)}`);
     }
-    registry.register(this);
+    this.name = o.name;
+    this.help = o.help;
+    this.labelNames = o.labelNames ?? [];
+    for (const r of o.registers) r.register(this);
     // A metric without labels has its one series from the start (prom-client prints it as 0).
-    if (labelNames.length === 0) this.#series.set("", { labels: {}, state: this.initial() });
+    if (this.labelNames.length === 0) this.#series.set("", { labels: {}, state: this.initial() });
   }
 
   protected abstract initial(): S;
@@ -84,8 +95,8 @@ function splitArgs(a?: Labels | number, b?: number): [Labels, number | undefined
 }
 
 export class Counter extends Metric<{ v: number }> {
-  constructor(o: { name: string; help: string; labelNames?: string[]; registry: Registry }) {
-    super(o.name, o.help, "counter", o.labelNames ?? [], o.registry);
+  constructor(o: MetricOptions) {
+    super(o, "counter");
   }
   protected initial() {
     return { v: 0 };
@@ -106,8 +117,8 @@ export class Counter extends Metric<{ v: number }> {
 }
 
 export class Gauge extends Metric<{ v: number }> {
-  constructor(o: { name: string; help: string; labelNames?: string[]; registry: Registry }) {
-    super(o.name, o.help, "gauge", o.labelNames ?? [], o.registry);
+  constructor(o: MetricOptions) {
+    super(o, "gauge");
   }
   protected initial() {
     return { v: 0 };
@@ -143,13 +154,10 @@ interface HistogramState {
 export class Histogram extends Metric<HistogramState> {
   readonly buckets: readonly number[];
 
-  constructor(
-    o: { name: string; help: string; buckets: number[]; labelNames?: string[]; registry: Registry },
-  ) {
+  constructor(o: MetricOptions & { buckets: number[] }) {
     if (o.labelNames?.includes("le")) throw new Error(`histogram ${o.name}: "le" is a reserved label`);
-    const buckets = [...o.buckets];
-    super(o.name, o.help, "histogram", o.labelNames ?? [], o.registry);
-    this.buckets = buckets;
+    super(o, "histogram");
+    this.buckets = [...o.buckets];
   }
   protected initial(): HistogramState {
     return { counts: [], sum: 0, count: 0 };

@@ -14,7 +14,7 @@ import { ANNOTATION, KIND } from "../api/constants.ts";
 import { defaultReservedIP } from "../api/defaults.ts";
 import type { SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
 import { type Family, IPRangeSet } from "../ip/mod.ts";
-import { ConflictError, KubeHttpError } from "../kube/http.ts";
+import { ConflictError, KubeHttpError } from "../kube/client.ts";
 import {
   adoptEndpoint,
   type AllocationRequest,
@@ -60,6 +60,7 @@ import {
   topController,
   unmatchedRoutes,
 } from "../ipam/mod.ts";
+import { AutoPoolResolver, type AutoPoolWait, autoPoolWaitFromEnv } from "./autopool.ts";
 import { type Backoff, PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "./commit.ts";
 import { PoolBases } from "./pool_io.ts";
 import type { AgentConfig } from "./config.ts";
@@ -106,6 +107,8 @@ export interface IpamAgentOptions {
   clusterNetwork?: string;
   /** `SPIDERPOOL_ENABLED_RELEASE_CONFLICT_IPS` (default true). */
   releaseConflictIPs?: boolean;
+  /** How long an ADD waits for its application's auto-pool; default from `SPIDERPOOL_WAIT_SUBNET_POOL_*`. */
+  autoPoolWait?: AutoPoolWait;
   log: (message: string) => void;
 }
 
@@ -172,12 +175,24 @@ export class IpamAgent implements IpamService {
   readonly #claims = new PoolClaims();
   /** Pool name → wake-ups of requests waiting for the pool cache to catch up with that pool. */
   readonly #poolWaiters = new Map<string, Set<() => void>>();
+  /** Finds or makes the auto-pools of pods with SpiderSubnet annotations. */
+  readonly #autoPools: AutoPoolResolver;
   /** The committer's pool reads and writes: the base of a write is the last write's result when still current. */
   readonly poolBases: PoolBases;
 
   constructor(opts: IpamAgentOptions) {
     this.#o = opts;
     const { metrics, kube, caches } = opts;
+    this.#autoPools = new AutoPoolResolver({
+      kube,
+      pools: caches.pools,
+      reservedIPs: caches.reservedIPs,
+      config: opts.config,
+      wait: opts.autoPoolWait ?? autoPoolWaitFromEnv((k) => Deno.env.get(k)),
+      registry: metrics.registry,
+      debugMetrics: Deno.env.get("SPIDERPOOL_ENABLED_DEBUG_METRIC")?.toLowerCase() === "true",
+      log: opts.log,
+    });
     caches.reservedIPs.onChange(() => this.#reserved = undefined);
     this.poolBases = new PoolBases({
       getPool: (p) => kube.getPool(p),
@@ -389,15 +404,12 @@ export class IpamAgent implements IpamService {
     assumedAbsent = false,
   ): Promise<IpamAddResponse> {
     const { config, kube, nodeName, log } = this.#o;
-    if (candidates.kind === "subnet") {
-      throw new PoolSelectionError(
-        candidates.annotation,
-        `annotation ${candidates.annotation}: auto-created pools (SpiderSubnet) are not served by this agent ` +
-          `yet; name pools with ${ANNOTATION.ippool} or ${ANNOTATION.ippools}`,
-      );
-    }
+    // SpiderSubnet annotations: the application's auto-pools (src/agent/autopool.ts) are the candidates.
+    const pools = candidates.kind === "subnet"
+      ? await this.#autoPools.candidates(pod, top, candidates, args.cleanGateway ?? false, deadline)
+      : candidates;
     const ns = pod.metadata.namespace;
-    const nics = nicsToAllocate(candidates, existing, args.ifName);
+    const nics = nicsToAllocate(pools, existing, args.ifName);
     const slots = await this.#slots(pod, top, nics, args);
     if (slots.length === 0) {
       throw new Error(`no IPPool available for pod ${ns}/${pod.metadata.name} on ${args.ifName}`);

@@ -4,7 +4,7 @@
 
 import { API_VERSION, FINALIZER, KIND, PLURAL } from "../api/constants.ts";
 import type { OwnerReference, SpiderEndpoint, SpiderIPPool } from "../api/types.ts";
-import { type KubeHttp, NotFoundError } from "../kube/http.ts";
+import { type KubeHttp, NotFoundError } from "../kube/client.ts";
 import type { AgentMetrics } from "./metrics.ts";
 
 export const POOLS = `/apis/${API_VERSION}/${PLURAL.ippool}`;

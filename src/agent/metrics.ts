@@ -21,7 +21,7 @@ class DurationSet {
   /** Names are `<base>_<stat>_<what>_seconds` and the histogram `<base>_<what>_seconds`. */
   constructor(registry: Registry, base: string, what: string, help: string) {
     const g = (stat: string) =>
-      new Gauge({ name: `${base}_${stat}_${what}_seconds`, help: `${stat} ${help}`, registry });
+      new Gauge({ name: `${base}_${stat}_${what}_seconds`, help: `${stat} ${help}`, registers: [registry] });
     this.#avg = g("average");
     this.#maxG = g("max");
     this.#minG = g("min");
@@ -30,7 +30,7 @@ class DurationSet {
       name: `${base}_${what}_seconds`,
       help,
       buckets: BUCKETS,
-      registry,
+      registers: [registry],
     });
   }
 
@@ -123,7 +123,7 @@ export class AgentMetrics {
     name: "spiderpool_agent_api_writes_total",
     help: "create/update/patch/delete requests the agent sent to the API server",
     labelNames: ["kind"],
-    registry: this.registry,
+    registers: [this.registry],
   });
   /** Pool status update requests (conflicts included), also as plain numbers for tests and benchmarks. */
   poolStatusWrites = 0;
@@ -153,6 +153,6 @@ export class AgentMetrics {
 
   #counter(name: string, help: string): Counter {
     // prom-client appends nothing; Prometheus exposition of counters conventionally ends in _total.
-    return new Counter({ name: `${name}_total`, help, registry: this.registry });
+    return new Counter({ name: `${name}_total`, help, registers: [this.registry] });
   }
 }

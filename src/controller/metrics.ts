@@ -11,7 +11,7 @@ const BUCKETS = [0.1, 0.3, 0.5, 1, 3, 5, 7, 10, 15];
 const RECONCILE_BUCKETS = [0.001, 0.005, 0.01, 0.05, ...BUCKETS];
 
 /** The kinds a reconciler handles; the `kind` label of the reconcile metrics. */
-export type ReconcileKind = "SpiderIPPool" | "SpiderSubnet";
+export type ReconcileKind = "SpiderIPPool" | "SpiderSubnet" | "SpiderMultusConfig" | "SpiderCoordinator";
 
 /** How one reconcile ended. */
 export type ReconcileResult = "converged" | "written" | "conflict" | "error" | "not_leader";
@@ -23,6 +23,9 @@ export type WriteKind =
   | "subnet_status"
   | "subnet_metadata"
   | "subnet_delete"
+  | "nad_create"
+  | "nad_update"
+  | "coordinator_status"
   | "event";
 
 export interface ControllerMetricsOptions {
@@ -64,6 +67,9 @@ export class ControllerMetrics {
     subnet_status: 0,
     subnet_metadata: 0,
     subnet_delete: 0,
+    nad_create: 0,
+    nad_update: 0,
+    coordinator_status: 0,
     event: 0,
   };
 

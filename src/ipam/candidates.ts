@@ -52,8 +52,8 @@ export interface CandidateInput {
   top?: TopController;
 }
 
-/** Where the candidates came from, by the name a user would look for. */
-export type CandidateSource = "ippools" | "ippool" | "namespace" | "cni" | "default";
+/** Where the candidates came from, by the name a user would look for ("subnet": the application's auto-pools). */
+export type CandidateSource = "ippools" | "ippool" | "namespace" | "cni" | "default" | "subnet";
 
 /** The pools one NIC may use, per family, in the order written (globs expanded). */
 export interface NICCandidate {

@@ -8,7 +8,7 @@
 // applied in order by one loop. Two streams never run at once and a list never runs beside a stream.
 
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { KubeHttp } from "./http.ts";
+import type { KubeHttp } from "./client.ts";
 import {
   type BackoffOptions,
   listQuery,

@@ -4,7 +4,7 @@
 // Parsing and choosing are pure functions; `loadClusterAccess` reads the files and runs exec plugins.
 
 import { load as loadYaml } from "js-yaml";
-import type { KubeHttpOptions } from "./http.ts";
+import type { KubeHttpOptions } from "./client.ts";
 
 /** Where a Pod's service account is mounted. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

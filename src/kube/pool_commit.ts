@@ -5,7 +5,7 @@
 // means another writer won: the whole batch, joined by the requests that arrived meanwhile, is re-read,
 // re-planned and retried with backoff.
 
-import { ConflictError, NotFoundError } from "./http.ts";
+import { ConflictError, NotFoundError } from "./client.ts";
 import type { SpiderIPPool } from "../api/types.ts";
 
 /** Retry schedule on 409 Conflict (upstream: steps 5, 10 ms, ×1.5, jitter 0.1). */

@@ -2,7 +2,7 @@
 // JSON events, the decision what to do after a stream ends (resume from the last resourceVersion, or list
 // again, and after what backoff), and the one I/O function that reads a stream and aborts it when it stalls.
 
-import { KubeHttpError } from "./http.ts";
+import { KubeHttpError } from "./client.ts";
 
 /** The event types of the watch API (`metav1.WatchEvent.type`). */
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";

@@ -988,6 +988,94 @@ kubeTest("agent: 1,100 idle connections on the socket do not starve the health c
   }
 });
 
+/** A self-signed serving certificate for 127.0.0.1 (an admission webhook the API server calls). */
+async function selfSigned(dir: string): Promise<{ cert: string; key: string }> {
+  const out = await new Deno.Command("openssl", {
+    args: [
+      ..."req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1"
+        .split(" "),
+      ...["-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-addext", "subjectAltName=IP:127.0.0.1"],
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`openssl: ${new TextDecoder().decode(out.stderr)}`);
+  return { cert: await Deno.readTextFile(`${dir}/cert.pem`), key: await Deno.readTextFile(`${dir}/key.pem`) };
+}
+
+kubeTest(
+  "agent: while ADDs wait on a slow API server, the socket's health check and the liveness probe answer at once",
+  async () => {
+    await using env = await environment("agent-busy");
+    const { http } = env.scope.cluster;
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "busy", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.30"] });
+    const list = await pods(env, "b", 6, node, [p]);
+    // An admission webhook holds every SpiderEndpoint CREATE of this namespace until the test lets go.
+    const tls = await selfSigned(env.dir);
+    let letGo!: () => void;
+    const released = new Promise<void>((r) => letGo = r);
+    let heldCount = 0;
+    const webhook = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: tls.cert, key: tls.key, onListen: () => {} },
+      async (req) => {
+        const review = await req.json();
+        heldCount++;
+        await released;
+        return Response.json({
+          apiVersion: "admission.k8s.io/v1",
+          kind: "AdmissionReview",
+          response: { uid: review.request.uid, allowed: true },
+        });
+      },
+    );
+    const path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+    const name = env.scope.name("hold");
+    try {
+      await http.post(path, {
+        apiVersion: "admissionregistration.k8s.io/v1",
+        kind: "ValidatingWebhookConfiguration",
+        metadata: { name },
+        webhooks: [{
+          name: "hold.agent-test.spidernet.io",
+          clientConfig: { url: `https://127.0.0.1:${webhook.addr.port}/hold`, caBundle: btoa(tls.cert) },
+          rules: [{
+            apiGroups: ["spiderpool.spidernet.io"],
+            apiVersions: ["v2beta1"],
+            operations: ["CREATE"],
+            resources: ["spiderendpoints"],
+          }],
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": env.scope.namespace } },
+          failurePolicy: "Fail",
+          sideEffects: "None",
+          admissionReviewVersions: ["v1"],
+          timeoutSeconds: 30,
+        }],
+      });
+      env.scope.track(`${path}/${name}`);
+      // The API server takes the new webhook up within about a second.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const adds = list.map((pod) => call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod)));
+      await poll(
+        "ADDs to wait in the webhook",
+        20_000,
+        () => Promise.resolve(heldCount >= 1 ? true : undefined),
+      );
+      const client = new AgentClient(agent.socketPath, { healthTimeoutMs: 2_000 });
+      for (let i = 0; i < 5; i++) await client.healthy();
+      const live = await fetch(`http://127.0.0.1:${agent.healthPort}/v1/runtime/liveness`);
+      assert.equal(live.status, 200);
+      letGo();
+      for (const r of await Promise.all(adds)) assert.equal(r.status, 200, r.text);
+      await assertPoolMatchesEndpoints(env, p, 6);
+    } finally {
+      letGo();
+      await webhook.shutdown();
+    }
+  },
+);
+
 kubeTest(
   "agent: raw HTTP/1.1 with Host = socket path or empty and Connection: close gets status line and JSON string body",
   async () => {

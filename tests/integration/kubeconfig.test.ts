@@ -3,7 +3,7 @@
 // identity the server saw, not only that a request went through.
 
 import assert from "node:assert/strict";
-import { KubeHttp, KubeHttpError } from "../../src/kube/http.ts";
+import { KubeHttp, KubeHttpError } from "../../src/kube/client.ts";
 import { ExecCredentialError, loadClusterAccess } from "../../src/kube/kubeconfig.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
 

@@ -1,6 +1,6 @@
 // deploy/rbac.yaml against the real API server with RBAC authorization: the agent's ServiceAccount can do
-// what IPAM needs (read pools, write pool status, own SpiderEndpoints) and nothing that would let a node
-// rewrite a pool's spec or delete pools.
+// what IPAM needs (read pools, write pool status, own SpiderEndpoints, make third-party controllers' auto-pools)
+// and nothing that would let a node delete pools or change a subnet's spec.
 import assert from "node:assert/strict";
 import { kubeTest, testScope } from "../kube/harness.ts";
 import { applyRbac, clientAs, statusOf } from "./rbac_kit.ts";
@@ -8,7 +8,7 @@ import { applyRbac, clientAs, statusOf } from "./rbac_kit.ts";
 const POOLS = "/apis/spiderpool.spidernet.io/v2beta1/spiderippools";
 
 kubeTest(
-  "the agent's ServiceAccount may allocate (pool status, endpoints) but not change or delete pools",
+  "the agent's ServiceAccount may allocate (pool status, endpoints) and make auto-pools, but not delete pools",
   async () => {
     await using scope = await testScope("rbac");
     const { http } = scope.cluster;
@@ -45,10 +45,34 @@ kubeTest(
         200,
         "agent cannot write status",
       );
+      // Auto-pools of third-party controllers: the agent creates and resizes them (the webhook checks both).
       assert.equal(
-        await statusOf(agent.patch(`${POOLS}/${name}`, { spec: { ips: ["192.0.2.10-192.0.2.30"] } })),
+        await statusOf(
+          agent.patch(`${POOLS}/${name}?dryRun=All`, { spec: { ips: ["192.0.2.10-192.0.2.30"] } }),
+        ),
+        200,
+        "agent cannot resize an auto-pool",
+      );
+      assert.equal(
+        await statusOf(agent.post(`${POOLS}?dryRun=All`, {
+          apiVersion: "spiderpool.spidernet.io/v2beta1",
+          kind: "SpiderIPPool",
+          metadata: { name: scope.name("auto") },
+          spec: { ipVersion: 4, subnet: "192.0.2.0/24", ips: ["192.0.2.40"] },
+        })),
+        200,
+        "agent cannot create an auto-pool",
+      );
+      const subnets = "/apis/spiderpool.spidernet.io/v2beta1/spidersubnets";
+      assert.equal(
+        await statusOf(agent.patch(`${subnets}/x/status?dryRun=All`, { status: { allocatedIPCount: 1 } })),
+        404,
+        "agent cannot pre-allocate from a subnet (patch its status)",
+      );
+      assert.equal(
+        await statusOf(agent.patch(`${subnets}/x?dryRun=All`, { spec: { ips: [] } })),
         403,
-        "agent may change a pool's spec",
+        "agent may change a subnet's spec",
       );
       assert.equal(await statusOf(agent.delete(`${POOLS}/${name}`)), 403, "agent may delete pools");
 

@@ -163,10 +163,56 @@ kubeTest(
           }),
       ],
       ["patch Events", merge(`/api/v1/namespaces/default/events/${p}.x`, { count: 2 })],
+      [
+        "create a NetworkAttachmentDefinition",
+        (c) =>
+          c.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions?${DRY}`, {
+            apiVersion: "k8s.cni.cncf.io/v1",
+            kind: "NetworkAttachmentDefinition",
+            metadata: { name: "net" },
+            spec: { config: "{}" },
+          }),
+      ],
+      [
+        "patch a NetworkAttachmentDefinition",
+        merge(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions/net`, { spec: {} }),
+      ],
+      [
+        "patch a SpiderCoordinator's status",
+        merge(`${SP}/spidercoordinators/default/status`, { status: {} }),
+      ],
+      ["get kubeadm-config", (c) => c.get("/api/v1/namespaces/kube-system/configmaps/kubeadm-config")],
+      [
+        "watch the Cilium ConfigMap by name",
+        (c) =>
+          c.get(
+            `/api/v1/namespaces/kube-system/configmaps?fieldSelector=metadata.name%3Dcilium-config&watch=true&timeoutSeconds=1`,
+          ),
+      ],
+      ["list ServiceCIDRs", (c) => c.get("/apis/networking.k8s.io/v1/servicecidrs")],
+      ["list Calico IPPools", (c) => c.get("/apis/crd.projectcalico.org/v1/ippools")],
+      ["list CiliumPodIPPools", (c) => c.get("/apis/cilium.io/v2alpha1/ciliumpodippools")],
+      ["get a namespace (pod injection annotation)", (c) => c.get(`/api/v1/namespaces/${ns}`)],
+      [
+        "list kube-controller-manager pods",
+        (c) => c.get("/api/v1/pods?labelSelector=component%3Dkube-controller-manager"),
+      ],
+      ["create an auto-pool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
+      ["delete a reclaimable auto-pool", (c) => c.delete(`${SP}/spiderippools/${p}?${DRY}`)],
+      [
+        "watch Deployments",
+        (c) => c.get(`/apis/apps/v1/deployments?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`),
+      ],
+      ["list StatefulSets", (c) => c.get(`/apis/apps/v1/statefulsets`)],
+      ["get a DaemonSet", (c) => c.get(`/apis/apps/v1/namespaces/${ns}/daemonsets/x`)],
+      ["list ReplicaSets", (c) => c.get(`/apis/apps/v1/replicasets`)],
+      ["list Jobs", (c) => c.get(`/apis/batch/v1/jobs`)],
+      [
+        "watch CronJobs",
+        (c) => c.get(`/apis/batch/v1/cronjobs?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`),
+      ],
     ];
     const refused: Call[] = [
-      ["create a SpiderIPPool", (c) => c.post(`${SP}/spiderippools?${DRY}`, pool(scope.name("new")))],
-      ["delete a SpiderIPPool", (c) => c.delete(`${SP}/spiderippools/${p}?${DRY}`)],
       ["create a SpiderSubnet", (c) => c.post(`${SP}/spidersubnets?${DRY}`, { metadata: { name: "x" } })],
       [
         "create a SpiderEndpoint",
@@ -174,6 +220,16 @@ kubeTest(
       ],
       ["update a SpiderCoordinator", merge(`${SP}/spidercoordinators/default`, { spec: {} })],
       ["patch a SpiderReservedIP", merge(`${SP}/spiderreservedips/x`, { spec: {} })],
+      [
+        "delete a NetworkAttachmentDefinition",
+        (c) =>
+          c.delete(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions/net?${DRY}`),
+      ],
+      [
+        "read other ConfigMaps",
+        (c) => c.get("/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"),
+      ],
+      ["list every ConfigMap", (c) => c.get("/api/v1/namespaces/kube-system/configmaps")],
       ["read another Secret of its namespace", (c) => c.get(`${SECRETS}/other`)],
       ["list Secrets", (c) => c.get(SECRETS)],
       [
@@ -211,17 +267,14 @@ kubeTest(
         (c) => c.delete(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller?${DRY}`),
       ],
       [
-        "create a NetworkAttachmentDefinition",
-        (c) =>
-          c.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${ns}/network-attachment-definitions?${DRY}`, {
-            metadata: { name: "x" },
-          }),
-      ],
-      [
         "create ConfigMaps",
         (c) => c.post(`/api/v1/namespaces/${ns}/configmaps?${DRY}`, { metadata: { name: "x" } }),
       ],
       ["delete Pods", (c) => c.delete(`/api/v1/namespaces/${ns}/pods/x?${DRY}`)],
+      [
+        "scale a Deployment",
+        merge(`/apis/apps/v1/namespaces/${ns}/deployments/x/scale`, { spec: { replicas: 1 } }),
+      ],
       [
         "change CRDs",
         (c) =>

@@ -4,7 +4,7 @@
 
 import { parseArgs } from "node:util";
 import { KubeHttp } from "../../src/kube/client.ts";
-import { CRD_DIR, installCrds } from "./crds.ts";
+import { CRD_DIR, installCrds, MULTUS_CRD_DIR } from "./crds.ts";
 
 export interface ControlPlaneOptions {
   /** Directory holding kube-apiserver, kube-controller-manager and etcd; default: $SPIDERPOOL_KUBE_BIN, else
@@ -45,7 +45,7 @@ const SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc";
 const STOP_GRACE_MS = 10_000;
 const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 
-interface Component {
+export interface Component {
   name: string;
   child: Deno.ChildProcess;
   logPath: string;
@@ -177,6 +177,11 @@ async function startOnce(
       // No real nodes serve the kubernetes Service, and the reconciler would otherwise keep rewriting it.
       "--endpoint-reconciler-type=none",
       "--allow-privileged=true",
+      // A real node registers under a made-up host name: reach kubelets by address, never by a DNS lookup.
+      "--kubelet-preferred-address-types=InternalIP",
+      // Webhooks behind a Service are called at its endpoints' addresses, not through the ClusterIP: nothing on
+      // this machine routes the service range, so such a call could only leave through the default route.
+      "--enable-aggregator-routing=true",
       "--profiling=false",
     ];
     // Without the controller-manager nobody creates the default ServiceAccount, and the admission plugin would
@@ -203,6 +208,8 @@ async function startOnce(
       try {
         const crds = await installCrds(http, opts.crdDir, readyTimeoutMs);
         log(`installed ${crds.length} CRDs from ${opts.crdDir}`);
+        // As a cluster with Multus has it: the SpiderMultusConfig controller writes NetworkAttachmentDefinitions.
+        await installCrds(http, MULTUS_CRD_DIR, readyTimeoutMs);
       } finally {
         http.close();
       }
@@ -370,7 +377,7 @@ async function openssl(...args: string[]): Promise<void> {
 }
 
 /** Ports the kernel just handed out; they are released again, so a small race with other processes remains. */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
   const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
   for (const l of listeners) l.close();
@@ -380,7 +387,7 @@ async function freePorts(n: number): Promise<number[]> {
 
 let setprivAvailable: boolean | undefined;
 
-function spawn(
+export function spawn(
   dir: string,
   components: Component[],
   name: string,
@@ -416,7 +423,7 @@ function spawn(
   return component;
 }
 
-async function stopComponent(c: Component): Promise<void> {
+export async function stopComponent(c: Component): Promise<void> {
   if (c.done) return;
   try {
     c.child.kill("SIGTERM");
@@ -439,7 +446,7 @@ async function stopComponent(c: Component): Promise<void> {
 }
 
 /** Polls `url` until `ok(body)` holds, the component exits, or the timeout passes. */
-async function waitHealthy(
+export async function waitHealthy(
   c: Component,
   url: string,
   auth: { client?: Deno.HttpClient; token?: string } | undefined,
@@ -487,7 +494,7 @@ function kubeconfig(server: string, caPem: string, token: string): string {
   ) + "\n";
 }
 
-async function tail(path: string, lines: number): Promise<string> {
+export async function tail(path: string, lines: number): Promise<string> {
   try {
     return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-lines).join("\n");
   } catch (err) {

@@ -8,6 +8,8 @@ import { poll } from "./poll.ts";
 
 /** crds/ of this repository. */
 export const CRD_DIR = new URL("../../crds/", import.meta.url).pathname;
+/** CRDs a cluster running Multus has (NetworkAttachmentDefinition), installed next to crds/ in test clusters. */
+export const MULTUS_CRD_DIR = new URL("./multus-crds/", import.meta.url).pathname;
 const CRD_API = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const FIELD_MANAGER = "spiderpool-tests";
 

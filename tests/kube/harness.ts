@@ -3,9 +3,10 @@
 // project's CRDs from crds/ and gives each test its own namespace and clean-up.
 
 import type { KubeConfig } from "@kubernetes/client-node";
-import { closeKubeConfig, KubeHttp, loadKubeConfig, NotFoundError } from "../../src/kube/client.ts";
+import { KubeHttp, NotFoundError } from "../../src/kube/client.ts";
+import { closeKubeConfig, loadKubeConfig } from "../../src/kube/client_node.ts";
 import { type ControlPlane, startControlPlane } from "./controlplane.ts";
-import { CRD_DIR, type CustomResourceDefinition, installCrds } from "./crds.ts";
+import { CRD_DIR, type CustomResourceDefinition, installCrds, MULTUS_CRD_DIR } from "./crds.ts";
 import { poll } from "./poll.ts";
 
 export { type CustomResourceDefinition, readCrds } from "./crds.ts";
@@ -48,6 +49,7 @@ async function connect(): Promise<TestCluster> {
   const http = await KubeHttp.fromKubeConfig(kc);
   try {
     const crds = await installCrds(http, CRD_DIR);
+    await installCrds(http, MULTUS_CRD_DIR);
     return { kubeconfigPath, kc, http, crds };
   } catch (err) {
     http.close();

@@ -106,7 +106,7 @@ async function promText(ops: Op[]): Promise<string> {
 function oursText(ops: Op[]): string {
   const registry = new ours.Registry();
   const metrics: AnyMetric[] = DEFS.map((d) => {
-    const base = { name: d.name, help: d.help, labelNames: d.labelNames, registry };
+    const base = { name: d.name, help: d.help, labelNames: d.labelNames, registers: [registry] };
     if (d.type === "counter") return new ours.Counter(base);
     if (d.type === "gauge") return new ours.Gauge(base);
     return new ours.Histogram({ ...base, buckets: d.buckets! });
@@ -144,12 +144,15 @@ Deno.test("the content type is prom-client's", () => {
 
 Deno.test("a label the metric does not declare, a negative counter increment and a non-finite observation throw", () => {
   const registry = new ours.Registry();
-  const c = new ours.Counter({ name: "x_total", help: "x", labelNames: ["kind"], registry });
+  const c = new ours.Counter({ name: "x_total", help: "x", labelNames: ["kind"], registers: [registry] });
   assert.throws(() => c.inc({ other: "a" }), /has no label "other"/);
   assert.throws(() => c.inc({ kind: "a" }, -1), /cannot be increased by -1/);
-  const h = new ours.Histogram({ name: "h", help: "h", buckets: [1], registry });
+  const h = new ours.Histogram({ name: "h", help: "h", buckets: [1], registers: [registry] });
   assert.throws(() => h.observe(NaN), /not a number/);
-  assert.throws(() => new ours.Gauge({ name: "x_total", help: "dup", registry }), /already registered/);
+  assert.throws(
+    () => new ours.Gauge({ name: "x_total", help: "dup", registers: [registry] }),
+    /already registered/,
+  );
 });
 
 /** The agent's series as it exposed them with prom-client (names and types must not change). */

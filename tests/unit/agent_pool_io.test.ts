@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { SpiderIPPool } from "../../src/api/types.ts";
 import { PoolBases } from "../../src/agent/pool_io.ts";
-import { ConflictError } from "../../src/kube/http.ts";
+import { ConflictError } from "../../src/kube/client.ts";
 
 function pool(rv: number, opts: { generation?: number; uid?: string; note?: string } = {}): SpiderIPPool {
   return {

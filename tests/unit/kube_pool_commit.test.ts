@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { SpiderIPPool } from "../../src/api/types.ts";
 import { type Plan, PoolCommitter, type PoolIO, RetriesExhaustedError } from "../../src/kube/pool_commit.ts";
-import { ConflictError } from "../../src/kube/http.ts";
+import { ConflictError } from "../../src/kube/client.ts";
 
 /** A pool held in memory, written only at its current resourceVersion; `conflicts` first writes are refused. */
 function store(conflicts: number) {
@@ -47,9 +47,8 @@ function plan(pool: SpiderIPPool, ops: number[]): Plan<number[]> {
 
 Deno.test("requests that arrive while a batch backs off from a 409 join its retry: one write serves them all", async () => {
   const { s, io } = store(1);
-  let committer: PoolCommitter<number, number[]>;
   const late: Promise<number[]>[] = [];
-  committer = new PoolCommitter(io, plan, {
+  const committer: PoolCommitter<number, number[]> = new PoolCommitter(io, plan, {
     backoff: { steps: 5, initialMs: 20, factor: 1, jitter: 0 },
     hooks: {
       // Called after the refused write, before the backoff: these arrive while the batch waits.

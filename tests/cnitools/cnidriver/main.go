@@ -4,12 +4,14 @@
 //
 // Usage: cnidriver < request.json, where the request is
 //
-//	{"command": "ADD"|"DEL"|"CHECK"|"GC"|"STATUS", "conflist": {...}, "cniPath": ["/dir"], "cacheDir": "/dir",
+//	{"command": "ADD"|"DEL"|"CHECK"|"GC"|"STATUS"|"LOAD", "conflist": {...}, "cniPath": ["/dir"], "cacheDir": "/dir",
 //	 "containerID": "...", "netns": "/var/run/netns/x", "ifName": "eth0", "args": [["K8S_POD_NAME", "p"]],
 //	 "validAttachments": [{"containerID": "...", "ifname": "eth0"}]}
 //
-// A GC request without "validAttachments" passes no GCArgs at all (what a runtime that has no list does). The
-// answer on stdout is {"result": ...} (exit 0) or {"error": "...", "code": N} (exit 1).
+// A GC request without "validAttachments" passes no GCArgs at all (what a runtime that has no list does). LOAD
+// only parses "conflist" (a conflist, or a single plugin configuration as Multus also accepts) the way libcni
+// does and answers what it read: {"form", "name", "cniVersion", "plugins": [{"type", "config"}]}. The answer
+// on stdout is {"result": ...} (exit 0) or {"error": "...", "code": N} (exit 1).
 package main
 
 import (
@@ -18,9 +20,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 type request struct {
@@ -35,7 +39,53 @@ type request struct {
 	ValidAttachments *[]types.GCAttachment `json:"validAttachments"`
 }
 
+type loadedPlugin struct {
+	Type   string          `json:"type"`
+	Config json.RawMessage `json:"config"`
+}
+
+type loaded struct {
+	Form       string         `json:"form"`
+	Name       string         `json:"name"`
+	CNIVersion string         `json:"cniVersion"`
+	Plugins    []loadedPlugin `json:"plugins"`
+}
+
+func load(raw json.RawMessage) (interface{}, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil, fmt.Errorf("conflist: %w", err)
+	}
+	form := "conflist"
+	var list *libcni.NetworkConfigList
+	var err error
+	if _, ok := keys["plugins"]; ok {
+		list, err = libcni.ConfListFromBytes(raw)
+	} else {
+		form = "conf"
+		var conf *libcni.PluginConfig
+		if conf, err = libcni.ConfFromBytes(raw); err == nil {
+			list, err = libcni.ConfListFromConf(conf)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("conflist: %w", err)
+	}
+	if !slices.Contains(version.All.SupportedVersions(), list.CNIVersion) {
+		return nil, fmt.Errorf("conflist: cniVersion %q is none of the versions libcni speaks %v",
+			list.CNIVersion, version.All.SupportedVersions())
+	}
+	out := loaded{Form: form, Name: list.Name, CNIVersion: list.CNIVersion, Plugins: []loadedPlugin{}}
+	for _, p := range list.Plugins {
+		out.Plugins = append(out.Plugins, loadedPlugin{Type: p.Network.Type, Config: p.Bytes})
+	}
+	return out, nil
+}
+
 func run(req request) (interface{}, error) {
+	if req.Command == "LOAD" {
+		return load(req.Conflist)
+	}
 	list, err := libcni.ConfListFromBytes(req.Conflist)
 	if err != nil {
 		return nil, fmt.Errorf("conflist: %w", err)

@@ -112,6 +112,10 @@ async function agentCounters(nodes: SimNode[]) {
     allocs: 0,
     releaseSeconds: 0,
     releases: 0,
+    allocWaitSeconds: 0,
+    allocWaits: 0,
+    releaseWaitSeconds: 0,
+    releaseWaits: 0,
   };
   for (const n of nodes) {
     const m = await scrapeMetrics(n.agent.metricsPort);
@@ -123,6 +127,10 @@ async function agentCounters(nodes: SimNode[]) {
     sum.allocs += m.get("spiderpool_ipam_allocation_duration_seconds_count") ?? 0;
     sum.releaseSeconds += m.get("spiderpool_ipam_release_duration_seconds_sum") ?? 0;
     sum.releases += m.get("spiderpool_ipam_release_duration_seconds_count") ?? 0;
+    sum.allocWaitSeconds += m.get("spiderpool_ipam_allocation_limit_duration_seconds_sum") ?? 0;
+    sum.allocWaits += m.get("spiderpool_ipam_allocation_limit_duration_seconds_count") ?? 0;
+    sum.releaseWaitSeconds += m.get("spiderpool_ipam_release_limit_duration_seconds_sum") ?? 0;
+    sum.releaseWaits += m.get("spiderpool_ipam_release_limit_duration_seconds_count") ?? 0;
   }
   return sum;
 }
@@ -344,7 +352,12 @@ async function scenario(PODS: number, AGENTS: number): Promise<ScenarioResult> {
   console.log(
     `time inside the agents (mean per request): ADD ${
       avgMs(m1.allocSeconds - m0.allocSeconds, m1.allocs - m0.allocs)
-    } ms, DEL ${avgMs(m2.releaseSeconds - m1d.releaseSeconds, m2.releases - m1d.releases)} ms`,
+    } ms, DEL ${avgMs(m2.releaseSeconds - m1d.releaseSeconds, m2.releases - m1d.releases)} ms; ` +
+      `of which waiting for the pool's committer (mean per pool request): ADD ${
+        avgMs(m1.allocWaitSeconds - m0.allocWaitSeconds, m1.allocWaits - m0.allocWaits)
+      } ms, DEL ${
+        avgMs(m2.releaseWaitSeconds - m1d.releaseWaitSeconds, m2.releaseWaits - m1d.releaseWaits)
+      } ms`,
   );
   const addRequests = diff(r1.requests, r0.requests);
   const delRequests = diff(r2.requests, r1d.requests);

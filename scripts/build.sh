@@ -36,16 +36,26 @@ if [ -n "${DENORT_BIN:-}" ] && [ -x "$DENORT_BIN" ] || [ -f "$CACHED_DENORT" ]; 
   kind="deno compile"
 else
   "$DENO" bundle --quiet --platform deno --code-splitting --outdir dist/lib main.ts
+  # Each CNI plugin also gets a program of its own, lib/cni/<name>.js: one file with only that plugin's code,
+  # which the launcher runs for a CNI call under that name. Loading main.js and the shared chunks of the split
+  # bundle instead costs a call ≈ 1.8 ms more CPU (tests/bench/plugin.ts).
+  entries="$(mktemp -d dist/.entries-XXXXXX)"
+  for plugin in spiderpool coordinator ifacer; do
+    printf 'import { main } from "../../src/plugins/%s.ts";\nDeno.exit(await main());\n' "$plugin" \
+      >"$entries/$plugin.ts"
+    "$DENO" bundle --quiet --platform deno -o "dist/lib/cni/$plugin.js" "$entries/$plugin.ts"
+  done
+  rm -rf "$entries"
   # Deno fetches and parses every dynamic import whose specifier is a string literal when a module loads, so a
   # plugin would parse the agent's Kubernetes-client chunk (~50 ms) without running it. A computed specifier
   # keeps each mode's chunks unread until that mode is chosen.
-  sed -i -E 's/import\("(\.\/[A-Za-z0-9_.-]+\.js|node:[a-z_/]+)"\)/import(["\1"][0])/g' dist/lib/*.js
+  sed -i -E 's/import\("(\.\/[A-Za-z0-9_.-]+\.js|node:[a-z_/]+)"\)/import(["\1"][0])/g' dist/lib/*.js dist/lib/cni/*.js
   # The bundler's CommonJS helper (shared by every chunk) imports node:module eagerly, ≈ 10 ms for a plugin that
   # never calls require(); create the require function on first use instead.
   sed -i -E \
     -e '/^import \{ createRequire as __deno_internal_createRequire \} from "node:module";?$/d' \
     -e 's/^var __require = __deno_internal_createRequire\(import\.meta\.url\);?$/var __require = (id) => (__require.fn ??= globalThis.process.getBuiltinModule("node:module").createRequire(import.meta.url))(id);/' \
-    dist/lib/*.js
+    dist/lib/*.js dist/lib/cni/*.js
   # The runtime travels with the bundle so that dist/ can be copied to a node as one folder.
   ln -f "$DENO" dist/lib/deno 2>/dev/null || cp "$DENO" dist/lib/deno
   # The launcher: a small static C program that execs the runtime directly (a shell in between costs a CNI
@@ -58,13 +68,16 @@ else
 # Runs the bundled program with argv[0] kept as the name this file was started under (the CNI plugin name);
 # the same as scripts/launcher.c, which the build uses when a C compiler is present.
 d="$(dirname "$(readlink -f "$0")")"
+program="$d/lib/main.js"
 if [ -n "${CNI_COMMAND+set}" ]; then
   export DENO_DIR="$d/cache/cni" DENO_V8_FLAGS="${DENO_V8_FLAGS-@V8_FLAGS@,@CNI_V8_FLAGS@}"
+  name="${0##*/}"
+  if [[ "$name" =~ ^[a-z-]+$ ]] && [ -r "$d/lib/cni/$name.js" ]; then program="$d/lib/cni/$name.js"; fi
 else
   export DENO_DIR="$d/cache/run" DENO_V8_FLAGS="${DENO_V8_FLAGS-@V8_FLAGS@}"
 fi
 export DENO_NO_UPDATE_CHECK=1
-exec -a "$0" "$d/lib/deno" run -A --no-config --no-lock "$d/lib/main.js" "$@"
+exec -a "$0" "$d/lib/deno" run -A --no-config --no-lock "$program" "$@"
 LAUNCHER
     sed -i -e "s|@V8_FLAGS@|$V8_FLAGS|g" -e "s|@CNI_V8_FLAGS@|$CNI_V8_FLAGS|g" dist/spiderpool
     chmod +x dist/spiderpool

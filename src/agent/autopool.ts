@@ -5,7 +5,7 @@
 // desired number of addresses. For third-party controllers the agent makes and sizes the pool itself with the
 // same rules and write order as the controller (ensureAutoPool), fixed sizes only.
 
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Histogram, type Registry } from "./exposition.ts";
 import { ANNOTATION, KIND, LABEL } from "../api/constants.ts";
 import type { SpiderIPPool, SpiderReservedIP, SpiderSubnet } from "../api/types.ts";
 import type { Family, IPRangeSet } from "../ip/mod.ts";

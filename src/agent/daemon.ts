@@ -4,7 +4,8 @@
 
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP } from "../api/types.ts";
-import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../kube/client.ts";
+import { KubeHttp } from "../kube/client.ts";
+import { type ClusterAccess, loadClusterAccess } from "../kube/kubeconfig.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
 import { type CacheTiming, cacheTimingFromEnv, ResourceCache } from "../kube/cache.ts";
 import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
@@ -25,9 +26,17 @@ import { tuneHost } from "./sysctl.ts";
 export interface AgentOptions {
   nodeName: string;
   socketPath: string;
-  /** Path of a kubeconfig; in-cluster config (or the default rules) when absent. */
+  /**
+   * Path of a kubeconfig; when absent, $KUBECONFIG, the in-cluster service account, then ~/.kube/config
+   * (src/kube/kubeconfig.ts).
+   */
   kubeconfig?: string;
-  /** An already loaded config (tests); wins over `kubeconfig`. */
+  /** An already loaded configuration; wins over `kubeconfig`. */
+  access?: ClusterAccess;
+  /**
+   * A client-node KubeConfig a caller holds (tests); wins over both. Only its methods are called, so the agent
+   * still loads no client-node code of its own.
+   */
   kubeConfig?: KubeConfig;
   config?: AgentConfig;
   /** 0 picks a free port; undefined disables the server. */
@@ -95,9 +104,9 @@ async function waitApiServer(http: KubeHttp, log: (m: string) => void): Promise<
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log ?? ((m: string) => console.error(`spiderpool-agent: ${m}`));
   const config = opts.config ?? defaultAgentConfig();
-  const ownsKubeConfig = opts.kubeConfig === undefined;
-  const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
-  const http = await KubeHttp.fromKubeConfig(kc);
+  const http = opts.kubeConfig
+    ? await KubeHttp.fromKubeConfig(opts.kubeConfig)
+    : new KubeHttp(opts.access ?? await loadClusterAccess(opts.kubeconfig));
   const metrics = new AgentMetrics();
   const stops: (() => Promise<void> | void)[] = [];
   const stop = async () => {
@@ -110,7 +119,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
   };
   stops.push(() => http.close());
-  if (ownsKubeConfig) stops.push(() => closeKubeConfig(kc));
   try {
     if (opts.tuneHost) {
       if (config.tuneSysctlConfig) await tuneHost(config, (m) => log(`host sysctls: ${m}`));
@@ -119,7 +127,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     await waitApiServer(http, log);
     const timing = { ...cacheTimingFromEnv(Deno.env), ...opts.cacheTiming };
     const cacheOf = <T extends { metadata?: { name?: string } }>(path: string, fieldSelector?: string) => {
-      const c = new ResourceCache<T>(kc, http, { ...timing, path, fieldSelector, log });
+      const c = new ResourceCache<T>(undefined, http, { ...timing, path, fieldSelector, log });
       c.start();
       stops.push(() => c.stop());
       return c;

@@ -1,7 +1,6 @@
 // The agent's TCP endpoints: probes on the health port (`/v1/runtime/{startup,readiness,liveness}`; readiness
 // and liveness ask the agent's own unix socket, as upstream does) and Prometheus `/metrics` on the metrics port.
 
-import type { Registry } from "prom-client";
 import { AgentPaths } from "../agentapi/models.ts";
 
 export interface TcpServer {
@@ -48,11 +47,20 @@ export function serveHealth(
   return { port: server.addr.port, shutdown: () => server.shutdown() };
 }
 
+/** What `/metrics` serves: the exposition text and its content type (a Registry of exposition.ts). */
+export interface MetricsSource {
+  contentType: string;
+  metrics(): string | Promise<string>;
+  /** Runs the metrics' collectors first, when the registry has them (exposition.ts). */
+  scrape?(): Promise<string>;
+}
+
 /** Serves `GET /metrics` in the Prometheus text format. */
-export function serveMetrics(port: number, registry: Registry, hostname = "0.0.0.0"): TcpServer {
+export function serveMetrics(port: number, registry: MetricsSource, hostname = "0.0.0.0"): TcpServer {
   const server = Deno.serve({ port, hostname, onListen: () => {} }, async (req) => {
     if (new URL(req.url).pathname !== "/metrics") return new Response(null, { status: 404 });
-    return new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
+    const text = registry.scrape ? await registry.scrape() : await registry.metrics();
+    return new Response(text, { headers: { "content-type": registry.contentType } });
   });
   return { port: server.addr.port, shutdown: () => server.shutdown() };
 }

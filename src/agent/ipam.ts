@@ -63,7 +63,13 @@ import {
   unmatchedRoutes,
 } from "../ipam/mod.ts";
 import { AutoPoolResolver, type AutoPoolWait, autoPoolWaitFromEnv } from "./autopool.ts";
-import { PoolCommitter, PoolNotFoundError, RetriesExhaustedError } from "../kube/pool_commit.ts";
+import {
+  type Backoff,
+  PoolCommitter,
+  PoolNotFoundError,
+  RetriesExhaustedError,
+} from "../kube/pool_commit.ts";
+import { PoolBases } from "./pool_io.ts";
 import type { AgentConfig } from "./config.ts";
 import { coordinatorConfigFor, pickCoordinator } from "./coordinator.ts";
 import type { AgentCaches } from "./daemon.ts";
@@ -137,6 +143,25 @@ const MAX_STALE_RETRIES = 5;
 const CACHE_CATCH_UP_MS = 5_000;
 
 /**
+ * The agent's retries of a pool status write that lost to another writer (409). Agents on many nodes share
+ * pools: rather than fail a CNI call after a dozen quick retries (which the runtime then retries as a whole,
+ * seconds later, at the cost of a new plugin process and every read again), a batch keeps trying for about
+ * half of its 60 s deadline, with delays that grow to 0.5-1 s; requests arriving meanwhile join it.
+ */
+const AGENT_BACKOFF: Backoff = { steps: 40, initialMs: 10, factor: 1.5, jitter: 1, maxDelayMs: 500 };
+
+/**
+ * An ADD took an endpoint's absence from the cache, and creating it found one (409 AlreadyExists): the cache
+ * lagged. What the attempt recorded is given back and the ADD decides again on the endpoint as stored.
+ */
+class EndpointCacheMissError extends Error {
+  constructor(readonly namespace: string, readonly endpoint: string) {
+    super(`SpiderEndpoint ${namespace}/${endpoint} exists although the agent's cache did not list it`);
+    this.name = "EndpointCacheMissError";
+  }
+}
+
+/**
  * The agent's pool cache stayed behind the API server for one pool through every retry: its watch is stalled
  * or the pool keeps changing. Nothing was allocated from that pool.
  */
@@ -161,6 +186,8 @@ export class IpamAgent implements IpamService {
   readonly #poolWaiters = new Map<string, Set<() => void>>();
   /** Finds or makes the auto-pools of pods with SpiderSubnet annotations. */
   readonly #autoPools: AutoPoolResolver;
+  /** The committer's pool reads and writes: the base of a write is the last write's result when still current. */
+  readonly poolBases: PoolBases;
 
   constructor(opts: IpamAgentOptions) {
     this.#o = opts;
@@ -176,12 +203,22 @@ export class IpamAgent implements IpamService {
       log: opts.log,
     });
     caches.reservedIPs.onChange(() => this.#reserved = undefined);
+    this.poolBases = new PoolBases({
+      getPool: (p) => kube.getPool(p),
+      writePoolStatus: (p) => kube.writePoolStatus(p),
+      cached: (p) => caches.pools.get(p),
+    });
+    caches.pools.onChange((pool, deleted) => this.poolBases.observe(pool, deleted));
+    // The cache shows an endpoint this agent wrote: from now on its absence there means it is gone.
+    caches.endpoints.onChange((ep) =>
+      kube.endpointsWritten.delete(`${ep.metadata.namespace}/${ep.metadata.name}`)
+    );
     caches.pools.onChange((pool) => {
       const waiting = this.#poolWaiters.get(pool.metadata.name);
       if (waiting) { for (const wake of waiting) wake(); }
     });
     this.#committer = new PoolCommitter<PoolOp, PoolOpResult>(
-      { read: (p) => kube.getPool(p), writeStatus: (p) => kube.writePoolStatus(p) },
+      this.poolBases,
       (pool, ops) =>
         planPoolBatch(pool, ops, {
           reservedFor: (f) => this.#reservedSet(f),
@@ -189,6 +226,7 @@ export class IpamAgent implements IpamService {
           claims: this.#claims,
         }),
       {
+        backoff: AGENT_BACKOFF,
         hooks: {
           admitted: (op, ms) =>
             (op.kind === "release" ? metrics.releaseLimitDuration : metrics.allocationLimitDuration).observe(
@@ -235,6 +273,33 @@ export class IpamAgent implements IpamService {
   }
 
   async #allocate(args: IpamAddArgs, deadline: number): Promise<IpamAddResponse> {
+    try {
+      return await this.#allocateOnce(args, deadline, true);
+    } catch (err) {
+      if (!(err instanceof EndpointCacheMissError)) throw err;
+      return await this.#allocateOnce(args, deadline, false);
+    }
+  }
+
+  /**
+   * The endpoint an ADD decides on. For a new pod it is absent, and reading that from the API server is a 404
+   * on every ADD: when `trustAbsence` and neither the endpoint cache lists it nor this agent wrote it lately,
+   * it is taken as absent without a request. Creating it is then the proof: a 409 AlreadyExists sends the ADD
+   * back to decide on the stored endpoint (EndpointCacheMissError). A listed endpoint is always read afresh.
+   */
+  async #endpointForAdd(
+    ns: string,
+    name: string,
+    trustAbsence: boolean,
+  ): Promise<{ endpoint: SpiderEndpoint | undefined; assumedAbsent: boolean }> {
+    const { caches, kube } = this.#o;
+    if (trustAbsence && !caches.endpoints.get(name, ns) && !kube.endpointsWritten.has(`${ns}/${name}`)) {
+      return { endpoint: undefined, assumedAbsent: true };
+    }
+    return { endpoint: await kube.getEndpoint(ns, name), assumedAbsent: false };
+  }
+
+  async #allocateOnce(args: IpamAddArgs, deadline: number, trustAbsence: boolean): Promise<IpamAddResponse> {
     const { config, kube, nodeName } = this.#o;
     const { pod, cached } = await this.#podForAdd(args);
     const who = `pod ${args.podNamespace}/${args.podName}`;
@@ -245,7 +310,7 @@ export class IpamAgent implements IpamService {
     const epName = endpointNameFor(pod, top, config);
     const ns = pod.metadata.namespace;
     const candidates = () => this.#candidates(pod, args, top);
-    const endpoint = await kube.getEndpoint(ns, epName);
+    const { endpoint, assumedAbsent } = await this.#endpointForAdd(ns, epName, trustAbsence);
     const decision = decideRetrieval({
       endpoint,
       pod: { namespace: ns, uid: pod.metadata.uid },
@@ -340,6 +405,7 @@ export class IpamAgent implements IpamService {
           decision.existing,
           deadline,
           detection,
+          assumedAbsent,
         );
     }
   }
@@ -379,6 +445,7 @@ export class IpamAgent implements IpamService {
     existing: SpiderEndpoint | undefined,
     deadline: number,
     detection: DetectionFlags,
+    assumedAbsent = false,
   ): Promise<IpamAddResponse> {
     const { config, kube, nodeName, log } = this.#o;
     // Read before anything is written: a malformed routes annotation refuses the ADD without a pool write.
@@ -426,6 +493,10 @@ export class IpamAgent implements IpamService {
         if (existing) await kube.updateEndpoint(written);
         else await kube.createEndpoint(written);
       } catch (err) {
+        if (assumedAbsent && err instanceof ConflictError && err.reason === "AlreadyExists") {
+          // Refused, so nothing of this attempt is stored: the records it took go back (below).
+          throw new EndpointCacheMissError(ns, epName);
+        }
         const stored = await this.#storedAfterFailedWrite(err, ns, epName, taken, request.podUid);
         // A concurrent ADD of the same pod, or this very write, recorded the NIC: answer what is stored.
         if (stored?.status.current.uid !== pod.metadata.uid || !detailFor(stored, args.ifName)) throw err;

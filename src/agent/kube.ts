@@ -56,17 +56,26 @@ const enc = encodeURIComponent;
 
 /** Uncached reads and counted writes. */
 export class AgentKube {
+  /**
+   * `namespace/name` of each SpiderEndpoint this agent created or updated, with when: until the endpoint cache
+   * shows the write, an endpoint the cache does not list may still exist (the agent clears entries it sees).
+   */
+  readonly endpointsWritten = new Map<string, number>();
+
   constructor(readonly http: KubeHttp, readonly metrics: AgentMetrics) {}
 
   async getPool(name: string): Promise<SpiderIPPool> {
     return (await this.http.get<SpiderIPPool>(`${POOLS}/${enc(name)}`)).body;
   }
 
-  /** PUT on the status subresource with the pool's resourceVersion: 409 when someone wrote in between. */
-  async writePoolStatus(pool: SpiderIPPool): Promise<void> {
+  /**
+   * PUT on the status subresource with the pool's resourceVersion: 409 when someone wrote in between. Returns
+   * the pool as stored (its new resourceVersion).
+   */
+  async writePoolStatus(pool: SpiderIPPool): Promise<SpiderIPPool> {
     const name = pool.metadata?.name ?? "";
     try {
-      await this.http.put(`${POOLS}/${enc(name)}/status`, pool);
+      return (await this.http.put<SpiderIPPool>(`${POOLS}/${enc(name)}/status`, pool)).body;
     } finally {
       this.metrics.poolStatusWritten();
     }
@@ -82,6 +91,7 @@ export class AgentKube {
   }
 
   async getEndpoint(ns: string, name: string): Promise<SpiderEndpoint | undefined> {
+    this.metrics.endpointReads++;
     return await orUndefined(this.http.get<SpiderEndpoint>(`${endpointsIn(enc(ns))}/${enc(name)}`));
   }
 
@@ -89,10 +99,21 @@ export class AgentKube {
     const ns = ep.metadata?.namespace ?? "";
     const body = { apiVersion: API_VERSION, kind: KIND.endpoint, ...ep };
     try {
-      return (await this.http.post<SpiderEndpoint>(endpointsIn(enc(ns)), body)).body;
+      const created = (await this.http.post<SpiderEndpoint>(endpointsIn(enc(ns)), body)).body;
+      this.#wrote(ns, ep.metadata?.name ?? "");
+      return created;
     } finally {
       this.metrics.endpointWritten();
     }
+  }
+
+  #wrote(ns: string, name: string): void {
+    const now = Date.now();
+    // Bounded: entries the cache never confirmed (it stopped, or the endpoint went at once) age out.
+    if (this.endpointsWritten.size >= 4096) {
+      for (const [k, t] of this.endpointsWritten) if (now - t > 600_000) this.endpointsWritten.delete(k);
+    }
+    this.endpointsWritten.set(`${ns}/${name}`, now);
   }
 
   /** Plain update (SpiderEndpoint has no status subresource); 409 when it changed since it was read. */
@@ -100,7 +121,9 @@ export class AgentKube {
     const ns = ep.metadata?.namespace ?? "";
     const name = ep.metadata?.name ?? "";
     try {
-      return (await this.http.put<SpiderEndpoint>(`${endpointsIn(enc(ns))}/${enc(name)}`, ep)).body;
+      const updated = (await this.http.put<SpiderEndpoint>(`${endpointsIn(enc(ns))}/${enc(name)}`, ep)).body;
+      this.#wrote(ns, name);
+      return updated;
     } finally {
       this.metrics.endpointWritten();
     }

@@ -1,8 +1,8 @@
 // The agent's Prometheus metrics under Spiderpool's snake_case names (`spiderpool_ipam_*`), on a registry per
 // agent so that two agents in one process (tests) do not share counters. Also counts API writes, which the
-// benchmark reports per pod.
+// benchmark reports per pod. Exposed by the small writer of exposition.ts (the text prom-client would write).
 
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "./exposition.ts";
 
 const BUCKETS = [0.1, 0.3, 0.5, 1, 3, 5, 7, 10, 15];
 
@@ -128,6 +128,8 @@ export class AgentMetrics {
   /** Pool status update requests (conflicts included), also as plain numbers for tests and benchmarks. */
   poolStatusWrites = 0;
   endpointWrites = 0;
+  /** SpiderEndpoint reads from the API server (not exposed: for tests and benchmarks). */
+  endpointReads = 0;
 
   allocationFailed(reason: AllocationFailure): void {
     this.allocationFailures.inc();

@@ -3,10 +3,10 @@
 // exports each counter as `rdma_<counter>_total` with the device, port and netdev as labels. In exclusive mode a
 // device moved into a pod's namespace (SR-IOV) is read inside that namespace and labelled with the pod and its
 // owner, found by the netdev's addresses among the SpiderEndpoints (else the pods' status). Parsing and the
-// samples are pure functions over the tool's JSON; the tool call and prom-client are the shell. On a machine
+// samples are pure functions over the tool's JSON; the tool call and the metrics registry are the shell. On a machine
 // without RDMA the agent says so once and exports nothing.
 
-import { Counter, type Registry } from "prom-client";
+import { Counter, type Registry } from "./exposition.ts";
 import type { SpiderEndpoint } from "../api/types.ts";
 import type { Pod } from "./kube.ts";
 

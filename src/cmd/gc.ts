@@ -2,7 +2,7 @@
 // health port) and prints what it released and why. The bearer token is the in-cluster service account's, a
 // token file's, or the kubeconfig user's; the controller checks it with the API server.
 
-import { loadKubeConfig } from "../kube/client.ts";
+import { loadKubeConfig } from "../kube/client_node.ts";
 import type { ScanReport } from "../controller/gc/gc.ts";
 import { GC_PATH } from "../controller/gc/http.ts";
 import { parseFlags } from "./flags.ts";

@@ -14,15 +14,8 @@ import { validateIPPool } from "../api/validate/ippool.ts";
 import { validateMultusConfig } from "../api/validate/multusconfig.ts";
 import { validateSubnet } from "../api/validate/subnet.ts";
 import { type Family, IPError, parseCIDR, parseIP, parseRange } from "../ip/mod.ts";
-import {
-  closeKubeConfig,
-  ConflictError,
-  KubeHttp,
-  KubeHttpError,
-  KubeTimeoutError,
-  loadKubeConfig,
-  NotFoundError,
-} from "../kube/client.ts";
+import { ConflictError, KubeHttp, KubeHttpError, KubeTimeoutError, NotFoundError } from "../kube/client.ts";
+import { closeKubeConfig, loadKubeConfig } from "../kube/client_node.ts";
 import { parseFlags } from "./flags.ts";
 
 const USAGE = `usage: spiderpool init [flags]

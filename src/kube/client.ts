@@ -1,120 +1,9 @@
-// The one way the project creates Kubernetes clients: a client-node KubeConfig whose HTTP dispatcher is made
-// once and reused (client-node 2.0.1 makes a new one, hence a new TLS connection, for every request), and
-// KubeHttp, a small Deno-fetch client for the hot IPAM reads and writes.
+// The project's Kubernetes client: KubeHttp, JSON requests and watch streams on Deno's fetch with one
+// persistent connection pool, and typed errors for 404/409/timeouts. It loads no Kubernetes client library, so
+// the agent (which reaches the API server only through it) carries none; credentials come from
+// src/kube/kubeconfig.ts or, for callers that hold one, from a client-node KubeConfig (src/kube/client_node.ts).
 
-import { KubeConfig } from "@kubernetes/client-node";
-import type { Cluster } from "@kubernetes/client-node";
-import type { AgentOptions } from "node:https";
-
-/**
- * Loads a kubeconfig: from `path` when given, else the in-cluster service account when running in a Pod, else
- * the default rules ($KUBECONFIG, ~/.kube/config). The result reuses one connection pool for all requests.
- *
- * @example
- * ```ts
- * const kc = loadKubeConfig(Deno.env.get("KUBECONFIG"));
- * const core = kc.makeApiClient(CoreV1Api);
- * ```
- */
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) {
-    kc.loadFromFile(path);
-  } else if (Deno.env.get("KUBERNETES_SERVICE_HOST") && Deno.env.get("KUBERNETES_SERVICE_PORT")) {
-    kc.loadFromCluster();
-  } else {
-    kc.loadFromDefault();
-  }
-  if (!kc.getCurrentCluster()) {
-    const source = path ?? "(default: $KUBECONFIG or ~/.kube/config)";
-    throw new Error(
-      `kubeconfig ${source} has no current cluster; set current-context or pass a kubeconfig path`,
-    );
-  }
-  return withPooledConnections(kc);
-}
-
-/** The parts of undici's Dispatcher we rely on; client-node does not export undici's types. */
-interface Dispatcher {
-  close(): Promise<void>;
-}
-
-/** Internals of client-node 2.0.1's KubeConfig that we replace; `createDispatcher` is private in its types. */
-interface DispatcherFactory {
-  createDispatcher(cluster: Cluster | null, agentOptions: AgentOptions): Dispatcher | undefined;
-}
-
-interface PoolEntry {
-  identity: string;
-  tls: unknown[];
-  dispatcher: Dispatcher | undefined;
-}
-
-const pools = new WeakMap<KubeConfig, { entry?: PoolEntry }>();
-
-/**
- * Makes `kc` reuse one undici dispatcher (a keep-alive connection pool) for every request and watch instead of
- * opening a new TLS connection per request. Safe to call twice. A new dispatcher is made only when the TLS
- * material or endpoint changes (e.g. a rotated client certificate); the old one is closed after its in-flight
- * requests finish.
- *
- * client-node has no client-side rate limiter (unlike client-go's default of 5 QPS / burst 10), and undici's
- * Agent allows unlimited connections per origin, so there is no limit to raise here: the apiserver's
- * priority-and-fairness is the only throttle.
- */
-export function withPooledConnections(kc: KubeConfig): KubeConfig {
-  if (pools.has(kc)) return kc;
-  const pool: { entry?: PoolEntry } = {};
-  pools.set(kc, pool);
-  const factory = kc as unknown as DispatcherFactory;
-  if (typeof factory.createDispatcher !== "function") {
-    throw new Error(
-      "KubeConfig.createDispatcher is gone from @kubernetes/client-node; update src/kube/client.ts",
-    );
-  }
-  const create = factory.createDispatcher.bind(kc);
-  factory.createDispatcher = (cluster, agentOptions) => {
-    const identity = JSON.stringify([
-      cluster?.server,
-      cluster?.proxyUrl,
-      cluster?.skipTLSVerify,
-      agentOptions.servername,
-      agentOptions.rejectUnauthorized,
-    ]);
-    const tls = [
-      agentOptions.ca,
-      agentOptions.cert,
-      agentOptions.key,
-      agentOptions.pfx,
-      agentOptions.passphrase,
-    ];
-    const cached = pool.entry;
-    if (cached && cached.identity === identity && tls.every((v, i) => sameMaterial(v, cached.tls[i]))) {
-      return cached.dispatcher;
-    }
-    const dispatcher = create(cluster, agentOptions);
-    pool.entry = { identity, tls, dispatcher };
-    cached?.dispatcher?.close().catch(() => {});
-    return dispatcher;
-  };
-  return kc;
-}
-
-/** Closes the pooled connections of `kc` (made by loadKubeConfig or withPooledConnections). */
-export async function closeKubeConfig(kc: KubeConfig): Promise<void> {
-  const pool = pools.get(kc);
-  const dispatcher = pool?.entry?.dispatcher;
-  if (pool) pool.entry = undefined;
-  await dispatcher?.close();
-}
-
-function sameMaterial(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a instanceof Uint8Array && b instanceof Uint8Array) {
-    return a.length === b.length && a.every((v, i) => v === b[i]);
-  }
-  return false;
-}
+import type { KubeConfig } from "@kubernetes/client-node";
 
 /** A non-2xx answer of the API server, with the `Status` object it sent when there was one. */
 export class KubeHttpError extends Error {
@@ -192,6 +81,13 @@ export interface KubeHttpOptions {
   keyPem?: string;
   /** Returns the Authorization header value (e.g. "Bearer ..."), or undefined for none. */
   authorization?: () => Promise<string | undefined>;
+  /**
+   * Called when the server answered 401: credentials the authorization function caches (an exec plugin's
+   * token) are stale. The next request calls `authorization` again either way.
+   */
+  unauthorized?: () => void;
+  /** Sent with every request, e.g. the impersonation headers of a kubeconfig user (`Impersonate-User`). */
+  headers?: Record<string, string>;
   /** Deadline for each request, headers and body; default {@linkcode DEFAULT_TIMEOUT_MS}. `0` means none. */
   timeoutMs?: number;
 }
@@ -221,6 +117,8 @@ export class KubeHttp {
   readonly #tls: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem>;
   #streamClient?: Deno.HttpClient;
   readonly #authorization?: () => Promise<string | undefined>;
+  readonly #unauthorized?: () => void;
+  readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
   #auth?: { value: string | undefined; expires: number };
 
@@ -239,6 +137,8 @@ export class KubeHttp {
     this.#client = Deno.createHttpClient({ ...tls, http2: false });
     this.#tls = tls;
     this.#authorization = opts.authorization;
+    this.#unauthorized = opts.unauthorized;
+    this.#headers = { ...opts.headers };
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
@@ -306,7 +206,7 @@ export class KubeHttp {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<KubeResponse<T>> {
-    const headers: Record<string, string> = { accept: opts.accept ?? "application/json" };
+    const headers: Record<string, string> = { ...this.#headers, accept: opts.accept ?? "application/json" };
     const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     if (body !== undefined) headers["content-type"] = opts.contentType ?? "application/json";
     const authorization = await this.#currentAuthorization();
@@ -338,7 +238,7 @@ export class KubeHttp {
    * which would then pay a new TLS handshake. A non-2xx answer throws as `request` does.
    */
   async stream(path: string, opts: { signal?: AbortSignal } = {}): Promise<Response> {
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = { ...this.#headers, accept: "application/json" };
     const authorization = await this.#currentAuthorization();
     if (authorization) headers.authorization = authorization;
     this.#streamClient ??= Deno.createHttpClient({ ...this.#tls, http2: false });
@@ -354,7 +254,10 @@ export class KubeHttp {
 
   #failure(method: string, path: string, res: Response, parsed: unknown): KubeHttpError {
     // A rotated token file or expired exec credential: read the credentials again on the next request.
-    if (res.status === 401) this.#auth = undefined;
+    if (res.status === 401) {
+      this.#auth = undefined;
+      this.#unauthorized?.();
+    }
     const reason = (parsed as { reason?: string })?.reason ?? res.statusText;
     const ErrorType = res.status === 409 ? ConflictError : res.status === 404 ? NotFoundError : KubeHttpError;
     return new ErrorType(method, path, res.status, reason, parsed);

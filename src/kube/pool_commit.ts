@@ -1,8 +1,9 @@
 // Group commit of SpiderIPPool status updates, shared by the agent (ADD, DEL) and the controller's IP GC.
 // Within one process, requests for the same pool queue up; one committer takes every waiting request, reads
-// the pool from the API server once, lets a pure `plan` decide all of them together, and writes ONE status
-// update with the read resourceVersion. Across processes, a 409 Conflict means another writer won: the whole
-// batch is re-read, re-planned and retried with backoff.
+// the pool once (the agent's PoolIO can skip that read, src/agent/pool_io.ts), lets a pure `plan` decide all of
+// them together, and writes ONE status update with the read resourceVersion. Across processes, a 409 Conflict
+// means another writer won: the whole batch, joined by the requests that arrived meanwhile, is re-read,
+// re-planned and retried with backoff.
 
 import { ConflictError, NotFoundError } from "./client.ts";
 import type { SpiderIPPool } from "../api/types.ts";
@@ -13,6 +14,8 @@ export interface Backoff {
   initialMs: number;
   factor: number;
   jitter: number;
+  /** Longest delay between two attempts (before jitter); unbounded when absent. */
+  maxDelayMs?: number;
 }
 
 /**
@@ -144,20 +147,27 @@ export class PoolCommitter<Op, R> {
     try {
       // Let requests submitted in the same turn (the NICs and families of one ADD) join the first batch.
       await Promise.resolve();
-      while (queue.length > 0) {
-        const batch = queue.splice(0);
-        const now = Date.now();
-        for (const w of batch) this.#hooks.admitted?.(w.op, now - w.enqueued);
-        await this.#commit(pool, batch);
-      }
+      while (queue.length > 0) await this.#commit(pool, [], queue);
     } finally {
       this.#queues.delete(pool);
     }
   }
 
-  async #commit(pool: string, batch: Waiter<Op, R>[]): Promise<void> {
+  /** Moves every waiting request of `queue` into `batch`, as admitted. */
+  #admit(batch: Waiter<Op, R>[], queue: Waiter<Op, R>[]): void {
+    const now = Date.now();
+    for (const w of queue.splice(0)) {
+      this.#hooks.admitted?.(w.op, now - w.enqueued);
+      batch.push(w);
+    }
+  }
+
+  async #commit(pool: string, batch: Waiter<Op, R>[], queue: Waiter<Op, R>[]): Promise<void> {
     let delay = this.#backoff.initialMs;
     for (let attempt = 1;; attempt++) {
+      // Requests that arrived while the previous attempt was out (or backing off after a conflict) join this
+      // one: under contention every write that lands serves more requests, so fewer writes compete.
+      this.#admit(batch, queue);
       batch = this.#dropExpired(pool, batch);
       if (batch.length === 0) return;
       this.maxBatch = Math.max(this.maxBatch, batch.length);
@@ -182,7 +192,7 @@ export class PoolCommitter<Op, R> {
           this.#hooks.conflict?.(ops);
           const jitter = 1 + Math.random() * this.#backoff.jitter;
           await new Promise((r) => setTimeout(r, delay * jitter));
-          delay *= this.#backoff.factor;
+          delay = Math.min(delay * this.#backoff.factor, this.#backoff.maxDelayMs ?? Infinity);
           continue;
         }
         if (err instanceof ConflictError) this.#hooks.conflict?.(ops);

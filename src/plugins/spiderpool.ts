@@ -273,19 +273,34 @@ function agentFailure(e: unknown, what: string, socketPath: string): CniError {
   );
 }
 
-/** The agent must answer its health check before ADD/DEL/GC; otherwise the runtime should retry. */
+/** The agent did not answer its health check, or (ADD, DEL) could not be connected to: code `code`. */
+function notHealthy(agent: AgentClient, e: unknown, code: number): CniError {
+  const state = e instanceof AgentRequestError && e.kind === "http" ? "is not ready" : "is unreachable";
+  return new CniError(
+    code,
+    `spiderpool-agent at ${agent.socketPath} ${state}: ${
+      describe(e)
+    }; check the spiderpool-agent pod on this node`,
+  );
+}
+
+/** STATUS and GC ask the agent's health first; otherwise the runtime should retry. */
 async function requireHealthy(agent: AgentClient, code: number): Promise<void> {
   try {
     await agent.healthy();
   } catch (e) {
-    const state = e instanceof AgentRequestError && e.kind === "http" ? "is not ready" : "is unreachable";
-    throw new CniError(
-      code,
-      `spiderpool-agent at ${agent.socketPath} ${state}: ${
-        describe(e)
-      }; check the spiderpool-agent pod on this node`,
-    );
+    throw notHealthy(agent, e, code);
   }
+}
+
+/**
+ * ADD and DEL make no separate health check (upstream's plugin does): it would cost every call a second
+ * connection and round trip, and under load its short deadline failed calls the agent would have served. A
+ * request that cannot connect reached nothing, so it fails with the health check's code and message.
+ */
+function unconnected(agent: AgentClient, e: unknown): CniError | undefined {
+  if (e instanceof AgentRequestError && !e.connected) return notHealthy(agent, e, ErrorCode.tryAgainLater);
+  return undefined;
 }
 
 /** Runs a command with the configuration and logger set up, flushing the log whatever happens. */
@@ -316,7 +331,6 @@ async function cmdAdd(args: CmdArgs): Promise<Result> {
   return await withSetup(args, async (conf, log) => {
     const pod = podIdentity(args.args);
     const agent = new AgentClient(conf.ipamUnixSocketPath);
-    await requireHealthy(agent, ErrorCode.tryAgainLater);
     log.debug(`allocating for pod ${pod.namespace}/${pod.name} (uid ${pod.uid || "unknown"})`);
     let resp: IpamAddResponse;
     try {
@@ -336,7 +350,7 @@ async function cmdAdd(args: CmdArgs): Promise<Result> {
     } catch (e) {
       const what =
         `spiderpool-agent failed to allocate an IP for ${args.ifName} of pod ${pod.namespace}/${pod.name}`;
-      throw agentFailure(e, what, agent.socketPath);
+      throw unconnected(agent, e) ?? agentFailure(e, what, agent.socketPath);
     }
     const result = buildResult(resp, args.ifName);
     const mine = resp.ips.filter((ip) => ip.nic === args.ifName);
@@ -470,7 +484,6 @@ async function cmdDel(args: CmdArgs): Promise<void> {
   await withSetup(args, async (conf, log) => {
     const pod = podIdentity(args.args);
     const agent = new AgentClient(conf.ipamUnixSocketPath);
-    await requireHealthy(agent, ErrorCode.tryAgainLater);
     const who = `pod ${pod.namespace}/${pod.name}`;
     try {
       const outcome = await agent.release({
@@ -491,7 +504,8 @@ async function cmdDel(args: CmdArgs): Promise<void> {
       // check, the DEL fails and the runtime retries it. A release the agent refused is only logged, as
       // upstream does; the IP GC reclaims what it leaves behind.
       if (!(e instanceof AgentRequestError && e.kind === "http")) {
-        throw agentFailure(e, `spiderpool-agent did not answer the release for ${who}`, agent.socketPath);
+        throw unconnected(agent, e) ??
+          agentFailure(e, `spiderpool-agent did not answer the release for ${who}`, agent.socketPath);
       }
       log.error(`release for ${who} failed (left to IP GC): ${describe(e)}`);
     }

@@ -92,7 +92,7 @@ async function agentFor(env: Env, node: string, labels: Record<string, string> =
   const agent = await startAgent({
     nodeName: node,
     socketPath: `${env.dir}/${node}.sock`,
-    kubeConfig: env.scope.cluster.kc,
+    kubeconfig: env.scope.cluster.kubeconfigPath,
     healthPort: 0,
     metricsPort: 0,
     log: () => {},
@@ -865,11 +865,10 @@ kubeTest(
     const addresses = results.map((r) => (r.json as { ips: { address: string }[] }).ips[0].address);
     assert.equal(new Set(addresses).size, 30, `distinct addresses: ${addresses.join(" ")}`);
     await assertPoolMatchesEndpoints(env, p, 30);
-    const conflicts = async (agent: RunningAgent) =>
-      (await agent.metrics.allocationConflicts.get()).values[0].value;
+    const conflicts = (agent: RunningAgent) => agent.metrics.allocationConflicts.value();
     console.log(
       `two agents: 30 ADDs → ${a.metrics.poolStatusWrites + b.metrics.poolStatusWrites} status writes, ` +
-        `${await conflicts(a) + await conflicts(b)} conflict(s) retried`,
+        `${conflicts(a) + conflicts(b)} conflict(s) retried`,
     );
   },
 );
@@ -894,6 +893,57 @@ kubeTest(
     );
     assert.ok(writes <= 6, `expected at most 6 status writes for 20 ADDs, got ${writes}`);
     await assertPoolMatchesEndpoints(env, p, 20);
+  },
+);
+
+kubeTest(
+  "agent: ADDs of new pods read no endpoint (the cache says absent) and write each pool status on the last write's result",
+  async () => {
+    await using env = await environment("agent-reads");
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "reads", { subnet: "198.18.0.0/15", ips: ["198.18.2.0-198.18.2.255"] });
+    const list = await pods(env, "r", 5, node, [p]);
+    const reads = agent.metrics.endpointReads;
+    const bases = { ...agent.ipam.poolBases.stats };
+    for (const pod of list) {
+      const r = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+      assert.equal(r.status, 200, r.text);
+    }
+    assert.equal(agent.metrics.endpointReads - reads, 0, "endpoint GETs for new pods");
+    const stats = agent.ipam.poolBases.stats;
+    assert.equal(stats.read - bases.read, 1, "only the first status write read the pool");
+    assert.equal(stats.written + stats.cache - bases.written - bases.cache, 4);
+    await assertPoolMatchesEndpoints(env, p, 5);
+    // A second interface of a pod whose endpoint this agent just wrote: the endpoint is read, not assumed absent.
+    const again = await call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, list[0]));
+    assert.equal(again.status, 200, again.text);
+    assert.equal(agent.metrics.endpointReads - reads, 1);
+  },
+);
+
+kubeTest(
+  "agent: an endpoint the cache did not list is found when creating it (409), and the ADD decides on the stored one",
+  async () => {
+    await using env = await environment("agent-epmiss");
+    const [na, nb] = [env.scope.name("node-a"), env.scope.name("node-b")];
+    const a = await agentFor(env, na);
+    const b = await agentFor(env, nb);
+    const p = await pool(env, "miss", { subnet: "198.18.0.0/15", ips: ["198.18.3.0-198.18.3.255"] });
+    // Agent b's endpoint cache stops before a writes the endpoint: b never lists it.
+    b.caches.endpoints.stop();
+    const pod = await podOn(env, "m", na, ippoolAnnotation([p]));
+    const first = await call(a.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(first.status, 200, first.text);
+    const writesB = b.metrics.endpointWrites;
+    // The same sandbox's ADD reaches b (as a retried ADD would): it must answer the address a recorded.
+    const second = await call(b.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod));
+    assert.equal(second.status, 200, second.text);
+    const ip = (r: Answer) => (r.json as { ips: { address: string }[] }).ips[0].address;
+    assert.equal(ip(second), ip(first));
+    assert.equal(b.metrics.endpointWrites - writesB, 1, "b tried to create the endpoint once");
+    assert.deepEqual(Object.keys(await allocatedOf(env, p)), [ip(first).split("/")[0]]);
+    await assertPoolMatchesEndpoints(env, p, 1);
   },
 );
 
@@ -937,6 +987,94 @@ kubeTest("agent: 1,100 idle connections on the socket do not starve the health c
     for (const c of idle) c.close();
   }
 });
+
+/** A self-signed serving certificate for 127.0.0.1 (an admission webhook the API server calls). */
+async function selfSigned(dir: string): Promise<{ cert: string; key: string }> {
+  const out = await new Deno.Command("openssl", {
+    args: [
+      ..."req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1"
+        .split(" "),
+      ...["-keyout", `${dir}/key.pem`, "-out", `${dir}/cert.pem`, "-addext", "subjectAltName=IP:127.0.0.1"],
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`openssl: ${new TextDecoder().decode(out.stderr)}`);
+  return { cert: await Deno.readTextFile(`${dir}/cert.pem`), key: await Deno.readTextFile(`${dir}/key.pem`) };
+}
+
+kubeTest(
+  "agent: while ADDs wait on a slow API server, the socket's health check and the liveness probe answer at once",
+  async () => {
+    await using env = await environment("agent-busy");
+    const { http } = env.scope.cluster;
+    const node = env.scope.name("node");
+    const agent = await agentFor(env, node);
+    const p = await pool(env, "busy", { subnet: "192.0.2.0/24", ips: ["192.0.2.10-192.0.2.30"] });
+    const list = await pods(env, "b", 6, node, [p]);
+    // An admission webhook holds every SpiderEndpoint CREATE of this namespace until the test lets go.
+    const tls = await selfSigned(env.dir);
+    let letGo!: () => void;
+    const released = new Promise<void>((r) => letGo = r);
+    let heldCount = 0;
+    const webhook = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: tls.cert, key: tls.key, onListen: () => {} },
+      async (req) => {
+        const review = await req.json();
+        heldCount++;
+        await released;
+        return Response.json({
+          apiVersion: "admission.k8s.io/v1",
+          kind: "AdmissionReview",
+          response: { uid: review.request.uid, allowed: true },
+        });
+      },
+    );
+    const path = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations";
+    const name = env.scope.name("hold");
+    try {
+      await http.post(path, {
+        apiVersion: "admissionregistration.k8s.io/v1",
+        kind: "ValidatingWebhookConfiguration",
+        metadata: { name },
+        webhooks: [{
+          name: "hold.agent-test.spidernet.io",
+          clientConfig: { url: `https://127.0.0.1:${webhook.addr.port}/hold`, caBundle: btoa(tls.cert) },
+          rules: [{
+            apiGroups: ["spiderpool.spidernet.io"],
+            apiVersions: ["v2beta1"],
+            operations: ["CREATE"],
+            resources: ["spiderendpoints"],
+          }],
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": env.scope.namespace } },
+          failurePolicy: "Fail",
+          sideEffects: "None",
+          admissionReviewVersions: ["v1"],
+          timeoutSeconds: 30,
+        }],
+      });
+      env.scope.track(`${path}/${name}`);
+      // The API server takes the new webhook up within about a second.
+      await new Promise((r) => setTimeout(r, 2_000));
+      const adds = list.map((pod) => call(agent.socketPath, "POST", "/v1/ipam/ip", addArgs(env, pod)));
+      await poll(
+        "ADDs to wait in the webhook",
+        20_000,
+        () => Promise.resolve(heldCount >= 1 ? true : undefined),
+      );
+      const client = new AgentClient(agent.socketPath, { healthTimeoutMs: 2_000 });
+      for (let i = 0; i < 5; i++) await client.healthy();
+      const live = await fetch(`http://127.0.0.1:${agent.healthPort}/v1/runtime/liveness`);
+      assert.equal(live.status, 200);
+      letGo();
+      for (const r of await Promise.all(adds)) assert.equal(r.status, 200, r.text);
+      await assertPoolMatchesEndpoints(env, p, 6);
+    } finally {
+      letGo();
+      await webhook.shutdown();
+    }
+  },
+);
 
 kubeTest(
   "agent: raw HTTP/1.1 with Host = socket path or empty and Connection: close gets status line and JSON string body",
@@ -1346,7 +1484,7 @@ kubeTest(
     const agent = await startAgent({
       nodeName: node,
       socketPath: `${env.dir}/conf.sock`,
-      kubeConfig: env.scope.cluster.kc,
+      kubeconfig: env.scope.cluster.kubeconfigPath,
       config: parseAgentConfig("enableIPv6: false\nenableStatefulSet: true\n"),
       log: () => {},
     });
@@ -1616,7 +1754,7 @@ kubeTest(
     assert.equal(new Set(addresses).size, 50);
     await assertPoolMatchesEndpoints(env, p, 50);
     let conflicts = 0;
-    for (const a of agents) conflicts += (await a.metrics.allocationConflicts.get()).values[0].value;
+    for (const a of agents) conflicts += a.metrics.allocationConflicts.value();
     const writes = agents.reduce((n, a) => n + a.metrics.poolStatusWrites, 0);
     console.log(
       `three agents: 60 ADDs for 50 addresses → ${writes} status writes, ${conflicts} conflict(s) retried`,

@@ -88,7 +88,7 @@ async function agentFor(scope: TestScope, dir: string, suffix: string, timing: C
   const running = await startAgent({
     nodeName: node,
     socketPath: `${dir}/${suffix}.sock`,
-    kubeConfig: scope.cluster.kc,
+    kubeconfig: scope.cluster.kubeconfigPath,
     cacheTiming: timing,
     log: () => {},
   });

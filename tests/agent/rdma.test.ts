@@ -3,7 +3,7 @@
 // namespace, and, for real on this machine, the tool call and a real agent on a node without RDMA.
 
 import assert from "node:assert/strict";
-import { Registry } from "prom-client";
+import { Registry } from "../../src/agent/exposition.ts";
 import {
   metricName,
   parseDevices,
@@ -206,7 +206,7 @@ Deno.test("rdma: the exporter, exclusive mode: the VF in a pod's namespace is ex
     try {
       assert.ok(exporter.active);
       assert.match(lines.join("\n"), /RDMA devices mlx5_0, mlx5_2, mlx5_3 \(netns mode exclusive\)/);
-      const text = await registry.metrics();
+      const text = await registry.scrape();
       assert.match(text, /^# TYPE rdma_rx_write_requests_total counter$/m);
       assert.match(
         text,

@@ -10,11 +10,12 @@
 //
 // Usage: deno run -A tests/bench/ipam.ts [--pods 300] [--agents 3] [--concurrency 16]
 //        deno run -A tests/bench/ipam.ts --scale   (100 and 1,000 pods over 1 and 10 nodes, then a summary)
-// (after scripts/build.sh). Uses the control plane of $SPIDERPOOL_TEST_KUBECONFIG when set, else starts one.
+// (after scripts/build.sh). Uses the control plane of $SPIDERPOOL_TEST_KUBECONFIG when set, else starts one, and
+// the build in dist/, or the one $SPIDERPOOL_DIST names (to compare two builds under the same machine load).
 
 import { parseArgs } from "node:util";
 import type { KubeHttp } from "../../src/kube/client.ts";
-import { type CniRun, execCni, hostLocalBridgeConf, resultAddresses } from "../e2e/cni.ts";
+import { type CniRun, DIST, execCni, hostLocalBridgeConf, resultAddresses } from "../e2e/cni.ts";
 import { consistencyProblems, e2e, listEndpoints, poolRecords, type Sandbox } from "../e2e/env.ts";
 import { netnsPath } from "../e2e/netns.ts";
 import { scrapeMetrics, type SimNode } from "../e2e/node_sim.ts";
@@ -111,6 +112,10 @@ async function agentCounters(nodes: SimNode[]) {
     allocs: 0,
     releaseSeconds: 0,
     releases: 0,
+    allocWaitSeconds: 0,
+    allocWaits: 0,
+    releaseWaitSeconds: 0,
+    releaseWaits: 0,
   };
   for (const n of nodes) {
     const m = await scrapeMetrics(n.agent.metricsPort);
@@ -122,6 +127,10 @@ async function agentCounters(nodes: SimNode[]) {
     sum.allocs += m.get("spiderpool_ipam_allocation_duration_seconds_count") ?? 0;
     sum.releaseSeconds += m.get("spiderpool_ipam_release_duration_seconds_sum") ?? 0;
     sum.releases += m.get("spiderpool_ipam_release_duration_seconds_count") ?? 0;
+    sum.allocWaitSeconds += m.get("spiderpool_ipam_allocation_limit_duration_seconds_sum") ?? 0;
+    sum.allocWaits += m.get("spiderpool_ipam_allocation_limit_duration_seconds_count") ?? 0;
+    sum.releaseWaitSeconds += m.get("spiderpool_ipam_release_limit_duration_seconds_sum") ?? 0;
+    sum.releaseWaits += m.get("spiderpool_ipam_release_limit_duration_seconds_count") ?? 0;
   }
   return sum;
 }
@@ -212,7 +221,10 @@ async function scenario(PODS: number, AGENTS: number): Promise<ScenarioResult> {
   if (PODS > 4000) throw new Error(`--pods ${PODS}: at most 4000 (the pool spans 198.18.0.10-198.18.15.254)`);
   await using env = await e2e("bench-ipam");
   const { http, namespace } = env;
-  console.log(`\nIPAM benchmark: ${PODS} pods, ${AGENTS} agents, ${CONCURRENCY} CNI calls at a time`);
+  console.log(
+    `\nIPAM benchmark: ${PODS} pods, ${AGENTS} agents, ${CONCURRENCY} CNI calls at a time; build ${DIST}; ` +
+      `load average ${Deno.loadavg().map((l) => l.toFixed(1)).join(" ")}`,
+  );
   const nodes = await env.startNodes(AGENTS);
   const pool = await env.pool("shared", {
     subnet: "198.18.0.0/20",
@@ -340,7 +352,12 @@ async function scenario(PODS: number, AGENTS: number): Promise<ScenarioResult> {
   console.log(
     `time inside the agents (mean per request): ADD ${
       avgMs(m1.allocSeconds - m0.allocSeconds, m1.allocs - m0.allocs)
-    } ms, DEL ${avgMs(m2.releaseSeconds - m1d.releaseSeconds, m2.releases - m1d.releases)} ms`,
+    } ms, DEL ${avgMs(m2.releaseSeconds - m1d.releaseSeconds, m2.releases - m1d.releases)} ms; ` +
+      `of which waiting for the pool's committer (mean per pool request): ADD ${
+        avgMs(m1.allocWaitSeconds - m0.allocWaitSeconds, m1.allocWaits - m0.allocWaits)
+      } ms, DEL ${
+        avgMs(m2.releaseWaitSeconds - m1d.releaseWaitSeconds, m2.releaseWaits - m1d.releaseWaits)
+      } ms`,
   );
   const addRequests = diff(r1.requests, r0.requests);
   const delRequests = diff(r2.requests, r1d.requests);

@@ -4,7 +4,8 @@
 
 import { parseArgs } from "node:util";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
-import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../../src/kube/client.ts";
+import { KubeHttp } from "../../src/kube/client.ts";
+import { closeKubeConfig, loadKubeConfig } from "../../src/kube/client_node.ts";
 import { type ControlPlane, startControlPlane } from "../kube/controlplane.ts";
 import { installCrds } from "../kube/crds.ts";
 

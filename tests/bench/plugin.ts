@@ -107,6 +107,11 @@ async function distCopy(dir: string, program?: string): Promise<string> {
     for await (const e of Deno.readDir(`${DIST}/lib`)) {
       if (e.name.endsWith(".js")) await Deno.copyFile(`${DIST}/lib/${e.name}`, `${dir}/lib/${e.name}`);
     }
+    // The plugins' own programs (scripts/build.sh), which the launcher runs for CNI calls.
+    await Deno.mkdir(`${dir}/lib/cni`);
+    for await (const e of Deno.readDir(`${DIST}/lib/cni`)) {
+      await Deno.copyFile(`${DIST}/lib/cni/${e.name}`, `${dir}/lib/cni/${e.name}`);
+    }
   }
   await Deno.symlink("../spiderpool", `${dir}/cni/spiderpool`);
   return `${dir}/cni/spiderpool`;

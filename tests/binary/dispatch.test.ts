@@ -89,8 +89,11 @@ Deno.test("spiderpool crds prints the six CRDs, identical to the files in crds/"
   }
 });
 
-/** Every chunk a module statically imports, transitively (what Deno must load before it runs). */
-async function staticClosure(lib: string, entry: string): Promise<Set<string>> {
+/**
+ * Every chunk a module statically imports, transitively (what Deno must load before it runs). `plugin`: also
+ * assert what keeps a plugin's start cheap (no literal dynamic import, no static node: import).
+ */
+async function staticClosure(lib: string, entry: string, plugin = true): Promise<Set<string>> {
   const seen = new Set<string>();
   const todo = [entry];
   while (todo.length > 0) {
@@ -101,13 +104,14 @@ async function staticClosure(lib: string, entry: string): Promise<Set<string>> {
     for (const m of text.matchAll(/^import\s[^;]*?from\s*"\.\/([^"]+)"|^import\s*"\.\/([^"]+)"/gm)) {
       todo.push(m[1] ?? m[2]);
     }
+    if (!plugin) continue;
     assert.doesNotMatch(text, /import\("/, `${name} has a literal dynamic import that Deno would preload`);
     assert.doesNotMatch(text, /from\s*"node:/, `${name} statically imports a node: module`);
   }
   return seen;
 }
 
-Deno.test("the plugins' chunks never contain the Kubernetes client or prom-client", async (t) => {
+Deno.test("the plugins' and the agent's chunks never contain the Kubernetes client or prom-client", async (t) => {
   const lib = `${dist}lib`;
   const names = (await Array.fromAsync(Deno.readDir(lib))).map((e) => e.name);
   if (!names.includes("main.js")) {
@@ -125,6 +129,47 @@ Deno.test("the plugins' chunks never contain the Kubernetes client or prom-clien
       const text = await Deno.readTextFile(`${lib}/${chunk}`);
       assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `${entry} loads ${chunk}`);
     }
+  }
+  // The agent talks to the API server through KubeHttp and exposes metrics with its own writer: its code loads
+  // none of client-node, undici, ws or prom-client (≈ 75 MiB of resident memory between them).
+  const agent = names.find((n) => /^agent-[A-Z0-9]+\.js$/.test(n));
+  assert.ok(agent, `no agent chunk in ${names.join(", ")}`);
+  for (const chunk of await staticClosure(lib, agent!, false)) {
+    const text = await Deno.readTextFile(`${lib}/${chunk}`);
+    const heavy = text.match(/node_modules\/\.deno\/(@kubernetes\+client-node|prom-client|undici|ws)@/);
+    assert.equal(heavy?.[1], undefined, `the agent loads ${heavy?.[1]} through ${chunk}`);
+  }
+  // The programs the launcher runs for CNI calls: one self-contained file per plugin.
+  for (const p of ["spiderpool", "coordinator", "ifacer"]) {
+    const closure = await staticClosure(`${lib}/cni`, `${p}.js`);
+    assert.deepEqual([...closure], [`${p}.js`], `lib/cni/${p}.js imports other files`);
+    const text = await Deno.readTextFile(`${lib}/cni/${p}.js`);
+    assert.doesNotMatch(text, /KubeConfig|prom-client|collectDefaultMetrics/, `lib/cni/${p}.js`);
+  }
+});
+
+Deno.test("a CNI call under a plugin's name runs that plugin's own program; other calls run main.js", async () => {
+  if (!(await Deno.stat(`${dist}lib/main.js`).catch(() => null))) return; // a compiled build has one program
+  const dir = await Deno.makeTempDir({ prefix: "spiderpool-launcher-cni-" });
+  try {
+    await Deno.mkdir(`${dir}/lib/cni`, { recursive: true });
+    await Deno.symlink(await Deno.realPath(`${dist}lib/deno`), `${dir}/lib/deno`);
+    const say = (what: string) => `console.log(${JSON.stringify(what)} + " " + Deno.env.get("CNI_COMMAND"));`;
+    await Deno.writeTextFile(`${dir}/lib/main.js`, say("main.js"));
+    await Deno.writeTextFile(`${dir}/lib/cni/spiderpool.js`, say("lib/cni/spiderpool.js"));
+    await Deno.copyFile(`${dist}spiderpool`, `${dir}/spiderpool`);
+    await Deno.chmod(`${dir}/spiderpool`, 0o755);
+    await Deno.mkdir(`${dir}/cni`);
+    for (const p of ["spiderpool", "ifacer"]) await Deno.symlink("../spiderpool", `${dir}/cni/${p}`);
+    const cni = await run(`${dir}/cni/spiderpool`, [], { CNI_COMMAND: "VERSION" });
+    assert.equal(cni.stdout.trim(), "lib/cni/spiderpool.js VERSION", cni.stderr);
+    // No program of its own in this build: main.js dispatches by name, as before.
+    const other = await run(`${dir}/cni/ifacer`, [], { CNI_COMMAND: "VERSION" });
+    assert.equal(other.stdout.trim(), "main.js VERSION", other.stderr);
+    const cli = await run(`${dir}/spiderpool`, ["version"]);
+    assert.equal(cli.stdout.trim(), "main.js undefined", cli.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

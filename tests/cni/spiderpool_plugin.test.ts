@@ -12,7 +12,8 @@ interface Seen {
   body: unknown;
 }
 
-type Handler = (req: Seen) => { status: number; body?: unknown; headers?: Record<string, string> };
+type Answer = { status: number; body?: unknown; headers?: Record<string, string> };
+type Handler = (req: Seen) => Answer | Promise<Answer>;
 
 /** The agent side of the socket API: answers from `routes` ("METHOD /path"), records every request. */
 interface Agent {
@@ -35,7 +36,7 @@ async function startAgent(dir: string, routes: Record<string, Handler>): Promise
     seen.push(entry);
     const handler = routes[`${req.method} ${path}`];
     if (!handler) return new Response(JSON.stringify(`no route ${req.method} ${path}`), { status: 404 });
-    const out = handler(entry);
+    const out = await handler(entry);
     return new Response(out.body === undefined ? null : JSON.stringify(out.body), {
       status: out.status,
       headers: { "content-type": "application/json", ...out.headers },
@@ -132,7 +133,7 @@ async function withAgent(routes: Record<string, Handler>, fn: (dir: string, agen
   }
 }
 
-Deno.test("ADD sends IpamAddArgs after a health check and prints only this interface's IPs", async () => {
+Deno.test("ADD sends IpamAddArgs in one request (no separate health check) and prints only this interface's IPs", async () => {
   await withAgent(
     { ...HEALTHY, "POST /v1/ipam/ip": () => ({ status: 200, body: TWO_NICS }) },
     async (dir, agent) => {
@@ -154,11 +155,8 @@ Deno.test("ADD sends IpamAddArgs after a health check and prints only this inter
         ],
         routes: [{ dst: "0.0.0.0/0", gw: "192.0.2.1" }, { dst: "::/0", gw: "2001:db8:1::1" }],
       });
-      assert.deepEqual(agent.seen.map((s) => `${s.method} ${s.path}`), [
-        "GET /v1/ipam/healthy",
-        "POST /v1/ipam/ip",
-      ]);
-      assert.deepEqual(agent.seen[1].body, {
+      assert.deepEqual(agent.seen.map((s) => `${s.method} ${s.path}`), ["POST /v1/ipam/ip"]);
+      assert.deepEqual(agent.seen[0].body, {
         containerID: "0123456789abcdef",
         ifName: "eth0",
         netNamespace: "/var/run/netns/pod",
@@ -260,24 +258,56 @@ Deno.test("an unreachable agent is code 11 on ADD, an error on DEL and code 50 o
   }
 });
 
-Deno.test("an agent that fails its health check is code 11 on ADD and no allocation is requested", async () => {
+Deno.test("an unreachable agent fails ADD and DEL with the health check's code 11 and message", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sp-cni-" });
+  try {
+    const socket = `${dir}/nobody.sock`;
+    for (const command of ["ADD", "DEL"]) {
+      const r = await runPlugin(command, netConf(dir, socket));
+      assert.equal(r.code, 1, r.stdout);
+      assert.equal(r.json?.code, 11, r.stdout);
+      assert.match(
+        r.json?.msg as string,
+        new RegExp(
+          `^spiderpool-agent at ${socket} is unreachable: cannot connect to ${socket}: .*; ` +
+            "check the spiderpool-agent pod on this node$",
+        ),
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a busy agent that answers after the old health check's 2 s deadline still serves ADD and DEL", async () => {
+  const slow = <T>(value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), 2_500));
   await withAgent(
-    { "GET /v1/ipam/healthy": () => ({ status: 500, body: "not ready" }) },
+    {
+      "GET /v1/ipam/healthy": () => slow({ status: 200 }),
+      "POST /v1/ipam/ip": () => slow({ status: 200, body: TWO_NICS }),
+      "DELETE /v1/ipam/ip": () => slow({ status: 200 }),
+    },
     async (dir, agent) => {
-      const r = await runPlugin("ADD", netConf(dir, agent));
-      assert.equal(r.json?.code, 11);
-      assert.match(r.json?.msg as string, /is not ready: not ready/);
-      assert.deepEqual(agent.seen.map((s) => s.path), ["/v1/ipam/healthy"]);
+      const add = await runPlugin("ADD", netConf(dir, agent));
+      assert.equal(add.code, 0, add.stdout);
+      assert.equal((add.json?.ips as unknown[]).length, 2);
+      const del = await runPlugin("DEL", netConf(dir, agent));
+      assert.equal(del.code, 0, del.stdout);
+      assert.deepEqual(agent.seen.map((s) => `${s.method} ${s.path}`), [
+        "POST /v1/ipam/ip",
+        "DELETE /v1/ipam/ip",
+      ]);
     },
   );
 });
 
 Deno.test("DEL sends IpamDelArgs and succeeds when there is nothing to release", async () => {
-  await withAgent({ ...HEALTHY, "DELETE /v1/ipam/ip": () => ({ status: 200 }) }, async (dir, agent) => {
+  await withAgent({ "DELETE /v1/ipam/ip": () => ({ status: 200 }) }, async (dir, agent) => {
     const r = await runPlugin("DEL", netConf(dir, agent), { CNI_NETNS: "" });
     assert.equal(r.code, 0, r.stdout);
     assert.equal(r.stdout, "");
-    assert.deepEqual(agent.seen[1], {
+    assert.deepEqual(agent.seen.map((s) => s.path), ["/v1/ipam/ip"]);
+    assert.deepEqual(agent.seen[0], {
       method: "DELETE",
       path: "/v1/ipam/ip",
       body: {
@@ -624,7 +654,7 @@ Deno.test("bridge delegates IPAM to spiderpool: the agent's address is set in th
     assert.equal(del.code, 0, del.stdout + del.stderr);
     assert.deepEqual(
       agent.seen.map((s) => `${s.method} ${s.path}`),
-      ["GET /v1/ipam/healthy", "POST /v1/ipam/ip", "GET /v1/ipam/healthy", "DELETE /v1/ipam/ip"],
+      ["POST /v1/ipam/ip", "DELETE /v1/ipam/ip"],
     );
     const after = await ip("-n", netns, "-j", "link", "show");
     assert.equal((JSON.parse(after) as { ifname: string }[]).some((l) => l.ifname === "eth0"), false);

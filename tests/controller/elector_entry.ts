@@ -5,7 +5,8 @@
 
 import { parseArgs } from "node:util";
 import { LeaderElector, type LeaderView, type LeaderWork } from "../../src/controller/leader.ts";
-import { closeKubeConfig, KubeHttp, loadKubeConfig } from "../../src/kube/client.ts";
+import { KubeHttp } from "../../src/kube/client.ts";
+import { closeKubeConfig, loadKubeConfig } from "../../src/kube/client_node.ts";
 
 const { values } = parseArgs({
   options: {

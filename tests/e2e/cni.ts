@@ -4,8 +4,12 @@
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
+/**
+ * The build under test: `dist/`, or the one $SPIDERPOOL_DIST names (a benchmark compares two builds in one run).
+ */
+export const DIST = (Deno.env.get("SPIDERPOOL_DIST") ?? `${ROOT}dist`).replace(/\/+$/, "");
 /** Directory holding our plugin names (symlinks to the one binary), first on CNI_PATH. */
-export const DIST_CNI = `${ROOT}dist/cni`;
+export const DIST_CNI = `${DIST}/cni`;
 /** Debian's containernetworking-plugins. */
 export const SYSTEM_CNI = "/usr/lib/cni";
 export const CNI_PATH = `${DIST_CNI}:${SYSTEM_CNI}`;

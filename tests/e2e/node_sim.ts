@@ -5,10 +5,10 @@
 import { AgentClient } from "../../src/agentapi/client.ts";
 import type { KubeHttp } from "../../src/kube/client.ts";
 import { ConflictError, NotFoundError } from "../../src/kube/client.ts";
+import { DIST } from "./cni.ts";
 import { addNetns, delNetns } from "./netns.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
-export const AGENT_BIN = `${ROOT}dist/spiderpool`;
+export const AGENT_BIN = `${DIST}/spiderpool`;
 
 /** Free TCP ports on loopback (listen on port 0, close). */
 export function freePorts(n: number): number[] {

@@ -80,7 +80,7 @@ export async function gcWorld(prefix: string): Promise<GcWorld> {
       const agent = await startAgent({
         nodeName: name,
         socketPath: `${dir}/${suffix}.sock`,
-        kubeConfig: kc,
+        kubeconfig: scope.cluster.kubeconfigPath,
         log: () => {},
       });
       agents.push(agent);

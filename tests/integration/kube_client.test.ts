@@ -1,17 +1,16 @@
-// The project's Kubernetes client factory (src/kube/client.ts) against a real kube-apiserver: pooled
-// connections for client-node, and KubeHttp's results and typed errors.
+// The project's Kubernetes clients (src/kube/client.ts, src/kube/client_node.ts) against a real kube-apiserver:
+// pooled connections for client-node, and KubeHttp's results and typed errors.
 
 import assert from "node:assert/strict";
 import { CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import {
-  closeKubeConfig,
   ConflictError,
   KubeHttp,
   KubeHttpError,
   KubeTimeoutError,
-  loadKubeConfig,
   NotFoundError,
 } from "../../src/kube/client.ts";
+import { closeKubeConfig, loadKubeConfig } from "../../src/kube/client_node.ts";
 import { getCluster, kubeTest, type TestScope, testScope } from "../kube/harness.ts";
 
 const GROUP = "spiderpool.spidernet.io";

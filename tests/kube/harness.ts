@@ -3,7 +3,8 @@
 // project's CRDs from crds/ and gives each test its own namespace and clean-up.
 
 import type { KubeConfig } from "@kubernetes/client-node";
-import { closeKubeConfig, KubeHttp, loadKubeConfig, NotFoundError } from "../../src/kube/client.ts";
+import { KubeHttp, NotFoundError } from "../../src/kube/client.ts";
+import { closeKubeConfig, loadKubeConfig } from "../../src/kube/client_node.ts";
 import { type ControlPlane, startControlPlane } from "./controlplane.ts";
 import { CRD_DIR, type CustomResourceDefinition, installCrds, MULTUS_CRD_DIR } from "./crds.ts";
 import { poll } from "./poll.ts";

@@ -234,15 +234,22 @@ kubeTest(
           kind: "TokenReview",
           spec: { token: "not-a-token" },
         })],
-      ["review a caller's access (SubjectAccessReview)", (c) =>
-        c.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
-          apiVersion: "authorization.k8s.io/v1",
-          kind: "SubjectAccessReview",
-          spec: {
-            user: "someone",
-            resourceAttributes: { group: "spiderpool.spidernet.io", resource: "spiderippools", subresource: "gc" },
-          },
-        })],
+      [
+        "review a caller's access (SubjectAccessReview)",
+        (c) =>
+          c.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+            apiVersion: "authorization.k8s.io/v1",
+            kind: "SubjectAccessReview",
+            spec: {
+              user: "someone",
+              resourceAttributes: {
+                group: "spiderpool.spidernet.io",
+                resource: "spiderippools",
+                subresource: "gc",
+              },
+            },
+          }),
+      ],
       [
         "create Events about pods",
         (c) =>

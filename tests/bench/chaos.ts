@@ -18,6 +18,9 @@ const { values } = parseArgs({
   },
   strict: true,
 });
+// Ctrl-C ends the operations early; the run still quiesces, reports and removes what it created.
+const interrupt = new AbortController();
+Deno.addSignalListener("SIGINT", () => interrupt.abort());
 const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
 console.log(`load average before: ${load()}`);
 const report = await runChaos({
@@ -34,6 +37,7 @@ const report = await runChaos({
     SPIDERPOOL_GC_UNCONFIRMED_RECORD_GRACE_DURATION: "10",
   },
   observeAgent: true,
+  signal: interrupt.signal,
   log: (m) => console.error(`chaos: ${m}`),
 });
 console.log(formatChaos(report));

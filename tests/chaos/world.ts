@@ -51,6 +51,8 @@ export interface ChaosOptions {
    * of the operations ran and again after the reclaim.
    */
   observeAgent?: boolean;
+  /** Aborting it stops the operations early; the run then quiesces, checks and cleans up as usual. */
+  signal?: AbortSignal;
   log?: (message: string) => void;
 }
 
@@ -507,7 +509,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     let warm: { pid: number; at: ProcessResources; ops: number } | undefined;
     let warmTaken = false;
     const worker = async () => {
-      while (report.ops < o.ops) {
+      while (report.ops < o.ops && !o.signal?.aborted) {
         if (o.observeAgent && !warmTaken && report.ops >= o.ops / 10) {
           warmTaken = true;
           const pid = nodes[0].agent.pid;

@@ -102,6 +102,8 @@ export async function controllerAsServiceAccount(
     namespace: NS,
     webhookConfigName: "spiderpool-controller",
     webhookSelector,
+    // Every component the Deployment switches on, the application controller included.
+    autoPools: true,
     replicas: more.replicas,
     env: { ...await deploymentEnv(), ...more.env },
   });

@@ -130,6 +130,7 @@ async function controllerAsServiceAccount(
     namespace: NS,
     webhookConfigName: "spiderpool-controller",
     webhookSelector,
+    reconcileNamespace: false,
     env: await deploymentEnv(),
   });
 }

@@ -234,7 +234,7 @@ kubeTest(
     });
     assert.match(
       vlan.spec!.config!,
-      /^\{"cniVersion":"0\.3\.1","name":"macvlan-ens192","plugins":\[\{"type":"ifacer"/,
+      /^\{"cniVersion":"0\.3\.1","name":"macvlan-ens192","plugins":\[\{"vlanID":100,"type":"ifacer","interfaces":\["ens192"\]\},/,
     );
     await http.patch(nadPath(ns, "macvlan-ens192"), { spec: { config: "{}" } }, "merge");
     await poll("the hand-edited NAD to be repaired", 30_000, async () => {
@@ -347,5 +347,42 @@ kubeTest(
     assert.match(await off.replicas[0].log(), /; 3 leader-only component\(s\)/);
     // Stopped before the clean-up, so that no auto-pool is made again for the Deployment while its pools go.
     await Promise.all([...set.replicas, ...off.replicas].map((r) => r.stop()));
+  },
+);
+
+kubeTest(
+  "controller process: with enableValidatingResourcesDeletedWebhook off (the default) an in-use pool may be deleted; its finalizer keeps it until the addresses are released",
+  async () => {
+    await using scope = await testScope("ctl-deloff", { serviceAccount: false });
+    await using set = await startControllers(scope);
+    const { http } = set;
+    const { v4, v4prefix } = randomSubnets();
+    const name = scope.name("p");
+    const pools = `${API}/spiderippools`;
+    await set.create(pools, {
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderIPPool",
+      metadata: { name },
+      spec: { subnet: v4, ips: [`${v4prefix}10-${v4prefix}20`] },
+    });
+    const allocated = JSON.stringify({ [`${v4prefix}12`]: { pod: "ns/web-0", podUid: "u-1" } });
+    await http.patch(`${pools}/${name}/status`, { status: { allocatedIPs: allocated, allocatedIPCount: 1 } });
+    await http.delete(`${pools}/${name}`);
+    const { body } = await http.get<SpiderIPPool>(`${pools}/${name}`);
+    assert.ok(body.metadata.deletionTimestamp, "admitted: the pool is terminating");
+    assert.deepEqual(body.metadata.finalizers, ["spiderpool.spidernet.io"]);
+    // The leader keeps it while the address is allocated, and lets it go once the agent released it.
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.ok((await http.get<SpiderIPPool>(`${pools}/${name}`)).body.metadata.deletionTimestamp);
+    await http.patch(`${pools}/${name}/status`, { status: { allocatedIPs: null, allocatedIPCount: 0 } });
+    await poll("the leader to drop the finalizer of the emptied pool", 30_000, async () => {
+      try {
+        await http.get(`${pools}/${name}`);
+        return undefined;
+      } catch (err) {
+        if (err instanceof NotFoundError) return true;
+        throw err;
+      }
+    });
   },
 );

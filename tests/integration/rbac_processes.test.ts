@@ -220,7 +220,11 @@ kubeTest(
       return body.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"] ? body : undefined;
     });
     assert.equal(pod.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"], `${scope.namespace}/gpu1`);
-    assert.deepEqual(pod.spec.containers[0].resources, { limits: { "spidernet.io/gpu1sriov": "1" } });
+    // (The API server defaults the request of an extended resource to its limit.)
+    assert.deepEqual(
+      (pod.spec.containers[0].resources as { limits?: unknown }).limits,
+      { "spidernet.io/gpu1sriov": "1" },
+    );
 
     // Every component the Deployment switches on (the pool and subnet reconcilers, the auto-pool controller, the
     // SpiderMultusConfig and SpiderCoordinator controllers) has listed what it watches by now; nothing refused.

@@ -94,9 +94,10 @@ export async function autoPoolWorld(prefix: string, opts: WorldOptions = {}): Pr
     elector = new LeaderElector({
       http,
       namespace,
+      // A Lease of its own: the controller process of the set (webhooks only for applications: it handles
+      // none, see --reconcile-namespace) holds spiderpool-controller-leases in this namespace.
+      leaseName: `apps-${set.id}`,
       identity: `apps-${set.id}`,
-      // The controller set's processes hold the default Lease of this namespace for their own work.
-      leaseName: `auto-pools-${set.id}`,
       timings: TIMINGS,
       work: [reconcilers, apps],
       log: () => {},

@@ -2,7 +2,8 @@
 // in one namespace sharing the generated certificate (Secret spiderpool-controller-server-certs) and the leader
 // Lease, registered with the real kube-apiserver through `--webhook-url` on loopback. The test cluster is shared
 // with other suites, so the webhooks only see objects carrying this set's labels (objectSelector) and the
-// elected leader reconciles only pools and subnets carrying them (`--reconcile-selector`); objects made
+// elected leader reconciles only pools and subnets carrying them (`--reconcile-selector`), applications and
+// SpiderMultusConfigs of one namespace (`--reconcile-namespace`, none by default); objects made
 // through `create` carry them and are removed (finalizers stripped) when the set is disposed.
 //
 // Routing of the replicas:
@@ -72,6 +73,12 @@ export interface ControllerSetOptions {
   webhookSelector?: boolean;
   /** false: the leader reconciles nothing (a test of the webhooks alone); default the set's objects. */
   reconcile?: boolean;
+  /**
+   * The namespace whose applications (auto-pools) and SpiderMultusConfigs the leader handles
+   * (`--reconcile-namespace`); false: every namespace. Default none (a namespace that does not exist), so that
+   * the controllers of other tests' worlds work alone.
+   */
+  reconcileNamespace?: string | false;
 }
 
 export interface ControllerSet extends AsyncDisposable {
@@ -178,9 +185,18 @@ export async function startControllers(
             ...(opts.webhookSelector === false ? [] : ["--webhook-object-selector", selector]),
             "--reconcile-selector",
             reconciled,
+            ...(opts.reconcileNamespace === false
+              ? []
+              : ["--reconcile-namespace", opts.reconcileNamespace ?? `none-${id}`]),
             ...(opts.extraArgs ?? []),
           ],
-          env: { SPIDERPOOL_ENABLED_METRIC: "true", ...opts.env },
+          // The SpiderCoordinator status controller keeps one coordinator by name: one of the set's own, unless
+          // the test names one (the shared cluster's "default" belongs to the tests of spiderpool init).
+          env: {
+            SPIDERPOOL_ENABLED_METRIC: "true",
+            SPIDERPOOL_COORDINATOR_DEAFULT_NAME: `coord-${id}`,
+            ...opts.env,
+          },
           ports: { health, webhook, metrics },
         }),
       );

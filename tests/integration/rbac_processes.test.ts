@@ -37,19 +37,23 @@ async function webhookConfig(scope: TestScope, plural: string) {
 kubeTest(
   "under RBAC: the controller with its ServiceAccount's token patches the shipped webhooks, serves them, leads and reconciles",
   async () => {
-    await using scope = await testScope("rbac-ctl-proc", { serviceAccount: false });
+    // A namespace whose pods (only) the Pod webhook of podResourceInject sees, as a user would switch it on.
+    await using scope = await testScope("rbac-ctl-proc");
     await using sa = await underRbac(scope, true);
     const before = await webhookConfig(scope, "validatingwebhookconfigurations");
     assert.ok(before.webhooks.every((w) => !w.clientConfig.caBundle), "shipped without CA");
 
-    await using set = await controllerAsServiceAccount(scope, sa.controller);
+    await using set = await controllerAsServiceAccount(scope, sa.controller, true, {
+      configYaml: `podResourceInject:\n  enabled: true\n  namespacesInclude: [${scope.namespace}]\n`,
+    });
     const leader = await set.leader();
     await set.ready(leader);
     assert.equal(await set.holder(), leader.podName);
     // The shipped configurations now carry the CA and this controller's address, and nothing was created.
     for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
       const cfg = await webhookConfig(scope, plural);
-      assert.equal(cfg.webhooks.length, 5, plural);
+      // The mutating one also holds the Pod webhook podResourceInject asks for.
+      assert.equal(cfg.webhooks.length, plural.startsWith("mutating") ? 6 : 5, plural);
       for (const w of cfg.webhooks) {
         assert.ok(w.clientConfig.caBundle, `${plural} ${w.name} has the CA`);
         assert.equal(w.clientConfig.service, undefined, "the url replaced the shipped Service");
@@ -82,6 +86,40 @@ kubeTest(
       const { body } = await set.http.get<Obj>(`${API}/spiderippools/${name}`);
       return body.status?.totalIPCount === 5 || undefined;
     });
+    // The Pod webhook reads the namespace and lists SpiderMultusConfigs of every namespace as the controller's
+    // ServiceAccount: a pod asking for a group of networks gets them (the SMC through its own webhook).
+    const group = `rdma-${set.id}`;
+    await set.create(`${API}/namespaces/${scope.namespace}/spidermultusconfigs`, {
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderMultusConfig",
+      metadata: { name: "gpu1", annotations: { "cni.spidernet.io/rdma-resource-inject": group } },
+      spec: { cniType: "sriov", sriov: { resourceName: "spidernet.io/gpu1sriov", ippools: { ipv4: ["a"] } } },
+    });
+    const pod = await poll("the Pod webhook to inject a pod", 30_000, async () => {
+      const { body } = await set.http.post<
+        {
+          metadata: { annotations?: Record<string, string> };
+          spec: { containers: { resources?: unknown }[] };
+        }
+      >(`/api/v1/namespaces/${scope.namespace}/pods?dryRun=All`, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: "p",
+          labels: set.labels(),
+          annotations: { "cni.spidernet.io/rdma-resource-inject": group },
+        },
+        spec: { containers: [{ name: "c", image: "registry.invalid/pause:1" }] },
+      });
+      return body.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"] ? body : undefined;
+    });
+    assert.equal(pod.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"], `${scope.namespace}/gpu1`);
+    // (The API server defaults the request of an extended resource to its limit.)
+    assert.deepEqual(
+      (pod.spec.containers[0].resources as { limits?: unknown }).limits,
+      { "spidernet.io/gpu1sriov": "1" },
+    );
+
     // Every component the Deployment switches on (the pool and subnet reconcilers, the auto-pool controller, the
     // SpiderMultusConfig and SpiderCoordinator controllers, the IP GC) has listed what it watches by now; nothing refused.
     assert.match(await leader.log(), /; 5 leader-only component\(s\)/);

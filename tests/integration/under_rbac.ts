@@ -95,15 +95,17 @@ export async function controllerAsServiceAccount(
   scope: TestScope,
   kubeconfig: string,
   webhookSelector = true,
-  more: { replicas?: number; env?: Record<string, string> } = {},
+  more: { replicas?: number; env?: Record<string, string>; configYaml?: string } = {},
 ): Promise<ControllerSet> {
   return await startControllers(scope, {
+    configYaml: more.configYaml,
     kubeconfig,
     namespace: NS,
     webhookConfigName: "spiderpool-controller",
     webhookSelector,
     // Every component the Deployment switches on, the application controller included.
     autoPools: true,
+    reconcileNamespace: false,
     replicas: more.replicas,
     env: { ...await deploymentEnv(), ...more.env },
   });

@@ -80,8 +80,20 @@ export interface LeaderWorkOptions {
   registry?: Registry;
   /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`. */
   debugMetrics?: boolean;
-  /** Reconcile only pools and subnets with these labels (several controllers side by side in a test cluster). */
+  /**
+   * Reconcile only pools and subnets with these labels (several controllers side by side in a test cluster);
+   * auto-pools are created with them.
+   */
   matchLabels?: Record<string, string>;
+  /**
+   * Only applications (auto-pools) and SpiderMultusConfigs of this namespace are handled; all when absent
+   * (several controllers side by side in a test cluster).
+   */
+  watchNamespace?: string;
+  /** Run the SpiderMultusConfig → NAD controller; default `SPIDERPOOL_MULTUS_CONFIG_ENABLED` (else false). */
+  multusConfigEnabled?: boolean;
+  /** Run the SpiderCoordinator status controller; default `SPIDERPOOL_COORDINATOR_ENABLED` (else false). */
+  coordinatorEnabled?: boolean;
   /** More leader-only work, after the built-in components and COMPONENTS (tests, embedders). */
   work?: readonly ControllerComponent[];
   /**
@@ -157,20 +169,21 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     ...autoPoolWork({ ...opts, registry, controllerMetrics: metrics, log }),
   ];
   let multusConfig: MultusConfigController | undefined;
-  if (envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
+  if (opts.multusConfigEnabled ?? envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
     multusConfig = new MultusConfigController({
       http: opts.http,
       kubeConfig: opts.kubeConfig,
       identity: opts.identity,
       metrics,
       multusMetrics: new MultusMetrics(metrics.registry),
+      namespace: opts.watchNamespace,
       resyncMs: envSeconds(env, "SPIDERPOOL_MULTUS_CONFIG_INFORMER_RESYNC_PERIOD", 60),
       log: (m) => log(`multus config: ${m}`),
     });
     components.push(multusConfig);
   }
   let coordinator: CoordinatorController | undefined;
-  if (envBool(env, "SPIDERPOOL_COORDINATOR_ENABLED", false)) {
+  if (opts.coordinatorEnabled ?? envBool(env, "SPIDERPOOL_COORDINATOR_ENABLED", false)) {
     coordinator = new CoordinatorController({
       http: opts.http,
       kubeConfig: opts.kubeConfig,

@@ -175,6 +175,8 @@ Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM and coordi
   assert.equal(conf.cniVersion, "1.0.0");
   assert.deepEqual(conf.plugins.map((p: Obj) => p.type), ["bridge", "coordinator"]);
   assert.equal(conf.plugins[0].bridge, "br-test");
+  // The coordinator asks the same agent socket as the IPAM plugin.
+  assert.equal(conf.plugins[1].ipamUnixSocketPath, "/var/run/spidernet/spiderpool.sock");
   assert.deepEqual(conf.plugins[0].ipam, {
     type: "spiderpool",
     ipam_unix_socket_path: "/var/run/spidernet/spiderpool.sock",
@@ -245,11 +247,11 @@ Deno.test("the controller: ports 5720/5721/5722, probes, env, the cni conf dir, 
   });
   assert.deepEqual(svc.spec.selector, dep.spec.selector.matchLabels);
   // Uninstall: a Job with its own identity deletes what the controller created itself, by name.
-  const hook = find(objs, "Job", "spiderpool-controller-hook-pre-delete");
-  assert.equal(hook.metadata.annotations["helm.sh/hook"], "pre-delete");
-  assert.equal(hook.spec.template.spec.serviceAccountName, "spiderpool-controller-hook-pre-delete");
+  const hook = find(objs, "Job", "spiderpool-controller-hook-post-delete");
+  assert.equal(hook.metadata.annotations["helm.sh/hook"], "post-delete");
+  assert.equal(hook.spec.template.spec.serviceAccountName, "spiderpool-controller-hook-post-delete");
   const hookRole = objs.find((o) =>
-    o.kind === "Role" && o.metadata.name === "spiderpool-controller-hook-pre-delete"
+    o.kind === "Role" && o.metadata.name === "spiderpool-controller-hook-post-delete"
   );
   assert.deepEqual(
     hookRole.rules.map((r: Obj) => `${r.resources[0]}/${r.resourceNames[0]}:${r.verbs}`).sort(),
@@ -392,6 +394,7 @@ Deno.test("cniConfig.mainPlugin macvlan: pods on the underlay NIC, coordinator a
   assert.equal(conf.plugins[0].master, "ens5");
   assert.equal(conf.plugins[0].mode, "bridge");
   assert.equal(conf.plugins[0].ipam.type, "spiderpool");
+  assert.equal(conf.plugins[1].ipamUnixSocketPath, conf.plugins[0].ipam.ipam_unix_socket_path);
   await assert.rejects(
     render({
       "spiderpoolAgent.cniConfig.install": "true",

@@ -72,6 +72,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- $plugins := list $main -}}
 {{- /* The coordinator reads the SpiderCoordinator, which exists only with coordinator.enabled. */ -}}
-{{- if and $c.coordinator .Values.coordinator.enabled }}{{ $plugins = append $plugins (dict "type" "coordinator") }}{{ end -}}
+{{- /* It asks the agent for them at the same socket as the IPAM plugin (upstream's coordinator knows only the
+default path; ours reads ipamUnixSocketPath). */ -}}
+{{- if and $c.coordinator .Values.coordinator.enabled }}{{ $plugins = append $plugins (dict "type" "coordinator" "ipamUnixSocketPath" .Values.global.ipamUNIXSocketHostPath) }}{{ end -}}
 {{- dict "cniVersion" $c.cniVersion "name" $c.networkName "plugins" $plugins | toPrettyJson -}}
 {{- end -}}

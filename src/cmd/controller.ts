@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../api/config.ts";
 import { type ControllerOptions, startController, type TlsSource } from "../controller/daemon.ts";
+import { GcConfigError, gcConfigFrom } from "../controller/gc/config.ts";
 import { LeaderConfigError, timingsFromEnv } from "../controller/leader.ts";
 import { parseFlags } from "./flags.ts";
 
@@ -14,7 +15,9 @@ Serves the admission webhooks of SpiderIPPool, SpiderSubnet, SpiderReservedIP, S
 SpiderMultusConfig over HTTPS and registers them with the API server (every replica). Replicas elect a leader
 on the Lease spiderpool-controller-leases in their namespace; the leader keeps the status of SpiderIPPools and
 SpiderSubnets (totalIPCount, allocatedIPCount, controlledIPPools), their finalizers and subnet adoption, and
-reports problems as Events.
+reports problems as Events. The IP garbage collector scans every pool at start on every replica, and on the
+leader traces finished and deleted pods and scans again every SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION; POST
+/v1/ipam/gc_ips on the health port (\`spiderpool gc\`) runs a scan now for callers the API server authorises.
 
 flags:
   --kubeconfig PATH           kubeconfig file (default: in-cluster service account, else $KUBECONFIG)
@@ -46,7 +49,9 @@ environment: SPIDERPOOL_COORDINATOR_ENABLED, SPIDERPOOL_MULTUS_CONFIG_ENABLED (d
 SpiderCoordinator and SpiderMultusConfig webhooks; SPIDERPOOL_LEADER_DURATION, SPIDERPOOL_LEADER_RENEW_DEADLINE,
 SPIDERPOOL_LEADER_RETRY_PERIOD (seconds; default 15, 10, 2) time the election; SPIDERPOOL_IPPOOL_INFORMER_WORKERS
 (default 3) pool reconcile workers; SPIDERPOOL_ENABLED_DEBUG_METRIC (default false) the per-pool and per-subnet
-debug gauges.
+debug gauges. SPIDERPOOL_GC_IP_ENABLED (default true) and the other SPIDERPOOL_GC_* variables of upstream set the
+IP garbage collector; SPIDERPOOL_GC_UNCONFIRMED_RECORD_GRACE_DURATION (default 180 s) is how long a pool record
+no SpiderEndpoint lists is left alone (its ADD may still be writing the endpoint).
 `;
 
 /** A flag or environment value that cannot be used; exit code 2 like any usage error. */
@@ -167,8 +172,11 @@ export async function main(args: string[]): Promise<number> {
     };
     // Checked here so that a bad duration is a usage error, before anything starts.
     timingsFromEnv(env);
+    gcConfigFrom(env);
   } catch (err) {
-    if (!(err instanceof UsageError) && !(err instanceof LeaderConfigError)) throw err;
+    if (
+      !(err instanceof UsageError) && !(err instanceof LeaderConfigError) && !(err instanceof GcConfigError)
+    ) throw err;
     console.error(`spiderpool controller: ${err.message}\n\n${USAGE}`);
     return 2;
   }

@@ -265,6 +265,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     let health: Deno.HttpServer<Deno.NetAddr> | undefined;
     if (opts.healthPort !== undefined) {
       health = Deno.serve({ port: opts.healthPort, hostname: bind, onListen: () => {} }, async (req) => {
+        // Components' own routes first (the IP GC's /v1/ipam/gc_ips, upstream's controller API on this port).
+        for (const c of leader.components) {
+          const answer = c.route?.(req);
+          if (answer) return answer;
+        }
         if (req.method !== "GET") return new Response(null, { status: 405 });
         switch (new URL(req.url).pathname) {
           case "/v1/runtime/startup":

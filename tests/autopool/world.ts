@@ -95,6 +95,8 @@ export async function autoPoolWorld(prefix: string, opts: WorldOptions = {}): Pr
       http,
       namespace,
       identity: `apps-${set.id}`,
+      // The controller set's processes hold the default Lease of this namespace for their own work.
+      leaseName: `auto-pools-${set.id}`,
       timings: TIMINGS,
       work: [reconcilers, apps],
       log: () => {},

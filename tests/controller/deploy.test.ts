@@ -93,6 +93,9 @@ Deno.test("deploy/controller.yaml: two replicas on separate nodes, probes on 572
   assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
   const webhook = svc.spec.ports.find((p: { name: string }) => p.name === "webhook");
   assert.deepEqual([webhook.port, webhook.targetPort], [5722, "webhook"]);
+  // `spiderpool gc` calls the IP GC trigger on the health port through the Service (its default address).
+  const health = svc.spec.ports.find((p: { name: string }) => p.name === "http");
+  assert.deepEqual([health.port, health.targetPort], [5720, "http"]);
 });
 
 /** Every file under `dir`, concatenated (the source a process is built from). */

@@ -52,6 +52,11 @@ export interface ControllerSetOptions {
   routing?: "shared" | "per-replica";
   /** conf.yml content; absent = defaults. */
   configYaml?: string;
+  /**
+   * Run the application controller (auto-pools) in the set: it watches applications in every namespace, so it is
+   * off unless a test asks for it, and tests with an in-process one see only their own.
+   */
+  autoPools?: boolean;
   env?: Record<string, string>;
   extraArgs?: string[];
   /** kubeconfig the processes use (e.g. a ServiceAccount's token); default the cluster's admin. */
@@ -109,7 +114,8 @@ export async function startControllers(
   const sharedConfigName = opts.webhookConfigName ?? `wh-${id}`;
   const dir = await Deno.makeTempDir({ prefix: "spiderpool-controller-" });
   const configPath = `${dir}/conf.yml`;
-  if (opts.configYaml !== undefined) await Deno.writeTextFile(configPath, opts.configYaml);
+  const autoPools = opts.autoPools ? "" : "enableAutoPoolForApplication: false\n";
+  await Deno.writeTextFile(configPath, (opts.configYaml ?? "") + autoPools);
   const configNames: string[] = [];
   const tracked: string[] = [];
   const replicas: ControllerProcess[] = [];

@@ -289,6 +289,7 @@ kubeTest(
     const ns = scope.namespace;
     await using set = await startControllers(scope, {
       configYaml: "clusterSubnetDefaultFlexibleIPNumber: 3\n",
+      autoPools: true,
       reconcileNamespace: ns,
     });
     const { http } = set;
@@ -336,7 +337,7 @@ kubeTest(
       return body.status?.totalIPCount === 5 || undefined;
     });
     for (const p of await poolsOf("web")) set.track(`${API}/spiderippools/${p.metadata.name}`);
-    assert.match(await (await set.leader()).log(), /; 4 leader-only component\(s\)/);
+    assert.match(await (await set.leader()).log(), /; 5 leader-only component\(s\)/);
 
     // The same process with the application controller switched off in its ConfigMap: one component fewer (it
     // shares the namespace's Lease with the first set, so it does not lead; its components are counted at start).
@@ -344,7 +345,7 @@ kubeTest(
       configYaml: "enableAutoPoolForApplication: false\n",
       reconcileNamespace: ns,
     });
-    assert.match(await off.replicas[0].log(), /; 3 leader-only component\(s\)/);
+    assert.match(await off.replicas[0].log(), /; 4 leader-only component\(s\)/);
     // Stopped before the clean-up, so that no auto-pool is made again for the Deployment while its pools go.
     await Promise.all([...set.replicas, ...off.replicas].map((r) => r.stop()));
   },

@@ -121,7 +121,9 @@ export async function startControllers(
   const sharedConfigName = opts.webhookConfigName ?? `wh-${id}`;
   const dir = await Deno.makeTempDir({ prefix: "spiderpool-controller-" });
   const configPath = `${dir}/conf.yml`;
-  const autoPools = opts.autoPools ? "" : "enableAutoPoolForApplication: false\n";
+  const autoPools = opts.autoPools || opts.configYaml?.includes("enableAutoPoolForApplication")
+    ? ""
+    : "enableAutoPoolForApplication: false\n";
   await Deno.writeTextFile(configPath, (opts.configYaml ?? "") + autoPools);
   const configNames: string[] = [];
   const tracked: string[] = [];

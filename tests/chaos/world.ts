@@ -804,7 +804,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       const lives: Promise<void>[] = [];
       let held = 0;
       let refusal: string | undefined;
-      const deadline = performance.now() + 120_000;
+      const deadline = performance.now() + 300_000;
       while (!refusal && lives.length < o.poolSize * 4 && performance.now() < deadline) {
         let told!: (x: AddOutcome) => void;
         const outcome = new Promise<AddOutcome>((r) => told = r);

@@ -972,13 +972,18 @@ export function formatChaos(r: ChaosReport): string {
     "etcd-pause": "etcd paused (SIGSTOP → SIGCONT)",
     "apiserver-restart": "kube-apiserver signalled → /readyz ok again",
   };
-  const recovery = FAULTS.filter((k) => r.recovery[k].length > 0).map((k) => {
-    const xs = r.recovery[k];
-    const firsts = xs.flatMap((x) => x.firstAddMs === undefined ? [] : [x.firstAddMs]);
-    return `  ${k.padEnd(18)} ×${xs.length}: ${outage[k]} ${stat(xs.map((x) => x.outageMs))}; ` +
-      `then first ADD ok ${stat(firsts)}${
-        firsts.length < xs.length ? ` (${xs.length - firsts.length} without)` : ""
-      }`;
+  // One line per kind, and per way of injecting it where that varies (the API server's signal).
+  const recovery = FAULTS.flatMap((k) => {
+    const vias = [...new Set(r.recovery[k].map((x) => x.via))];
+    return vias.map((via) => {
+      const xs = r.recovery[k].filter((x) => x.via === via);
+      const firsts = xs.flatMap((x) => x.firstAddMs === undefined ? [] : [x.firstAddMs]);
+      const what = via ? outage[k].replace("signalled", via) : outage[k];
+      return `  ${k.padEnd(18)} ×${xs.length}: ${what} ${
+        stat(xs.map((x) => x.outageMs))
+      }; then first ADD ok ` +
+        `${stat(firsts)}${firsts.length < xs.length ? ` (${xs.length - firsts.length} without)` : ""}`;
+    });
   });
   const e = r.exhaustion;
   return [

@@ -1,14 +1,16 @@
 // The short fault-injection run of the normal suite (the long one is `deno task bench:chaos`): 5 simulated
-// nodes with real agents, 2 controller replicas with the IP GC, a few hundred CNI operations through the real
-// plugin while agents are SIGKILLed and SIGSTOPped, the leader is SIGKILLed and etcd is paused. No address may
-// be held by two live pods, and once the operations stop, every record and SpiderEndpoint must be reclaimed.
+// nodes with real agents, 2 controller replicas with the IP GC, a control plane of its own, a few hundred CNI
+// operations through the real plugin while agents are SIGKILLed and SIGSTOPped, the leader is SIGKILLed, etcd
+// is paused and kube-apiserver restarted, every kind at least once, and once the pool is run until it refuses
+// an ADD. No address may be held by two live pods, and once the operations stop, every record and
+// SpiderEndpoint must be reclaimed.
 
 import assert from "node:assert/strict";
 import { kubeTest } from "../kube/harness.ts";
-import { formatChaos, runChaos } from "./world.ts";
+import { FAULTS, formatChaos, runChaos } from "./world.ts";
 
 kubeTest(
-  "chaos: 5 agents, 2 controllers, churn with agent and leader SIGKILLs, SIGSTOP and etcd pauses: no duplicate, no leak, no crash",
+  "chaos: 5 agents, 2 controllers, churn with agent and leader SIGKILLs, SIGSTOP, etcd pauses, kube-apiserver restarts and the pool run dry: no duplicate, no leak, no crash",
   async () => {
     const report = await runChaos({
       nodes: 5,
@@ -16,7 +18,9 @@ kubeTest(
       concurrency: 5,
       poolSize: 8,
       faultEveryMs: 3_000,
-      faults: ["agent-kill", "agent-stop", "leader-kill", "etcd-pause"],
+      faults: FAULTS,
+      everyFault: true,
+      exhaustAt: 0.4,
       reclaimTimeoutMs: 120_000,
       gcEnv: {
         SPIDERPOOL_GC_TRACE_POD_GAP_DURATION: "0.5",
@@ -30,8 +34,9 @@ kubeTest(
     assert.deepEqual(report.leaks, { records: 0, endpoints: 0, finalizers: 0, countMismatch: 0 });
     assert.deepEqual(report.crashes, []);
     assert.ok(report.ops >= 300 || Deno.env.get("SPIDERPOOL_CHAOS_OPS"), `${report.ops} operations`);
-    const injected = Object.values(report.faults).reduce((a, b) => a + b, 0);
-    assert.ok(injected >= 3, `${injected} faults injected`);
+    for (const f of FAULTS) assert.ok(report.faults[f] >= 1, `fault ${f} injected ${report.faults[f]} times`);
+    assert.ok(report.exhaustion, "the pool refused an ADD while pods held every address");
+    assert.match(report.exhaustion.message, /no free IP/);
     assert.ok(report.forceDeletes > 0, "some pods were force-deleted without a DEL");
   },
 );

@@ -38,6 +38,28 @@ export interface ControlPlane {
   /** Synchronous last resort for `unload` handlers, which cannot await: SIGKILLs the components and removes
    * `dir` under the same conditions as stop(). */
   kill(): void;
+  /**
+   * Ends kube-apiserver and starts it again on the same port with the same etcd, PKI and token, as a crash
+   * (SIGKILL, the default) or a rolling restart (SIGTERM) would; resolves once /readyz answers ok again. This
+   * exit is not a death (`died` stays pending); a restart that fails to come up is one. Calls are serialised.
+   */
+  restartApiServer(opts?: RestartOptions): Promise<RestartTimes>;
+}
+
+export interface RestartOptions {
+  /** Default SIGKILL. */
+  signal?: "SIGKILL" | "SIGTERM";
+  /** How long the API server stays down after it exited, before the new process starts. Default 0. */
+  downMs?: number;
+}
+
+export interface RestartTimes {
+  /** From the signal until the old process had exited. */
+  exitMs: number;
+  /** From the signal until the new process answered /readyz with ok. */
+  readyMs: number;
+  /** pid of the new kube-apiserver. */
+  pid: number;
 }
 
 const SERVICE_CLUSTER_IP_RANGE = "198.18.128.0/20";
@@ -92,8 +114,10 @@ async function startOnce(
   let stopped = false;
   let reportDeath: (message: string) => void = () => {};
   const died = new Promise<string>((r) => reportDeath = r);
+  /** Components ended on purpose by restartApiServer(): their exit is not a crash. */
+  const expectedExit = new Set<Component>();
   const onExit = (c: Component, status: Deno.CommandStatus) => {
-    if (stopped) return;
+    if (stopped || expectedExit.has(c)) return;
     failed = true;
     reportDeath(`${c.name} (pid ${c.child.pid}) exited with code ${status.code}; see ${c.logPath}`);
   };
@@ -187,13 +211,17 @@ async function startOnce(
     // Without the controller-manager nobody creates the default ServiceAccount, and the admission plugin would
     // then reject every Pod.
     if (!withControllerManager) apiArgs.push("--disable-admission-plugins=ServiceAccount");
-    const apiserver = spawn(dir, components, "kube-apiserver", `${binDir}/kube-apiserver`, apiArgs, onExit);
-    const client = Deno.createHttpClient({ caCerts: [pki.caPem] });
-    try {
-      await waitHealthy(apiserver, `${server}/readyz`, { client, token }, readyTimeoutMs, (b) => b === "ok");
-    } finally {
-      client.close();
-    }
+    const startApiServer = async () => {
+      const c = spawn(dir, components, "kube-apiserver", `${binDir}/kube-apiserver`, apiArgs, onExit);
+      const client = Deno.createHttpClient({ caCerts: [pki.caPem] });
+      try {
+        await waitHealthy(c, `${server}/readyz`, { client, token }, readyTimeoutMs, (b) => b === "ok");
+      } finally {
+        client.close();
+      }
+      return c;
+    };
+    let apiserver = await startApiServer();
     log(`kube-apiserver ready at ${server}`);
 
     const kubeconfigPath = `${dir}/kubeconfig`;
@@ -248,16 +276,53 @@ async function startOnce(
       log(`kube-controller-manager ready (healthz on 127.0.0.1:${kcmPort})`);
     }
 
+    const pids = Object.fromEntries(components.map((c) => [c.name, c.child.pid]));
+    let restarts: Promise<unknown> = Promise.resolve();
+    const restartApiServer = (o: RestartOptions = {}): Promise<RestartTimes> => {
+      const run = async (): Promise<RestartTimes> => {
+        if (stopped) throw new Error("the control plane is stopped");
+        const old = apiserver;
+        expectedExit.add(old);
+        const t0 = performance.now();
+        try {
+          old.child.kill(o.signal ?? "SIGKILL");
+        } catch { /* exited on its own a moment ago */ }
+        await old.exited;
+        const exitMs = performance.now() - t0;
+        const at = components.indexOf(old);
+        components.splice(at, 1);
+        if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
+        try {
+          apiserver = await startApiServer();
+        } catch (err) {
+          // The cluster is now without its API server: as fatal to its users as a crash.
+          failed = true;
+          reportDeath(`kube-apiserver did not come back after a restart: ${errorMessage(err)}`);
+          throw err;
+        }
+        // Back in its place in the start order, so stop() still ends it after kube-controller-manager.
+        components.splice(components.indexOf(apiserver), 1);
+        components.splice(at, 0, apiserver);
+        pids["kube-apiserver"] = apiserver.child.pid;
+        log(`kube-apiserver restarted (pid ${apiserver.child.pid}, ${o.signal ?? "SIGKILL"})`);
+        return { exitMs, readyMs: performance.now() - t0, pid: apiserver.child.pid };
+      };
+      const next = restarts.then(run, run);
+      restarts = next.catch(() => {});
+      return next;
+    };
+
     return {
       kubeconfigPath,
       server,
       token,
       caPem: pki.caPem,
       dir,
-      pids: Object.fromEntries(components.map((c) => [c.name, c.child.pid])),
+      pids,
       died,
       stop,
       kill,
+      restartApiServer,
     };
   } catch (err) {
     const logs = await Promise.all(components.map((c) => tail(c.logPath, 20)));

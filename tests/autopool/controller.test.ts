@@ -405,17 +405,25 @@ kubeTest(
     // What a controller that died after its subnet write left behind: an entry, no pool.
     const name = `auto4-web-eth0-${app.metadata.uid.split("-").pop()!.slice(0, 5)}`;
     const p = subnet.prefix;
-    const s = await getSubnet(w.http, subnet.name);
-    await w.http.patch(`${SUBNETS}/${subnet.name}/status`, {
-      metadata: { resourceVersion: s.metadata.resourceVersion },
-      status: {
-        controlledIPPools: JSON.stringify({
-          [name]: { ips: [`${p}15-${p}17`], application: `apps_v1_Deployment_${w.namespace}_web` },
-        }),
-        allocatedIPCount: 3,
-        totalIPCount: 10,
-      },
-    }, "merge");
+    // The subnet reconciler may write the new subnet's status meanwhile: re-read and retry on a conflict.
+    for (let attempt = 1;; attempt++) {
+      const s = await getSubnet(w.http, subnet.name);
+      try {
+        await w.http.patch(`${SUBNETS}/${subnet.name}/status`, {
+          metadata: { resourceVersion: s.metadata.resourceVersion },
+          status: {
+            controlledIPPools: JSON.stringify({
+              [name]: { ips: [`${p}15-${p}17`], application: `apps_v1_Deployment_${w.namespace}_web` },
+            }),
+            allocatedIPCount: 3,
+            totalIPCount: 10,
+          },
+        }, "merge");
+        break;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 10) throw err;
+      }
+    }
     await w.startLeading();
     const pool = await poolSized(w, "web", 3);
     assert.equal(pool.metadata.name, name);

@@ -172,7 +172,14 @@ kubeTest(
       async () => (await w.endpoint("a")) ? undefined : true,
     );
     assert.ok((await gcCount(leader.metricsPort)) >= 1, "the leader's GC counted the release");
-    assert.match(await leader.log(), new RegExp(`released ${a.ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`));
+    // The log line is written after the release it reports.
+    await poll(
+      "the release of pod a in the log",
+      30_000,
+      async () =>
+        new RegExp(`released ${a.ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`).test(await leader.log()) ||
+        undefined,
+    );
 
     // A periodic scan on the leader has run since (5 s), and the start-up scans on both: the live pod keeps it.
     await poll(
@@ -198,7 +205,14 @@ kubeTest(
       async () => (await w.endpoint("b")) ? undefined : true,
     );
     assert.ok((await gcCount(next.metricsPort)) >= 1, "the new leader's GC released it");
-    assert.match(await next.log(), new RegExp(`released ${b.ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`));
+    // The log line is written after the release it reports.
+    await poll(
+      "the release of pod b in the log",
+      30_000,
+      async () =>
+        new RegExp(`released ${b.ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`).test(await next.log()) ||
+        undefined,
+    );
     assert.equal((await w.records())[live.ip]?.podUid, live.uid, "the live pod still holds its address");
   },
 );

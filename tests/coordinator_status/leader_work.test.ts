@@ -55,16 +55,20 @@ kubeTest(
         return body.status?.phase === "Synced" ? body.status : undefined;
       });
       assert.deepEqual(synced.overlayPodCIDR, [], "an empty CNI directory means podCIDRType none");
-      const text = await registry.metrics();
-      assert.match(text, /spiderpool_multusconfig_nad_sync_counts_total\{result="created"\} [1-9]/);
-      assert.match(
-        text,
+      // The gauges and counters follow the writes they count: wait until all three show.
+      const wanted = [
+        /spiderpool_multusconfig_nad_sync_counts_total\{result="created"\} [1-9]/,
         new RegExp(`spiderpool_coordinator_phase\\{SpiderCoordinator="${coordinator}",phase="Synced"\\} 1`),
-      );
-      assert.match(
-        text,
         /spiderpool_controller_reconcile_counts_total\{kind="SpiderMultusConfig",result="written"\}/,
-      );
+      ];
+      let text = "";
+      await poll("the controllers' metrics", 30_000, async () => {
+        text = await registry.metrics();
+        return wanted.every((re) => re.test(text)) || undefined;
+      }).catch((err) => {
+        throw new Error(`${err.message}; metrics:\n${text}`);
+      });
+      for (const re of wanted) assert.match(text, re);
     } finally {
       await handle.stop();
       await http.delete(nadPath(scope.namespace, "net")).catch(() => {});

@@ -159,6 +159,11 @@ export function hostVethName(containerId: string): string {
   return `veth${containerId.slice(0, 11)}`;
 }
 
+/** The IPv4 forwarding switch of the host side of the underlay veth pair. */
+export function hostVethForwarding(hostVeth: string): string {
+  return `net.ipv4.conf.${hostVeth}.forwarding`;
+}
+
 /** A random locally administered unicast MAC. */
 export function randomMac(bytes: Uint8Array = crypto.getRandomValues(new Uint8Array(6))): string {
   const b = Uint8Array.from(bytes.subarray(0, 6));
@@ -384,6 +389,15 @@ export function planAdd(input: AddInput): AddPlan {
           push("veth", { ns: "host", kind: "link.set", name: hostVeth, change: { up: true } });
         }
       }
+    }
+    if (firstInvoke && families.includes(4)) {
+      // The host routes what enters its veth: a pod's connection to a ClusterIP, DNATed by kube-proxy to another
+      // pod, and that pod's reply, both arrive on a veth and leave by another. IPv4 forwards only what enters a
+      // link whose own forwarding is on, and a new link copies it from conf.default, which is off on a node whose
+      // global switch is off (tuneSysctlConfig false, or an agent not yet started). Set on the link the
+      // coordinator owns, as Calico does for its workload links; it goes with the link. (IPv6 forwarding has
+      // only the global switch: the agent's tuneSysctlConfig sets it.)
+      push("veth", { ns: "host", kind: "sysctl.set", key: hostVethForwarding(hostVeth), value: "1" });
     }
     if (firstInvoke && s.vethLinkAddress && families.includes(4)) {
       // A pod address on veth0 lets sidecar proxies (Istio) accept what enters there (#3568); not for IPv6-only.

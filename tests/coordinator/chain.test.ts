@@ -544,3 +544,76 @@ kubeTest(
     });
   },
 );
+
+kubeTest(
+  "coordinator e2e: an underlay pod reaches a service address the node DNATs to another pod on the same node " +
+    "and subnet, though the node's global IPv4 forwarding is off; the reply goes back through veth0",
+  async () => {
+    await using env = await e2e("coord-service");
+    const [node] = await env.startNodes(1);
+    // A node whose global switch is off (tuneSysctlConfig false, or the agent not started yet): a new namespace
+    // starts that way; say so rather than rely on it.
+    await ip("netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
+    // The node's own address (the pod's next hop into the node), on an uplink of its own.
+    await ip("-n", node.netns, "link", "add", "name", "ens0", "type", "bridge");
+    await ip("-n", node.netns, "link", "set", "ens0", "up");
+    await ip("-n", node.netns, "addr", "add", `${NODE_IP}/24`, "dev", "ens0");
+    const pool = await env.pool("eth0", { subnet: "192.0.2.0/24", ips: ["192.0.2.30-192.0.2.39"] });
+    const pods = [];
+    for (const name of ["client", "backend"]) {
+      pods.push(
+        await env.createPod(name, node, {
+          annotations: { "ipam.spidernet.io/ippool": JSON.stringify({ ipv4: [pool] }) },
+        }),
+      );
+    }
+    await coordinator(env, { mode: "auto" }, { phase: "Synced", serviceCIDR: ["198.18.0.0/24"] });
+    await agentServes(node, pods[0], (ok, text) => ok && text.includes("198.18.0.0/24"));
+    const eth0: Network = { ifName: "eth0", bridge: node.bridge, coordinator: {} };
+    const added: { sb: Sandbox; result: unknown; ip: string }[] = [];
+    try {
+      for (const pod of pods) {
+        const sb = await env.sandbox(pod, node);
+        const run = await chainAdd(env, sb, eth0);
+        added.push({ sb, result: run.bridge.json, ip: address(run.bridge) });
+        assert.equal(run.coordinator.code, 0, run.coordinator.stdout + run.coordinator.stderr);
+      }
+      const [client, backend] = added;
+      // kube-proxy's part: the service address is DNATed to the backend, without SNAT (the client's address
+      // is kept, as kube-proxy keeps it for pod traffic).
+      const svc = "198.18.0.20";
+      await ip(
+        "netns",
+        "exec",
+        node.netns,
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "PREROUTING",
+        "-d",
+        `${svc}/32`,
+        "-j",
+        "DNAT",
+        "--to-destination",
+        backend.ip,
+      );
+      const before = await counters(backend.sb.netns, "veth0");
+      assert.ok(await pingFrom(client.sb.netns, svc), `the client reaches ${svc} (DNATed to ${backend.ip})`);
+      const after = await counters(backend.sb.netns, "veth0");
+      // Client and backend share eth0's subnet: a reply sent straight out of eth0 would come from the backend's
+      // address, not the service's, and the client would not take it.
+      assert.ok(
+        after.rx > before.rx && after.tx > before.tx,
+        `through the backend's veth0: ${JSON.stringify([before, after])}`,
+      );
+      assert.equal(
+        (await ip("netns", "exec", node.netns, "cat", "/proc/sys/net/ipv4/ip_forward")).trim(),
+        "0",
+        "the node's global switch is left as it was",
+      );
+    } finally {
+      for (const a of added.reverse()) await chainDel(env, a.sb, eth0, a.result);
+    }
+  },
+);

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   chooseGateways,
+  hostVethForwarding,
   hostVethName,
   macFromPrefix,
   MARK_TABLE,
@@ -89,6 +90,33 @@ Deno.test("underlay first NIC: a veth pair with the given random MACs and vethMT
     ["pod", "veth0", { up: true }],
     ["host", "veth0123456789a", { up: true }],
   ]);
+});
+
+Deno.test("underlay first NIC: the host forwards what enters its veth (IPv4), whatever the node's global switch", () => {
+  // A pod's connection to a ClusterIP is DNATed by the host to another pod: it enters one host veth and leaves by
+  // another, and so does the reply. A new link inherits forwarding off from a node whose global switch is off.
+  const plan = planAdd(input());
+  const hostSysctls = of(plan.ops, "sysctl.set").filter((o) => o.ns === "host");
+  assert.deepEqual(hostSysctls.map((o) => [o.step, o.key, o.value]), [
+    ["veth", "net.ipv4.conf.veth0123456789a.forwarding", "1"],
+  ]);
+  assert.equal(hostVethForwarding("veth0123456789a"), "net.ipv4.conf.veth0123456789a.forwarding");
+  // After the veth exists, before any route sends traffic into it.
+  const at = plan.ops.indexOf(hostSysctls[0]);
+  assert.ok(at > plan.ops.findIndex((o) => o.kind === "link.veth"));
+  assert.ok(at < plan.ops.findIndex((o) => o.kind === "route.add"));
+  // An IPv6-only pod: IPv6 forwarding has only the global switch (the agent's tuneSysctlConfig).
+  const v6 = planAdd(input({
+    pod: pod({ addrs: [addr(2, "2001:db8::a/64")], routes: [] }),
+    host: host({ sourceToward: {}, addrs: [addr(2, "2001:db8:1::2/64")] }),
+  }));
+  assert.deepEqual(of(v6.ops, "sysctl.set").filter((o) => o.ns === "host"), []);
+});
+
+Deno.test("a later underlay NIC leaves the host veth's sysctls alone (set by the first NIC's ADD)", () => {
+  const plan = planAdd(input({ ifName: "net1", pod: podWithNet1(), host: hostWithVeth("0123456789abcdef") }));
+  assert.equal(plan.firstInvoke, false);
+  assert.deepEqual(of(plan.ops, "sysctl.set").filter((o) => o.ns === "host"), []);
 });
 
 Deno.test("the host veth is named veth + the first 11 characters of the container id", () => {
@@ -291,9 +319,12 @@ Deno.test("host side: a stale route to the pod IP in the rule table (an earlier 
 
 Deno.test("underlay first NIC: conntrack marks send replies to connections from the node back through veth0", () => {
   const plan = planAdd(input());
-  assert.deepEqual(of(plan.ops, "sysctl.set").map((o) => [o.key, o.value, o.prev]), [
-    ["net.ipv4.conf.veth0.src_valid_mark", "1", undefined],
-  ]);
+  assert.deepEqual(
+    of(plan.ops, "sysctl.set").filter((o) => o.ns === "pod").map((o) => [o.key, o.value, o.prev]),
+    [
+      ["net.ipv4.conf.veth0.src_valid_mark", "1", undefined],
+    ],
+  );
   assert.deepEqual(
     of(plan.ops, "iptables.add").map((o) => [o.rule.family, o.rule.chain, o.rule.args.join(" ")]),
     [

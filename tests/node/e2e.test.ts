@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { poll } from "../kube/poll.ts";
+import { cidrContains, parseCIDR, parseIP } from "../../src/ip/mod.ts";
 import {
   buildImages,
   cgroupsOf,
@@ -122,6 +123,14 @@ async function poolStatus(node: LocalNode, name: string): Promise<{ count: numbe
   const p = await kjson(node, "get", "spiderippool", name);
   const allocated = p.status?.allocatedIPs ? Object.keys(JSON.parse(p.status.allocatedIPs)) : [];
   return { count: p.status?.allocatedIPCount ?? 0, ips: allocated.sort() };
+}
+
+function inAnyCIDR(ip: string, cidrs: string[]): boolean {
+  const { family, value } = parseIP(ip);
+  return cidrs.some((c) => {
+    const cidr = parseCIDR(c);
+    return cidr.family === family && cidrContains(cidr, value);
+  });
 }
 
 function inRange(ip: string, from: number, to: number): boolean {
@@ -301,6 +310,128 @@ Deno.test({
       // (Debian's ping says "1 received", busybox's "1 packets received".)
       assert.match(back, /1 received/, `node -> ${name} ${p.status.podIP}: ${back}`);
     }
+  },
+});
+
+/** The pid of a pod's first container (its network namespace is the pod's), as containerd reports it. */
+async function containerPid(node: LocalNode, pod: Obj): Promise<number> {
+  const id = String(pod.status.containerStatuses[0].containerID).replace(/^containerd:\/\//, "");
+  const line = (await node.ctr("tasks", "ls")).split("\n").find((l) => l.startsWith(`${id} `));
+  if (!line) throw new Error(`no containerd task ${id} for pod ${pod.metadata.name}`);
+  return Number(line.trim().split(/\s+/)[1]);
+}
+
+/** Packets counted by the pod's mangle rule that marks connections entering through veth0. */
+async function vethMarkCount(node: LocalNode, pod: Obj): Promise<number> {
+  const pid = await containerPid(node, pod);
+  const save = await run("nsenter", ["-t", String(pid), "-n", "iptables-save", "-c", "-t", "mangle"]);
+  const rule = save.split("\n").find((l) => / -A PREROUTING -i veth0 .*--set-xmark 0x1\//.test(l));
+  if (!rule) throw new Error(`${pod.metadata.name}: no veth0 mark rule in its mangle table:\n${save}`);
+  return Number(rule.match(/^\[(\d+):/)![1]);
+}
+
+/** One HTTP/1.0 GET from this process (the node's own network namespace); the body, or an error. */
+async function getFromNode(ip: string, port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: ip, port });
+  try {
+    await conn.write(new TextEncoder().encode(`GET / HTTP/1.0\r\nHost: ${ip}\r\n\r\n`));
+    const chunks: Uint8Array[] = [];
+    const buf = new Uint8Array(4096);
+    const deadline = Date.now() + 5000;
+    for (let n = await conn.read(buf); n !== null && Date.now() < deadline; n = await conn.read(buf)) {
+      chunks.push(buf.slice(0, n));
+    }
+    const text = new TextDecoder().decode(
+      chunks.reduce((a, b) => new Uint8Array([...a, ...b]), new Uint8Array()),
+    );
+    return text.slice(text.indexOf("\r\n\r\n") + 4).trim();
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test({
+  name:
+    "an underlay pod and the node reach a ClusterIP Service whose two backends are underlay pods on the same node; replies return through veth0",
+  ...opts,
+  fn: async () => {
+    const { node } = await env();
+    const [client] = await runningPods(node, "web", 3);
+    // Two backends answering with their own name, in the client's own eth0 subnet: a reply sent straight out of
+    // eth0 would reach the client from the backend's address, not the ClusterIP's, and the client would drop it.
+    const echo = deployment("echo", 2, "e2e-svc");
+    echo.spec.template.spec.containers[0].command = [
+      "sh",
+      "-c",
+      "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www",
+    ];
+    await apply(node, [pool("e2e-svc", ["203.0.113.60-203.0.113.69"]), echo, {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "echo", namespace: NS },
+      spec: { type: "ClusterIP", selector: { app: "echo" }, ports: [{ port: 80, targetPort: 8080 }] },
+    }]);
+    try {
+      const backends = await runningPods(node, "echo", 2);
+      const names = backends.map((p) => p.metadata.name).sort();
+      for (const b of backends) assert.ok(inRange(b.status.podIP, 60, 69), `${b.status.podIP} from e2e-svc`);
+      const clusterIP = (await kjson(node, "-n", NS, "get", "service", "echo")).spec.clusterIP;
+      const coordinator = await kjson(node, "get", "spidercoordinator", "default");
+      assert.ok(inAnyCIDR(clusterIP, coordinator.status.serviceCIDR), `${clusterIP} in the service CIDR`);
+      // kube-proxy programs the Service once both endpoints are ready.
+      await poll("the Service's two endpoints ready", 60_000, async () => {
+        const slices =
+          (await kjson(node, "-n", NS, "get", "endpointslices", "-l", "kubernetes.io/service-name=echo"))
+            .items;
+        const ready = slices.flatMap((s: Obj) => s.endpoints ?? []).filter((e: Obj) => e.conditions?.ready);
+        return ready.length === 2 || undefined;
+      });
+      const exec = (script: string) =>
+        node.kubectl("-n", NS, "exec", client.metadata.name, "--", "sh", "-c", script);
+      // One connection, one line: the backend's name, or FAILED. (busybox's wget crashes in this static build;
+      // its nc sends the request.)
+      const get =
+        `r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${clusterIP} 80 2>/dev/null | tail -n 1); ` +
+        `echo "\${r:-FAILED}"`;
+      await poll(
+        `${client.metadata.name} gets an answer from ${clusterIP}`,
+        60_000,
+        async () => names.includes((await exec(get)).trim()) || undefined,
+      );
+
+      const marked = async () =>
+        (await Promise.all(backends.map((b) => vethMarkCount(node, b)))).reduce((a, b) => a + b);
+      const markedBefore = await marked();
+      const n = 16;
+      const answers = (await exec(`for i in $(seq ${n}); do ${get}; done`)).trim().split("\n");
+      assert.equal(answers.length, n, answers.join("\n"));
+      for (const a of answers) {
+        assert.ok(names.includes(a), `every connection answered by a backend: ${answers}`);
+      }
+      assert.deepEqual([...new Set(answers)].sort(), names, `both backends answer: ${answers}`);
+      // Each of those connections entered its backend through veth0 (where the host's kube-proxy sent it) and
+      // was marked there, so its replies went back through veth0 to be un-NATed by the host.
+      assert.ok((await marked()) - markedBefore >= n, `${n} connections marked on the backends' veth0`);
+
+      // The node itself (host network) reaches the Service, and both backends answer it too.
+      const fromNode: string[] = [];
+      for (let i = 0; i < n; i++) fromNode.push(await getFromNode(clusterIP, 80));
+      for (const a of fromNode) assert.ok(names.includes(a), `the node's connections answered: ${fromNode}`);
+      assert.deepEqual([...new Set(fromNode)].sort(), names, `both backends answer the node: ${fromNode}`);
+    } finally {
+      await node.kubectl("-n", NS, "delete", "service", "echo", "--wait=true");
+      await node.kubectl("-n", NS, "delete", "deployment", "echo", "--wait=true");
+      await poll(
+        "the echo pods gone",
+        120_000,
+        async () => (await podsOf(node, "echo")).length === 0 || undefined,
+      );
+    }
+    await poll(
+      "e2e-svc empty",
+      120_000,
+      async () => (await poolStatus(node, "e2e-svc")).count === 0 || undefined,
+    );
   },
 });
 

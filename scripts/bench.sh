@@ -29,6 +29,7 @@ BENCHES=(
   "coordinator|all|yes|coordinator: netlink vs iproute2|tests/bench/coordinator.ts"
   "multus|all|yes|SpiderMultusConfig → NetworkAttachmentDefinition controller|tests/bench/multus.ts"
   "autopool|-|yes|auto-pool resize after kubectl scale, 1 and 20 applications|tests/bench/autopool.ts"
+  "chaos|-|yes|fault injection: 5 agents, 2 controllers, 10,000 CNI operations under SIGKILL, SIGSTOP and etcd pauses|tests/bench/chaos.ts"
   "detect|all|yes|IPAM plugin CPU per ADD with IP-conflict and gateway detection off and on|tests/bench/detect.ts"
 )
 

@@ -6,10 +6,15 @@ import { ANNOTATION, COORDINATOR_DEFAULTS, DEFAULT_COORDINATOR_NAME, KIND } from
 import type { SpiderCoordinator } from "../api/types.ts";
 import type { CoordinatorConfig } from "../agentapi/models.ts";
 
-/** The coordinator to serve: the one named `default` (the singleton spiderpool-init creates), else the first. */
+/**
+ * The coordinator to serve: the one named `default` (the singleton spiderpool-init creates), else the first by
+ * name. One being deleted is skipped: its settings are on their way out, and a pod set up from them would keep
+ * routes nobody maintains.
+ */
 export function pickCoordinator(list: readonly SpiderCoordinator[]): SpiderCoordinator | undefined {
-  return list.find((c) => c.metadata.name === DEFAULT_COORDINATOR_NAME) ??
-    [...list].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
+  const live = list.filter((c) => !c.metadata.deletionTimestamp);
+  return live.find((c) => c.metadata.name === DEFAULT_COORDINATOR_NAME) ??
+    [...live].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))[0];
 }
 
 /**
@@ -19,8 +24,17 @@ export function pickCoordinator(list: readonly SpiderCoordinator[]): SpiderCoord
 export function coordinatorConfigFor(
   coord: SpiderCoordinator | undefined,
   podAnnotations: Record<string, string> | undefined,
+  /** Every coordinator the agent sees, to say why none was picked. */
+  all: readonly SpiderCoordinator[] = [],
 ): CoordinatorConfig {
   if (!coord) {
+    const deleting = all.filter((c) => c.metadata.deletionTimestamp).map((c) => `"${c.metadata.name}"`);
+    if (deleting.length > 0) {
+      throw new Error(
+        `${KIND.coordinator} ${deleting.join(", ")} ${deleting.length > 1 ? "are" : "is"} being deleted; ` +
+          `create ${KIND.coordinator} "${DEFAULT_COORDINATOR_NAME}" again`,
+      );
+    }
     throw new Error(
       `there is no ${KIND.coordinator}; create ${KIND.coordinator} "${DEFAULT_COORDINATOR_NAME}"`,
     );

@@ -1170,9 +1170,10 @@ export class IpamAgent implements IpamService {
     const name = args.podName ?? "";
     const pod = this.#o.caches.pods.get(name, ns) ??
       (ns && name ? await this.#o.kube.getPod(ns, name) : undefined);
-    const coord = pickCoordinator(this.#o.caches.coordinators.list());
+    const coords = this.#o.caches.coordinators.list();
+    const coord = pickCoordinator(coords);
     if (!pod) throw new Error(`failed to get coordinator config: pod ${ns}/${name} not found`);
-    return coordinatorConfigFor(coord, pod.metadata.annotations);
+    return coordinatorConfigFor(coord, pod.metadata.annotations, coords);
   }
 
   async workloadEndpoint(podNamespace: string, podName: string): Promise<WorkloadEndpointStatus | undefined> {

@@ -4,7 +4,19 @@
 // is an error naming it, so a typo in a switch never silently flips a feature.
 
 import { load as loadYaml } from "js-yaml";
-import { CONFIG_DEFAULTS, DEFAULT_SOCKET_PATH } from "./constants.ts";
+import { CONFIG_DEFAULTS, DEFAULT_SOCKET_PATH, POD_RESOURCE_INJECT_DEFAULTS } from "./constants.ts";
+import { labelValueProblem } from "./validate/names.ts";
+
+/**
+ * `podResourceInject`: the controller's `/mutate--v1-pod` webhook (SpiderMultusConfig resource injection), and
+ * which namespaces' pods the API server sends it (`kubernetes.io/metadata.name` NotIn the excluded, In the
+ * included when any are listed).
+ */
+export interface PodResourceInjectConfig {
+  enabled: boolean;
+  namespacesExclude: string[];
+  namespacesInclude: string[];
+}
 
 /** The `conf.yml` keys this project honours (yaml keys exact). */
 export interface SpiderpoolConfig {
@@ -26,6 +38,7 @@ export interface SpiderpoolConfig {
    */
   clusterSubnetDefaultFlexibleIPNumber: number;
   tuneSysctlConfig: boolean;
+  podResourceInject: PodResourceInjectConfig;
 }
 
 /** Where the ConfigMap is mounted in upstream's manifests. */
@@ -57,7 +70,56 @@ export function defaultConfig(): SpiderpoolConfig {
     enableValidatingResourcesDeletedWebhook: CONFIG_DEFAULTS.enableValidatingResourcesDeletedWebhook,
     clusterSubnetDefaultFlexibleIPNumber: CONFIG_DEFAULTS.clusterSubnetDefaultFlexibleIPNumber,
     tuneSysctlConfig: CONFIG_DEFAULTS.tuneSysctlConfig,
+    podResourceInject: {
+      enabled: POD_RESOURCE_INJECT_DEFAULTS.enabled,
+      namespacesExclude: [...POD_RESOURCE_INJECT_DEFAULTS.namespacesExclude],
+      namespacesInclude: [...POD_RESOURCE_INJECT_DEFAULTS.namespacesInclude],
+    },
   };
+}
+
+/** The `podResourceInject` mapping; missing keys keep their defaults, a wrong type is named. */
+function parsePodResourceInject(v: unknown, where: string): PodResourceInjectConfig {
+  const out = defaultConfig().podResourceInject;
+  if (v === undefined || v === null) return out;
+  if (typeof v !== "object" || Array.isArray(v)) {
+    throw new ConfigError(
+      `${where}: podResourceInject must be a mapping {enabled, namespacesExclude, namespacesInclude}, got ${
+        JSON.stringify(v)
+      }`,
+    );
+  }
+  const raw = v as Record<string, unknown>;
+  if (raw.enabled !== undefined && raw.enabled !== null) {
+    if (typeof raw.enabled !== "boolean") {
+      throw new ConfigError(
+        `${where}: podResourceInject.enabled must be a boolean, got ${JSON.stringify(raw.enabled)}`,
+      );
+    }
+    out.enabled = raw.enabled;
+  }
+  for (const key of ["namespacesExclude", "namespacesInclude"] as const) {
+    const list = raw[key];
+    if (list === undefined || list === null) continue;
+    if (!Array.isArray(list)) {
+      throw new ConfigError(
+        `${where}: podResourceInject.${key} must be a list of namespace names, got ${JSON.stringify(list)}`,
+      );
+    }
+    list.forEach((ns, i) => {
+      // The names go into a label selector on kubernetes.io/metadata.name, which the API server checks.
+      const problem = typeof ns === "string" ? labelValueProblem(ns) : "it is not a string";
+      if (problem || ns === "") {
+        throw new ConfigError(
+          `${where}: podResourceInject.${key}[${i}] = ${JSON.stringify(ns)} is not a namespace name${
+            problem ? ` (${problem})` : ""
+          }`,
+        );
+      }
+    });
+    out[key] = [...list as string[]];
+  }
+  return out;
 }
 
 /**
@@ -88,8 +150,10 @@ export function parseConfig(text: string, where = "conf.yml"): SpiderpoolConfig 
   ) {
     raw.clusterSubnetDefaultFlexibleIPNumber = raw[REDUNDANT_IP_NUMBER_ALIAS];
   }
+  cfg.podResourceInject = parsePodResourceInject(raw.podResourceInject, where);
   const out = cfg as unknown as Record<string, unknown>;
   for (const [key, def] of Object.entries(cfg)) {
+    if (key === "podResourceInject") continue;
     const v = raw[key];
     if (v === undefined || v === null) continue;
     if (typeof v !== typeof def) {

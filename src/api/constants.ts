@@ -190,3 +190,13 @@ export const CONFIG_DEFAULTS = {
   clusterSubnetDefaultFlexibleIPNumber: 1,
   tuneSysctlConfig: true,
 } as const;
+
+/**
+ * Defaults of `podResourceInject` in `conf.yml` (upstream's chart): the pod webhook is off, and when on it never
+ * sees pods of these system namespaces.
+ */
+export const POD_RESOURCE_INJECT_DEFAULTS = {
+  enabled: false,
+  namespacesExclude: ["kube-system", "spiderpool", "metallb-system", "istio-system"],
+  namespacesInclude: [],
+} as const;

@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../api/config.ts";
 import { type ControllerOptions, startController, type TlsSource } from "../controller/daemon.ts";
+import { GcConfigError, gcConfigFrom } from "../controller/gc/config.ts";
 import { LeaderConfigError, timingsFromEnv } from "../controller/leader.ts";
 import { parseFlags } from "./flags.ts";
 
@@ -13,8 +14,15 @@ const USAGE = `usage: spiderpool controller [flags]
 Serves the admission webhooks of SpiderIPPool, SpiderSubnet, SpiderReservedIP, SpiderCoordinator and
 SpiderMultusConfig over HTTPS and registers them with the API server (every replica). Replicas elect a leader
 on the Lease spiderpool-controller-leases in their namespace; the leader keeps the status of SpiderIPPools and
-SpiderSubnets (totalIPCount, allocatedIPCount, controlledIPPools), their finalizers and subnet adoption, and
-reports problems as Events.
+SpiderSubnets (totalIPCount, allocatedIPCount, controlledIPPools), their finalizers and subnet adoption, makes
+the auto-pools of applications annotated with a SpiderSubnet, renders SpiderMultusConfigs into Multus
+NetworkAttachmentDefinitions, writes the SpiderCoordinator's pod and service CIDRs, and reports problems as
+Events. The IP garbage collector scans every pool at start on every replica, and on the leader traces finished
+and deleted pods and scans again every SPIDERPOOL_GC_DEFAULT_INTERVAL_DURATION; POST /v1/ipam/gc_ips on the
+health port (\`spiderpool gc\`) runs a scan now for callers the API server authorises. With
+podResourceInject.enabled in the ConfigMap, it also serves /mutate--v1-pod, which adds the networks and
+RDMA/SR-IOV resources of labelled SpiderMultusConfigs to pods annotated cni.spidernet.io/rdma-resource-inject
+or cni.spidernet.io/network-resource-inject.
 
 flags:
   --kubeconfig PATH           kubeconfig file (default: in-cluster service account, else $KUBECONFIG)
@@ -38,15 +46,20 @@ flags:
   --webhook-object-selector K=V[,K=V]
                               only objects with these labels reach the webhooks (shared test clusters)
   --reconcile-selector K=V[,K=V]
-                              only pools and subnets with these labels are reconciled (default all; shared test
-                              clusters)
+                              only pools and subnets with these labels are reconciled, and auto-pools get them
+                              (default all; shared test clusters)
+  --reconcile-namespace NS    only applications (auto-pools) and SpiderMultusConfigs of this namespace are
+                              handled (default all; shared test clusters)
   -h, --help                  print this help
 
 environment: SPIDERPOOL_COORDINATOR_ENABLED, SPIDERPOOL_MULTUS_CONFIG_ENABLED (default true) register the
-SpiderCoordinator and SpiderMultusConfig webhooks; SPIDERPOOL_LEADER_DURATION, SPIDERPOOL_LEADER_RENEW_DEADLINE,
+SpiderCoordinator and SpiderMultusConfig webhooks and run their controllers (coordinator status, NADs);
+SPIDERPOOL_COORDINATOR_DEAFULT_NAME (sic, default "default") the SpiderCoordinator whose status is kept; SPIDERPOOL_LEADER_DURATION, SPIDERPOOL_LEADER_RENEW_DEADLINE,
 SPIDERPOOL_LEADER_RETRY_PERIOD (seconds; default 15, 10, 2) time the election; SPIDERPOOL_IPPOOL_INFORMER_WORKERS
 (default 3) pool reconcile workers; SPIDERPOOL_ENABLED_DEBUG_METRIC (default false) the per-pool and per-subnet
-debug gauges.
+debug gauges. SPIDERPOOL_GC_IP_ENABLED (default true) and the other SPIDERPOOL_GC_* variables of upstream set the
+IP garbage collector; SPIDERPOOL_GC_UNCONFIRMED_RECORD_GRACE_DURATION (default 180 s) is how long a pool record
+no SpiderEndpoint lists is left alone (its ADD may still be writing the endpoint).
 `;
 
 /** A flag or environment value that cannot be used; exit code 2 like any usage error. */
@@ -82,6 +95,14 @@ function labels(flag: string, value: string | undefined): Record<string, string>
     out[m[1]] = m[2];
   }
   return out;
+}
+
+function namespace(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) {
+    throw new UsageError(`${flag} ${JSON.stringify(value)} is not a namespace name; use e.g. default`);
+  }
+  return value;
 }
 
 function url(value: string | undefined): string | undefined {
@@ -121,6 +142,7 @@ export async function main(args: string[]): Promise<number> {
     "webhook-config-name": { type: "string" },
     "webhook-object-selector": { type: "string" },
     "reconcile-selector": { type: "string" },
+    "reconcile-namespace": { type: "string" },
   });
   if ("exit" in parsed) return parsed.exit;
   const { values } = parsed;
@@ -157,6 +179,7 @@ export async function main(args: string[]): Promise<number> {
       webhookConfigName: values["webhook-config-name"],
       webhookObjectSelector: labels("--webhook-object-selector", values["webhook-object-selector"]),
       reconcileSelector: labels("--reconcile-selector", values["reconcile-selector"]),
+      reconcileNamespace: namespace("--reconcile-namespace", values["reconcile-namespace"]),
       debugMetrics: bool("SPIDERPOOL_ENABLED_DEBUG_METRIC", env("SPIDERPOOL_ENABLED_DEBUG_METRIC"), false),
       coordinatorEnabled: bool("SPIDERPOOL_COORDINATOR_ENABLED", env("SPIDERPOOL_COORDINATOR_ENABLED"), true),
       multusConfigEnabled: bool(
@@ -167,8 +190,11 @@ export async function main(args: string[]): Promise<number> {
     };
     // Checked here so that a bad duration is a usage error, before anything starts.
     timingsFromEnv(env);
+    gcConfigFrom(env);
   } catch (err) {
-    if (!(err instanceof UsageError) && !(err instanceof LeaderConfigError)) throw err;
+    if (
+      !(err instanceof UsageError) && !(err instanceof LeaderConfigError) && !(err instanceof GcConfigError)
+    ) throw err;
     console.error(`spiderpool controller: ${err.message}\n\n${USAGE}`);
     return 2;
   }

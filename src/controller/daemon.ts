@@ -10,6 +10,7 @@ import { Registry } from "prom-client";
 import { defaultConfig, type SpiderpoolConfig } from "../api/config.ts";
 import { SINGULAR } from "../api/constants.ts";
 import { KubeHttp } from "../kube/client.ts";
+import { PodInjectionMetrics } from "../multus/metrics.ts";
 import { closeKubeConfig, loadKubeConfig } from "../kube/client_node.ts";
 import { type ControllerComponent, type LeaderWorkHandle, startLeaderWork } from "./reconcile/mod.ts";
 import type { WebhookContext } from "./webhook/handlers.ts";
@@ -50,15 +51,26 @@ export interface ControllerOptions {
   webhookConfigName?: string;
   /** Only objects with these labels reach the webhooks (a test cluster shared with other suites). */
   webhookObjectSelector?: Record<string, string>;
-  /** Serve and register the SpiderCoordinator webhooks (`SPIDERPOOL_COORDINATOR_ENABLED`); default true. */
+  /**
+   * Serve and register the SpiderCoordinator webhooks and run its status controller
+   * (`SPIDERPOOL_COORDINATOR_ENABLED`); default true.
+   */
   coordinatorEnabled?: boolean;
-  /** Serve and register the SpiderMultusConfig webhooks (`SPIDERPOOL_MULTUS_CONFIG_ENABLED`); default true. */
+  /**
+   * Serve and register the SpiderMultusConfig webhooks and run its NAD controller
+   * (`SPIDERPOOL_MULTUS_CONFIG_ENABLED`); default true.
+   */
   multusConfigEnabled?: boolean;
   /**
    * Only pools and subnets with these labels are reconciled; all when absent. For several controllers side by
    * side in one test cluster: the leader otherwise reconciles every pool and subnet of the cluster.
    */
   reconcileSelector?: Record<string, string>;
+  /**
+   * Only applications (auto-pools) and SpiderMultusConfigs of this namespace are handled; all when absent. For
+   * several controllers side by side in one test cluster, like `reconcileSelector`.
+   */
+  reconcileNamespace?: string;
   /** Leader-only work besides the reconcilers and reconcile/mod.ts's COMPONENTS (embedders, tests). */
   leaderWork?: readonly ControllerComponent[];
   /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`: upstream's per-pool and per-subnet debug gauges. */
@@ -207,6 +219,9 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       ...(opts.coordinatorEnabled ?? true ? [SINGULAR.coordinator] : []),
       ...(opts.multusConfigEnabled ?? true ? [SINGULAR.multusConfig] : []),
     ];
+    const podInject = config.podResourceInject.enabled
+      ? { metrics: new PodInjectionMetrics(registry) }
+      : undefined;
     const webhooks: WebhookServer = serveWebhooks({
       port: opts.webhookPort,
       hostname: bind,
@@ -214,6 +229,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       kinds,
       ctx,
       metrics,
+      podInject,
       log,
     });
     stops.push(() => webhooks.shutdown());
@@ -231,6 +247,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       registry,
       debugMetrics: opts.debugMetrics,
       matchLabels: opts.reconcileSelector,
+      watchNamespace: opts.reconcileNamespace,
+      // The same switches as the webhooks above: a SpiderMultusConfig the webhook admits gets its NAD, a
+      // SpiderCoordinator the webhook admits gets its status.
+      multusConfigEnabled: opts.multusConfigEnabled ?? true,
+      coordinatorEnabled: opts.coordinatorEnabled ?? true,
       work: opts.leaderWork,
       after: gate,
       env: opts.env,
@@ -251,11 +272,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       kinds,
       name: configName,
       objectSelector: opts.webhookObjectSelector,
+      podWebhook: podInject && config.podResourceInject,
     });
     log(
-      `webhooks for ${
-        kinds.join(", ")
-      } registered in ${configName} (mutating ${done.MutatingWebhookConfiguration}, ` +
+      `webhooks for ${[...kinds, ...(podInject ? ["pod resource injection"] : [])].join(", ")} ` +
+        `registered in ${configName} (mutating ${done.MutatingWebhookConfiguration}, ` +
         `validating ${done.ValidatingWebhookConfiguration}; ` +
         `${"url" in endpoint ? endpoint.url : `service ${serviceDNS}:${webhooks.port}`})`,
     );
@@ -265,6 +286,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     let health: Deno.HttpServer<Deno.NetAddr> | undefined;
     if (opts.healthPort !== undefined) {
       health = Deno.serve({ port: opts.healthPort, hostname: bind, onListen: () => {} }, async (req) => {
+        // Components' own routes first (the IP GC's /v1/ipam/gc_ips, upstream's controller API on this port).
+        for (const c of leader.components) {
+          const answer = c.route?.(req);
+          if (answer) return answer;
+        }
         if (req.method !== "GET") return new Response(null, { status: 405 });
         switch (new URL(req.url).pathname) {
           case "/v1/runtime/startup":

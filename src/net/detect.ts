@@ -99,6 +99,11 @@ export class Check {
         : neighbourSolicitation(ownMac, this.target, this.ip));
   }
 
+  /** True while a probe's answer window is open. */
+  get windowOpen(): boolean {
+    return this.#windowEnd !== undefined;
+  }
+
   /** True when a probe should go out now: no answer yet, no window open, attempts left. */
   wantsSend(): boolean {
     return this.outcome === undefined && this.#windowEnd === undefined &&
@@ -228,7 +233,19 @@ export interface FrameLink {
 /** Runs checks side by side until each has an outcome. Synchronous: the waiting is poll(2) on the sockets. */
 export function runChecks(link: FrameLink, checks: readonly Check[], now = () => performance.now()): void {
   const message = (e: unknown) => e instanceof Error ? e.message : String(e);
+  const observe = (frames: ReceivedFrame[]) => {
+    for (const f of frames) for (const c of checks) c.observe(f);
+  };
   for (;;) {
+    // Frames that queued up while this process was not running (a loaded node) count before any window is
+    // judged over: a holder's reply that came in time must not be missed because the plugin looked late.
+    if (checks.some((c) => !c.outcome && c.windowOpen)) {
+      try {
+        observe(link.receive(0));
+      } catch (e) {
+        for (const c of checks) c.receiveFailed(message(e));
+      }
+    }
     for (const c of checks) {
       c.tick(now());
       if (!c.wantsSend()) continue;
@@ -250,7 +267,7 @@ export function runChecks(link: FrameLink, checks: readonly Check[], now = () =>
       for (const c of open) c.receiveFailed(message(e));
       continue;
     }
-    for (const f of frames) for (const c of open) c.observe(f);
+    observe(frames);
   }
 }
 

@@ -94,6 +94,9 @@ export async function autoPoolWorld(prefix: string, opts: WorldOptions = {}): Pr
     elector = new LeaderElector({
       http,
       namespace,
+      // A Lease of its own: the controller process of the set (webhooks only for applications: it handles
+      // none, see --reconcile-namespace) holds spiderpool-controller-leases in this namespace.
+      leaseName: `apps-${set.id}`,
       identity: `apps-${set.id}`,
       timings: TIMINGS,
       work: [reconcilers, apps],

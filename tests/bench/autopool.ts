@@ -223,4 +223,9 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await main();
+  // A control plane this process started (no $SPIDERPOOL_TEST_KUBECONFIG) keeps the event loop alive; exiting
+  // runs the harness's unload handler, which stops it.
+  Deno.exit(0);
+}

@@ -4,6 +4,7 @@
 // server accepts every object of every manifest in a dry-run create.
 import assert from "node:assert/strict";
 import { loadAll } from "js-yaml";
+import { parseConfig } from "../../src/api/config.ts";
 import { SINGULAR } from "../../src/api/constants.ts";
 import { webhookConfigurations } from "../../src/controller/webhook/register.ts";
 import { run } from "../binary/run.ts";
@@ -93,6 +94,9 @@ Deno.test("deploy/controller.yaml: two replicas on separate nodes, probes on 572
   assert.deepEqual(svc.spec.selector, d.spec.selector.matchLabels);
   const webhook = svc.spec.ports.find((p: { name: string }) => p.name === "webhook");
   assert.deepEqual([webhook.port, webhook.targetPort], [5722, "webhook"]);
+  // `spiderpool gc` calls the IP GC trigger on the health port through the Service (its default address).
+  const health = svc.spec.ports.find((p: { name: string }) => p.name === "http");
+  assert.deepEqual([health.port, health.targetPort], [5720, "http"]);
 });
 
 /** Every file under `dir`, concatenated (the source a process is built from). */
@@ -125,6 +129,10 @@ Deno.test("deploy/controller.yaml passes only flags and environment the controll
 Deno.test("deploy/webhooks.yaml holds every webhook of spec §1.5, called through the Service, without CA", async () => {
   const all = await docs("webhooks.yaml");
   const svc = find(await docs("controller.yaml"), "Service", "spiderpool-controller");
+  // The shipped ConfigMap decides whether the controller adds the Pod webhook.
+  const shipped = parseConfig(
+    find(await docs("configmap.yaml"), "ConfigMap", "spiderpool-conf").data["conf.yml"],
+  );
   const expected = webhookConfigurations({
     endpoint: {
       service: { namespace: svc.metadata.namespace!, name: svc.metadata.name, port: svc.spec.ports[0].port },
@@ -137,6 +145,7 @@ Deno.test("deploy/webhooks.yaml holds every webhook of spec §1.5, called throug
       SINGULAR.coordinator,
       SINGULAR.multusConfig,
     ],
+    podWebhook: shipped.podResourceInject.enabled ? shipped.podResourceInject : undefined,
   });
   // What the controller patches in at start-up, apart from the CA: the manifest and the code agree.
   assert.deepEqual(find(all, "MutatingWebhookConfiguration", "spiderpool-controller"), {

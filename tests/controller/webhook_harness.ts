@@ -2,7 +2,8 @@
 // in one namespace sharing the generated certificate (Secret spiderpool-controller-server-certs) and the leader
 // Lease, registered with the real kube-apiserver through `--webhook-url` on loopback. The test cluster is shared
 // with other suites, so the webhooks only see objects carrying this set's labels (objectSelector) and the
-// elected leader reconciles only pools and subnets carrying them (`--reconcile-selector`); objects made
+// elected leader reconciles only pools and subnets carrying them (`--reconcile-selector`), applications and
+// SpiderMultusConfigs of one namespace (`--reconcile-namespace`, none by default); objects made
 // through `create` carry them and are removed (finalizers stripped) when the set is disposed.
 //
 // Routing of the replicas:
@@ -52,6 +53,11 @@ export interface ControllerSetOptions {
   routing?: "shared" | "per-replica";
   /** conf.yml content; absent = defaults. */
   configYaml?: string;
+  /**
+   * Run the application controller (auto-pools) in the set: it watches applications in every namespace, so it is
+   * off unless a test asks for it, and tests with an in-process one see only their own.
+   */
+  autoPools?: boolean;
   env?: Record<string, string>;
   extraArgs?: string[];
   /** kubeconfig the processes use (e.g. a ServiceAccount's token); default the cluster's admin. */
@@ -67,6 +73,12 @@ export interface ControllerSetOptions {
   webhookSelector?: boolean;
   /** false: the leader reconciles nothing (a test of the webhooks alone); default the set's objects. */
   reconcile?: boolean;
+  /**
+   * The namespace whose applications (auto-pools) and SpiderMultusConfigs the leader handles
+   * (`--reconcile-namespace`); false: every namespace. Default none (a namespace that does not exist), so that
+   * the controllers of other tests' worlds work alone.
+   */
+  reconcileNamespace?: string | false;
 }
 
 export interface ControllerSet extends AsyncDisposable {
@@ -109,7 +121,10 @@ export async function startControllers(
   const sharedConfigName = opts.webhookConfigName ?? `wh-${id}`;
   const dir = await Deno.makeTempDir({ prefix: "spiderpool-controller-" });
   const configPath = `${dir}/conf.yml`;
-  if (opts.configYaml !== undefined) await Deno.writeTextFile(configPath, opts.configYaml);
+  const autoPools = opts.autoPools || opts.configYaml?.includes("enableAutoPoolForApplication")
+    ? ""
+    : "enableAutoPoolForApplication: false\n";
+  await Deno.writeTextFile(configPath, (opts.configYaml ?? "") + autoPools);
   const configNames: string[] = [];
   const tracked: string[] = [];
   const replicas: ControllerProcess[] = [];
@@ -172,9 +187,18 @@ export async function startControllers(
             ...(opts.webhookSelector === false ? [] : ["--webhook-object-selector", selector]),
             "--reconcile-selector",
             reconciled,
+            ...(opts.reconcileNamespace === false
+              ? []
+              : ["--reconcile-namespace", opts.reconcileNamespace ?? `none-${id}`]),
             ...(opts.extraArgs ?? []),
           ],
-          env: { SPIDERPOOL_ENABLED_METRIC: "true", ...opts.env },
+          // The SpiderCoordinator status controller keeps one coordinator by name: one of the set's own, unless
+          // the test names one (the shared cluster's "default" belongs to the tests of spiderpool init).
+          env: {
+            SPIDERPOOL_ENABLED_METRIC: "true",
+            SPIDERPOOL_COORDINATOR_DEAFULT_NAME: `coord-${id}`,
+            ...opts.env,
+          },
           ports: { health, webhook, metrics },
         }),
       );

@@ -11,7 +11,7 @@ import {
   type PendingEntry,
   raiseSeen,
 } from "../../src/controller/webhook/ledger.ts";
-import { webhookConfigurations } from "../../src/controller/webhook/register.ts";
+import { podWebhookNamespaceSelector, webhookConfigurations } from "../../src/controller/webhook/register.ts";
 import { applyPatch, deny, jsonPatch, parseReview } from "../../src/controller/webhook/review.ts";
 import { unusableReason } from "../../src/controller/webhook/tls.ts";
 import { generateServingMaterial } from "../../src/controller/webhook/x509.ts";
@@ -160,6 +160,80 @@ Deno.test("webhook configurations: upstream paths and operations, failurePolicy 
     url: "https://127.0.0.1:9443/validate-spiderpool-spidernet-io-v2beta1-spidersubnet",
     caBundle: btoa("CA"),
   });
+});
+
+Deno.test("webhook configurations: the Pod webhook of podResourceInject, with upstream's namespaceSelector", () => {
+  const endpoint = { service: { namespace: "kube-system", name: "spiderpool-controller", port: 5722 } };
+  const without = webhookConfigurations({ endpoint, caPem: "CA", kinds: ["spiderippool"] });
+  assert.deepEqual(without.MutatingWebhookConfiguration.webhooks.map((w) => w.name), [
+    "spiderippool.spiderpool.spidernet.io",
+  ]);
+  const cfg = webhookConfigurations({
+    endpoint,
+    caPem: "CA",
+    kinds: ["spiderippool"],
+    podWebhook: parseConfig("podResourceInject: {enabled: true}").podResourceInject,
+  });
+  const pod = cfg.MutatingWebhookConfiguration.webhooks[1];
+  assert.equal(cfg.ValidatingWebhookConfiguration.webhooks.length, 1, "no validating Pod webhook");
+  assert.equal(pod.name, "pods.spiderpool.spidernet.io");
+  assert.equal(pod.failurePolicy, "Fail");
+  assert.equal(pod.sideEffects, "None");
+  assert.deepEqual(pod.admissionReviewVersions, ["v1"]);
+  assert.deepEqual(pod.clientConfig, {
+    service: { ...endpoint.service, path: "/mutate--v1-pod" },
+    caBundle: btoa("CA"),
+  });
+  assert.deepEqual(pod.rules, [{
+    apiGroups: [""],
+    apiVersions: ["v1"],
+    operations: ["CREATE"],
+    resources: ["pods"],
+    scope: "Namespaced",
+  }]);
+  assert.deepEqual(pod.namespaceSelector, {
+    matchExpressions: [{
+      key: "kubernetes.io/metadata.name",
+      operator: "NotIn",
+      values: ["kube-system", "spiderpool", "metallb-system", "istio-system"],
+    }],
+  });
+  assert.deepEqual(
+    podWebhookNamespaceSelector({ namespacesExclude: ["a"], namespacesInclude: ["b", "c"] }),
+    {
+      matchExpressions: [
+        { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["a"] },
+        { key: "kubernetes.io/metadata.name", operator: "In", values: ["b", "c"] },
+      ],
+    },
+  );
+  assert.deepEqual(podWebhookNamespaceSelector({ namespacesExclude: [], namespacesInclude: [] }), {});
+});
+
+Deno.test("conf.yml: podResourceInject defaults, overrides and bad values named", () => {
+  assert.deepEqual(parseConfig("").podResourceInject, {
+    enabled: false,
+    namespacesExclude: ["kube-system", "spiderpool", "metallb-system", "istio-system"],
+    namespacesInclude: [],
+  });
+  assert.deepEqual(
+    parseConfig("podResourceInject:\n  enabled: true\n  namespacesExclude: []\n  namespacesInclude: [ai]\n")
+      .podResourceInject,
+    { enabled: true, namespacesExclude: [], namespacesInclude: ["ai"] },
+  );
+  assert.throws(() => parseConfig("podResourceInject: true", "f"), /f: podResourceInject must be a mapping/);
+  assert.throws(
+    () => parseConfig("podResourceInject: {enabled: 'yes'}", "f"),
+    /f: podResourceInject\.enabled must be a boolean, got "yes"/,
+  );
+  assert.throws(
+    () => parseConfig("podResourceInject: {namespacesInclude: ai}", "f"),
+    /f: podResourceInject\.namespacesInclude must be a list of namespace names, got "ai"/,
+  );
+  assert.throws(
+    () => parseConfig("podResourceInject: {namespacesExclude: [ok, 'Bad Name']}", "f"),
+    /f: podResourceInject\.namespacesExclude\[1\] = "Bad Name" is not a namespace name/,
+  );
 });
 
 Deno.test("a denial is a 422 Invalid Status listing every field error", () => {

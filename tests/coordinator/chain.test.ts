@@ -316,10 +316,15 @@ kubeTest(
       const c1 = await counters(sb.netns, dev);
       assert.ok(c1.tx > c0.tx, `the reply to the client leaves by ${dev}: ${JSON.stringify([c0, c1])}`);
     }
-    assert.match(
-      await ip("-n", sb.netns, "rule", "show"),
-      new RegExp(`1001:\\s+from ${ip1.replaceAll(".", "\\.")} lookup 101`),
-    );
+    // What a user sees in the pod (the README shows this output).
+    const rules = await ip("-n", sb.netns, "rule", "show");
+    console.log(`pod ${pod.name}: ip rule\n${rules}`);
+    for (const table of ["main", "100", "101"]) {
+      console.log(
+        `ip route show table ${table}\n${await ip("-n", sb.netns, "route", "show", "table", table)}`,
+      );
+    }
+    assert.match(rules, new RegExp(`1001:\\s+from ${ip1.replaceAll(".", "\\.")} lookup 101`));
     assert.match(
       await ip("-n", sb.netns, "route", "show", "table", "101"),
       /198\.19\.5\.0\/24 via 198\.51\.100\.1 dev net1/,

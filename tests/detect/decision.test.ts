@@ -4,7 +4,14 @@
 
 import assert from "node:assert/strict";
 import { arpProbe, arpRequest, gratuitousArp } from "../../src/net/arp.ts";
-import { Check, DETECTION_POLICY, type Outcome, planChecks } from "../../src/net/detect.ts";
+import {
+  Check,
+  DETECTION_POLICY,
+  type FrameLink,
+  type Outcome,
+  planChecks,
+  runChecks,
+} from "../../src/net/detect.ts";
 import { ETH_P_ARP, ETH_P_IPV6, ethernet, type ReceivedFrame } from "../../src/net/packet.ts";
 import { neighbourSolicitation, unsolicitedNA } from "../../src/net/ndp.ts";
 import { detectionTargets } from "../../src/plugins/spiderpool.ts";
@@ -234,4 +241,45 @@ Deno.test("decision: no flag, or gateway detection without a gateway, means noth
     ], "eth0"),
     [],
   );
+});
+
+Deno.test("runner: a reply that queued up while the plugin was not running counts before the window is judged", () => {
+  // The clock jumps from 10 ms to 250 ms between two looks (the process was descheduled on a loaded node); the
+  // holder's reply waits in the socket. It must be read before the 100 ms window is declared silent.
+  let t = 0;
+  const queued: ReceivedFrame[] = [];
+  const link: FrameLink = {
+    send() {
+      t = 10;
+    },
+    receive(timeoutMs: number) {
+      if (timeoutMs > 0) {
+        t = 250;
+        queued.push(arpReply(HOLDER, "192.0.2.11"));
+        return [];
+      }
+      return queued.splice(0);
+    },
+  };
+  const c = conflict4();
+  runChecks(link, [c], () => t);
+  assert.deepEqual(outcome(c), { kind: "conflict", mac: HOLDER });
+});
+
+Deno.test("runner: a window that passes in silence is free, and the probe went out once", () => {
+  let t = 0;
+  let sent = 0;
+  const link: FrameLink = {
+    send() {
+      sent++;
+    },
+    receive(timeoutMs: number) {
+      t += Math.max(timeoutMs, 1);
+      return [];
+    },
+  };
+  const c = conflict4();
+  runChecks(link, [c], () => t);
+  assert.deepEqual(outcome(c), { kind: "free" });
+  assert.equal(sent, 1);
 });

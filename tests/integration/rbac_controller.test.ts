@@ -61,7 +61,7 @@ async function withRbac(scope: TestScope): Promise<{ pool: string; subnet: strin
 }
 
 kubeTest(
-  "the controller's ServiceAccount may do what the reconcilers, elector and webhooks do, and no more",
+  "the controller's ServiceAccount may do what the reconcilers, elector, webhooks and IP GC do, and no more",
   async () => {
     await using scope = await testScope("rbac-ctl");
     const { pool: p, subnet: s } = await withRbac(scope);
@@ -205,6 +205,63 @@ kubeTest(
       ["get a DaemonSet", (c) => c.get(`/apis/apps/v1/namespaces/${ns}/daemonsets/x`)],
       ["list ReplicaSets", (c) => c.get(`/apis/apps/v1/replicasets`)],
       ["list Jobs", (c) => c.get(`/apis/batch/v1/jobs`)],
+      // The IP GC.
+      [
+        "replace a pool's status with its resourceVersion (PUT; the GC's releases)",
+        (c) => c.put(`${SP}/spiderippools/${p}/status?${DRY}`, pool(p)),
+      ],
+      ["watch Pods", (c) => c.get(`/api/v1/pods?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`)],
+      ["get a Pod", (c) => c.get(`/api/v1/namespaces/${ns}/pods/x`)],
+      ["watch Nodes", (c) => c.get(`/api/v1/nodes?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`)],
+      ["get a Node", (c) => c.get(`/api/v1/nodes/x`)],
+      ["get a StatefulSet", (c) => c.get(`/apis/apps/v1/namespaces/${ns}/statefulsets/x`)],
+      [
+        "get a VirtualMachineInstance",
+        (c) => c.get(`/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances/x`),
+      ],
+      ["get a VirtualMachine", (c) => c.get(`/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachines/x`)],
+      [
+        "delete a SpiderEndpoint",
+        (c) => c.delete(`${SP}/namespaces/${ns}/spiderendpoints/x?${DRY}`),
+      ],
+      [
+        "remove a SpiderEndpoint's finalizer",
+        merge(`${SP}/namespaces/${ns}/spiderendpoints/x`, { metadata: { finalizers: null } }),
+      ],
+      ["review a bearer token (TokenReview)", (c) =>
+        c.post("/apis/authentication.k8s.io/v1/tokenreviews", {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenReview",
+          spec: { token: "not-a-token" },
+        })],
+      [
+        "review a caller's access (SubjectAccessReview)",
+        (c) =>
+          c.post("/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+            apiVersion: "authorization.k8s.io/v1",
+            kind: "SubjectAccessReview",
+            spec: {
+              user: "someone",
+              resourceAttributes: {
+                group: "spiderpool.spidernet.io",
+                resource: "spiderippools",
+                subresource: "gc",
+              },
+            },
+          }),
+      ],
+      [
+        "create Events about pods",
+        (c) =>
+          c.post(`/api/v1/namespaces/${ns}/events?${DRY}`, {
+            apiVersion: "v1",
+            kind: "Event",
+            metadata: { name: "x.y" },
+            involvedObject: { kind: "Pod", name: "x", namespace: ns },
+            reason: "IPReleasedByGC",
+            message: "m",
+          }),
+      ],
       [
         "watch CronJobs",
         (c) => c.get(`/apis/batch/v1/cronjobs?watch=true&timeoutSeconds=1&labelSelector=none%3Dnone`),
@@ -273,10 +330,6 @@ kubeTest(
       ["read another webhook configuration", (c) => c.get(`${ADM}/mutatingwebhookconfigurations/other`)],
       ["read another ConfigMap of its namespace", (c) => c.get(`${CONFIGMAPS}/other`)],
       [
-        "replace a pool's status (PUT; the reconcilers only patch)",
-        (c) => c.put(`${SP}/spiderippools/${p}/status?${DRY}`, pool(p)),
-      ],
-      [
         "patch another webhook configuration",
         merge(`${ADM}/validatingwebhookconfigurations/other`, { webhooks: [] }),
       ],
@@ -290,6 +343,20 @@ kubeTest(
         (c) => c.post(`/api/v1/namespaces/${ns}/configmaps?${DRY}`, { metadata: { name: "x" } }),
       ],
       ["delete Pods", (c) => c.delete(`/api/v1/namespaces/${ns}/pods/x?${DRY}`)],
+      ["patch Pods", merge(`/api/v1/namespaces/${ns}/pods/x`, { metadata: { labels: { a: "b" } } })],
+      ["patch Nodes", merge(`/api/v1/nodes/x`, { metadata: { labels: { a: "b" } } })],
+      [
+        "replace a SpiderEndpoint (PUT)",
+        (c) => c.put(`${SP}/namespaces/${ns}/spiderendpoints/x?${DRY}`, { metadata: { name: "x" } }),
+      ],
+      [
+        "replace a subnet's status (PUT)",
+        (c) => c.put(`${SP}/spidersubnets/${s}/status?${DRY}`, { metadata: { name: s } }),
+      ],
+      [
+        "delete a VirtualMachineInstance",
+        (c) => c.delete(`/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances/x?${DRY}`),
+      ],
       [
         "scale a Deployment",
         merge(`/apis/apps/v1/namespaces/${ns}/deployments/x/scale`, { spec: { replicas: 1 } }),

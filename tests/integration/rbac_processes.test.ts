@@ -8,106 +8,24 @@
 // (Lease, Secret, admission ledgers, webhook configurations spiderpool-controller), and remove them at the end.
 // Test files run one at a time, so no other suite meets these cluster-wide webhooks while they exist.
 import assert from "node:assert/strict";
-import { loadAll } from "js-yaml";
 import { NotFoundError } from "../../src/kube/client.ts";
 import { scrapeMetrics } from "../e2e/node_sim.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
-import {
-  API,
-  CONTROLLER_BIN,
-  type ControllerSet,
-  failure,
-  forceDelete,
-  randomSubnets,
-  startControllers,
-} from "../controller/webhook_harness.ts";
+import { API, CONTROLLER_BIN, failure, forceDelete, randomSubnets } from "../controller/webhook_harness.ts";
 import { run } from "../binary/run.ts";
 import {
-  applyClusterManifest,
-  applyRbac,
-  clientAs,
-  kubeconfigAs,
-  type Manifest,
-  whenAuthorised,
-} from "./rbac_kit.ts";
-
-const NS = "kube-system";
-const ADM = "/apis/admissionregistration.k8s.io/v1";
-const WEBHOOK_PATHS = {
-  MutatingWebhookConfiguration: (m: Manifest) => `${ADM}/mutatingwebhookconfigurations/${m.metadata.name}`,
-  ValidatingWebhookConfiguration: (m: Manifest) =>
-    `${ADM}/validatingwebhookconfigurations/${m.metadata.name}`,
-};
-/** What a controller leaves in kube-system, removed after each test. */
-const CONTROLLER_STATE = [
-  `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/spiderpool-controller-leases`,
-  `/api/v1/namespaces/${NS}/secrets/spiderpool-controller-server-certs`,
-  `/api/v1/namespaces/${NS}/configmaps/spiderpool-controller-admission-ippools`,
-  `/api/v1/namespaces/${NS}/configmaps/spiderpool-controller-admission-reservedips`,
-];
-const FAST_LEASE = {
-  SPIDERPOOL_LEADER_DURATION: "4",
-  SPIDERPOOL_LEADER_RENEW_DEADLINE: "3",
-  SPIDERPOOL_LEADER_RETRY_PERIOD: "0.5",
-};
-
-/**
- * The environment deploy/controller.yaml gives the controller (so every component it switches on runs under the
- * RBAC it ships), with short election durations; ports and identity come from the harness's flags.
- */
-async function deploymentEnv(): Promise<Record<string, string>> {
-  const docs = loadAll(await Deno.readTextFile(new URL("../../deploy/controller.yaml", import.meta.url))) as {
-    kind: string;
-    spec?: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
-  }[];
-  const env = docs.find((d) => d.kind === "Deployment")!.spec!.template.spec.containers[0].env;
-  const out: Record<string, string> = {};
-  for (const e of env) if (e.value !== undefined) out[e.name] = e.value;
-  return { ...out, ...FAST_LEASE };
-}
+  ADM,
+  CONTROLLER_STATE,
+  controllerAsServiceAccount,
+  FAST_LEASE,
+  NS,
+  underRbac,
+} from "./under_rbac.ts";
 
 interface Obj {
   metadata: { name: string; finalizers?: string[]; labels?: Record<string, string> };
   spec: Record<string, unknown>;
   status?: { totalIPCount?: number };
-}
-
-/**
- * deploy/rbac.yaml applied, a kubeconfig for each ServiceAccount in a temporary directory, and the
- * controller's state in kube-system registered for removal. `webhooks`: also apply deploy/webhooks.yaml.
- */
-async function underRbac(scope: TestScope, webhooks: boolean) {
-  const { http } = scope.cluster;
-  for (const path of CONTROLLER_STATE) scope.track(path);
-  for (const path of await applyRbac(http)) scope.track(path);
-  if (webhooks) {
-    for (const path of await applyClusterManifest(http, "webhooks.yaml", WEBHOOK_PATHS)) scope.track(path);
-  }
-  const dir = await Deno.makeTempDir({ prefix: "spiderpool-rbac-" });
-  const controller = await kubeconfigAs(scope, NS, "spiderpool-controller", `${dir}/controller.kubeconfig`);
-  const init = await kubeconfigAs(scope, NS, "spiderpool-init", `${dir}/init.kubeconfig`);
-  // New bindings reach the authorizer asynchronously: wait until both ServiceAccounts' roles are in force.
-  const c = await clientAs(scope, NS, "spiderpool-controller");
-  const i = await clientAs(scope, NS, "spiderpool-init");
-  try {
-    assert.notEqual(await whenAuthorised(() => c.get(`${API}/spiderippools`)), 403);
-    assert.notEqual(await whenAuthorised(() => c.get(CONTROLLER_STATE[0])), 403);
-    assert.notEqual(await whenAuthorised(() => c.get(CONTROLLER_STATE[2])), 403);
-    assert.notEqual(
-      await whenAuthorised(() => i.get(`${ADM}/mutatingwebhookconfigurations/spiderpool-controller`)),
-      403,
-    );
-  } finally {
-    c.close();
-    i.close();
-  }
-  return {
-    controller,
-    init,
-    async [Symbol.asyncDispose]() {
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
 }
 
 async function webhookConfig(scope: TestScope, plural: string) {
@@ -116,40 +34,26 @@ async function webhookConfig(scope: TestScope, plural: string) {
   >(`${ADM}/${plural}/spiderpool-controller`)).body;
 }
 
-/**
- * The controller, as its ServiceAccount, in kube-system, with the Deployment's environment, registered in the
- * shipped configurations.
- */
-async function controllerAsServiceAccount(
-  scope: TestScope,
-  kubeconfig: string,
-  webhookSelector = true,
-): Promise<ControllerSet> {
-  return await startControllers(scope, {
-    kubeconfig,
-    namespace: NS,
-    webhookConfigName: "spiderpool-controller",
-    webhookSelector,
-    env: await deploymentEnv(),
-  });
-}
-
 kubeTest(
   "under RBAC: the controller with its ServiceAccount's token patches the shipped webhooks, serves them, leads and reconciles",
   async () => {
-    await using scope = await testScope("rbac-ctl-proc", { serviceAccount: false });
+    // A namespace whose pods (only) the Pod webhook of podResourceInject sees, as a user would switch it on.
+    await using scope = await testScope("rbac-ctl-proc");
     await using sa = await underRbac(scope, true);
     const before = await webhookConfig(scope, "validatingwebhookconfigurations");
     assert.ok(before.webhooks.every((w) => !w.clientConfig.caBundle), "shipped without CA");
 
-    await using set = await controllerAsServiceAccount(scope, sa.controller);
+    await using set = await controllerAsServiceAccount(scope, sa.controller, true, {
+      configYaml: `podResourceInject:\n  enabled: true\n  namespacesInclude: [${scope.namespace}]\n`,
+    });
     const leader = await set.leader();
     await set.ready(leader);
     assert.equal(await set.holder(), leader.podName);
     // The shipped configurations now carry the CA and this controller's address, and nothing was created.
     for (const plural of ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"]) {
       const cfg = await webhookConfig(scope, plural);
-      assert.equal(cfg.webhooks.length, 5, plural);
+      // The mutating one also holds the Pod webhook podResourceInject asks for.
+      assert.equal(cfg.webhooks.length, plural.startsWith("mutating") ? 6 : 5, plural);
       for (const w of cfg.webhooks) {
         assert.ok(w.clientConfig.caBundle, `${plural} ${w.name} has the CA`);
         assert.equal(w.clientConfig.service, undefined, "the url replaced the shipped Service");
@@ -182,9 +86,43 @@ kubeTest(
       const { body } = await set.http.get<Obj>(`${API}/spiderippools/${name}`);
       return body.status?.totalIPCount === 5 || undefined;
     });
+    // The Pod webhook reads the namespace and lists SpiderMultusConfigs of every namespace as the controller's
+    // ServiceAccount: a pod asking for a group of networks gets them (the SMC through its own webhook).
+    const group = `rdma-${set.id}`;
+    await set.create(`${API}/namespaces/${scope.namespace}/spidermultusconfigs`, {
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderMultusConfig",
+      metadata: { name: "gpu1", annotations: { "cni.spidernet.io/rdma-resource-inject": group } },
+      spec: { cniType: "sriov", sriov: { resourceName: "spidernet.io/gpu1sriov", ippools: { ipv4: ["a"] } } },
+    });
+    const pod = await poll("the Pod webhook to inject a pod", 30_000, async () => {
+      const { body } = await set.http.post<
+        {
+          metadata: { annotations?: Record<string, string> };
+          spec: { containers: { resources?: unknown }[] };
+        }
+      >(`/api/v1/namespaces/${scope.namespace}/pods?dryRun=All`, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: "p",
+          labels: set.labels(),
+          annotations: { "cni.spidernet.io/rdma-resource-inject": group },
+        },
+        spec: { containers: [{ name: "c", image: "registry.invalid/pause:1" }] },
+      });
+      return body.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"] ? body : undefined;
+    });
+    assert.equal(pod.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"], `${scope.namespace}/gpu1`);
+    // (The API server defaults the request of an extended resource to its limit.)
+    assert.deepEqual(
+      (pod.spec.containers[0].resources as { limits?: unknown }).limits,
+      { "spidernet.io/gpu1sriov": "1" },
+    );
+
     // Every component the Deployment switches on (the pool and subnet reconcilers, the auto-pool controller, the
-    // SpiderMultusConfig and SpiderCoordinator controllers) has listed what it watches by now; nothing refused.
-    assert.match(await leader.log(), /; 4 leader-only component\(s\)/);
+    // SpiderMultusConfig and SpiderCoordinator controllers, the IP GC) has listed what it watches by now; nothing refused.
+    assert.match(await leader.log(), /; 5 leader-only component\(s\)/);
     await new Promise((r) => setTimeout(r, 3_000));
     assert.doesNotMatch(await leader.log(), /forbidden|HTTP 403/i);
   },

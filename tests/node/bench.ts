@@ -1,6 +1,7 @@
 // Benchmark on the real node: time from `kubectl apply` of a 20-pod Deployment until all 20 pods run with an
-// address, through Spiderpool (bridge + spiderpool IPAM, the chart's conflist) and through Debian's host-local
-// (bridge + host-local, a conflist that sorts first) in the same run, alternating, and the set-up times.
+// address, through Spiderpool (the chart's conflist: the node's main plugin, macvlan or bridge, with spiderpool
+// IPAM and coordinator) and through Debian's host-local (the same main plugin with host-local and nothing after
+// it, a conflist that sorts first) in the same run, alternating, and the set-up times.
 // `scripts/bench.sh node` or `deno run -A tests/node/bench.ts [--rounds N] [--pods N]`.
 
 import { parseArgs } from "node:util";
@@ -97,14 +98,9 @@ try {
     "-f",
     valuesFile,
   );
-  await node.kubectl(
-    "-n",
-    "kube-system",
-    "rollout",
-    "status",
-    "daemonset/spiderpool-agent",
-    "--timeout=180s",
-  );
+  for (const workload of ["daemonset/spiderpool-agent", "deployment/spiderpool-controller"]) {
+    await node.kubectl("-n", "kube-system", "rollout", "status", workload, "--timeout=300s");
+  }
   const installSecs = (performance.now() - t1) / 1000;
   await apply(node, {
     apiVersion: "spiderpool.spidernet.io/v2beta1",
@@ -116,10 +112,9 @@ try {
     cniVersion: "1.0.0",
     name: "host-local-bench",
     plugins: [{
-      type: "bridge",
-      bridge: node.bridgeName,
-      isGateway: false,
-      ipMasq: false,
+      ...(node.mainPlugin === "macvlan"
+        ? { type: "macvlan", master: node.bridgeName, mode: "bridge" }
+        : { type: "bridge", bridge: node.bridgeName, isGateway: false, ipMasq: false }),
       ipam: {
         type: "host-local",
         dataDir: `${node.dir}/host-local`,
@@ -146,11 +141,12 @@ try {
   console.log(
     `node start (control plane, containerd, kubelet, kube-proxy, image import): ${nodeSecs.toFixed(1)} s`,
   );
-  console.log(`helm install until the agent is Ready: ${installSecs.toFixed(1)} s`);
+  console.log(`helm install until agent and controller are Ready: ${installSecs.toFixed(1)} s`);
   console.log(
-    `${PODS}-pod Deployment, apply -> all Running with addresses (median of ${ROUNDS}): ` +
-      `spiderpool ${median(spider).toFixed(1)} s, host-local ${median(local).toFixed(1)} s, ` +
-      `ratio ${(median(spider) / median(local)).toFixed(2)}`,
+    `${PODS}-pod Deployment (main plugin ${node.mainPlugin}), apply -> all Running with addresses ` +
+      `(median of ${ROUNDS}): spiderpool + coordinator ${median(spider).toFixed(1)} s ` +
+      `(${(PODS / median(spider)).toFixed(2)} pods/s), host-local ${median(local).toFixed(1)} s ` +
+      `(${(PODS / median(local)).toFixed(2)} pods/s), ratio ${(median(spider) / median(local)).toFixed(2)}`,
   );
 } finally {
   await node.stop();

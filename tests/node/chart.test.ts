@@ -4,6 +4,8 @@
 
 import assert from "node:assert/strict";
 import { loadAll } from "js-yaml";
+import { SINGULAR } from "../../src/api/constants.ts";
+import { webhookConfigurations } from "../../src/controller/webhook/register.ts";
 import { getCluster } from "../kube/harness.ts";
 import { CHART_DIR, flatten, parseReadmeTable, valueRows } from "./chart_values.ts";
 import { lastLine, REPO_ROOT, run } from "./node.ts";
@@ -111,11 +113,19 @@ Deno.test("the rendered objects use the values the README documents", async () =
     new RegExp(`ipamUnixSocketPath: ${values.get("global.ipamUNIXSocketHostPath")}`),
   );
   assert.match(cm.data["conf.yml"], /enableIPv6: true/);
-  // Defaults that keep a fresh install working with this release: no controller, no init Job, no conflist.
-  assert.equal(values.get("spiderpoolController.enabled"), false);
-  assert.ok(
-    !objs.some((o) => o.kind === "Deployment" || o.kind === "Job" && !o.metadata.name.endsWith("-cleanup")),
+  // As upstream's chart: the controller with its webhooks, and the init Job that makes the default
+  // SpiderCoordinator; the node's conflist only when asked (a cluster usually has its own network already).
+  assert.equal(values.get("spiderpoolController.enabled"), true);
+  assert.equal(values.get("coordinator.enabled"), true);
+  const dep = find(objs, "Deployment", values.get("spiderpoolController.name") as string);
+  assert.equal(dep.spec.replicas, values.get("spiderpoolController.replicas"));
+  find(objs, "MutatingWebhookConfiguration", "spiderpool-controller");
+  find(objs, "ValidatingWebhookConfiguration", "spiderpool-controller");
+  const init = find(objs, "Job", values.get("spiderpoolInit.name") as string);
+  const initEnv = Object.fromEntries(
+    init.spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]),
   );
+  assert.equal(initEnv.SPIDERPOOL_INIT_DEFAULT_COORDINATOR_NAME, values.get("coordinator.name"));
   assert.ok(!objs.some((o) => o.metadata.name.endsWith("-cni-config")));
 });
 
@@ -154,7 +164,7 @@ Deno.test("the agent's init step installs the build into the node's CNI dir as h
   assert.equal(env.KUBERNETES_SERVICE_HOST, undefined);
 });
 
-Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM; coordinator only when asked", async () => {
+Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM and coordinator after it, unless switched off", async () => {
   const objs = await render({
     "spiderpoolAgent.cniConfig.install": "true",
     "spiderpoolAgent.cniConfig.bridgeName": "br-test",
@@ -163,8 +173,10 @@ Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM; coordinat
   const cm = find(objs, "ConfigMap", "spiderpool-agent-cni-config");
   const conf = JSON.parse(cm.data["10-spiderpool.conflist"]);
   assert.equal(conf.cniVersion, "1.0.0");
-  assert.deepEqual(conf.plugins.map((p: Obj) => p.type), ["bridge"]);
+  assert.deepEqual(conf.plugins.map((p: Obj) => p.type), ["bridge", "coordinator"]);
   assert.equal(conf.plugins[0].bridge, "br-test");
+  // The coordinator asks the same agent socket as the IPAM plugin.
+  assert.equal(conf.plugins[1].ipamUnixSocketPath, "/var/run/spidernet/spiderpool.sock");
   assert.deepEqual(conf.plugins[0].ipam, {
     type: "spiderpool",
     ipam_unix_socket_path: "/var/run/spidernet/spiderpool.sock",
@@ -173,14 +185,18 @@ Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM; coordinat
   const pod = find(objs, "DaemonSet", "spiderpool-agent").spec.template.spec;
   assert.deepEqual(pod.initContainers.map((c: Obj) => c.name), ["install-cni", "install-cni-config"]);
   assert.equal(pod.volumes.find((v: Obj) => v.name === "cni-conf-dir").hostPath.path, "/etc/cni/net.d");
-  const withCoordinator = await render({
-    "spiderpoolAgent.cniConfig.install": "true",
-    "spiderpoolAgent.cniConfig.coordinator": "true",
-  });
-  const conf2 = JSON.parse(
-    find(withCoordinator, "ConfigMap", "spiderpool-agent-cni-config").data["10-spiderpool.conflist"],
-  );
-  assert.deepEqual(conf2.plugins.map((p: Obj) => p.type), ["bridge", "coordinator"]);
+  // No coordinator in the chain when asked, or when there is no SpiderCoordinator for it to read.
+  for (
+    const off of [{ "spiderpoolAgent.cniConfig.coordinator": "false" }, {
+      "coordinator.enabled": "false",
+    }] as Record<string, string>[]
+  ) {
+    const without = await render({ "spiderpoolAgent.cniConfig.install": "true", ...off });
+    const conf2 = JSON.parse(
+      find(without, "ConfigMap", "spiderpool-agent-cni-config").data["10-spiderpool.conflist"],
+    );
+    assert.deepEqual(conf2.plugins.map((p: Obj) => p.type), ["bridge"], JSON.stringify(off));
+  }
   // The uninstall Job removes the conflist it wrote.
   const cleanup = find(objs, "Job", "spiderpool-agent-cleanup");
   assert.equal(cleanup.metadata.annotations["helm.sh/hook"], "pre-delete");
@@ -190,11 +206,13 @@ Deno.test("cniConfig writes a bridge conflist with spiderpool as IPAM; coordinat
   );
 });
 
-Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Service, webhook RBAC and uninstall hook", async () => {
-  const objs = await render({ "spiderpoolController.enabled": "true" });
+Deno.test("the controller: ports 5720/5721/5722, probes, env, the cni conf dir, Service and uninstall hook", async () => {
+  const objs = await render();
   const dep = find(objs, "Deployment", "spiderpool-controller");
-  assert.equal(dep.spec.replicas, 2);
-  const c = dep.spec.template.spec.containers[0];
+  assert.equal(dep.spec.replicas, 1);
+  const pod = dep.spec.template.spec;
+  assert.equal(pod.hostNetwork, true);
+  const c = pod.containers[0];
   assert.deepEqual(
     c.ports.map((p: Obj) => [p.name, p.containerPort]),
     [["http", 5720], ["metrics", 5721], ["webhook", 5722]],
@@ -208,7 +226,18 @@ Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Servic
   assert.equal(env.SPIDERPOOL_METRIC_HTTP_PORT, "5721");
   assert.equal(env.SPIDERPOOL_WEBHOOK_PORT, "5722");
   assert.deepEqual(env.SPIDERPOOL_POD_NAMESPACE, { fieldRef: { fieldPath: "metadata.namespace" } });
-  assert.ok(c.args.includes("--tls-method=auto"));
+  assert.deepEqual(env.SPIDERPOOL_POD_NAME, { fieldRef: { fieldPath: "metadata.name" } });
+  assert.equal(env.SPIDERPOOL_COORDINATOR_ENABLED, "true");
+  assert.deepEqual(c.args, [
+    "--config-path=/tmp/spiderpool/config-map/conf.yml",
+    "--tls-method=auto",
+    "--service-name=spiderpool-controller",
+    "--webhook-config-name=spiderpool-controller",
+  ]);
+  // The coordinator controller reads the node's default CNI where SPIDERPOOL_CNI_CONFIG_DIR says.
+  const confMount = c.volumeMounts.find((m: Obj) => m.name === "cni-conf-dir");
+  assert.equal(confMount.mountPath, env.SPIDERPOOL_CNI_CONFIG_DIR);
+  assert.equal(pod.volumes.find((v: Obj) => v.name === "cni-conf-dir").hostPath.path, "/etc/cni/net.d");
   const svc = find(objs, "Service", "spiderpool-controller");
   assert.deepEqual(svc.spec.ports.find((p: Obj) => p.name === "webhook"), {
     name: "webhook",
@@ -216,33 +245,166 @@ Deno.test("the controller: 2 replicas, ports 5720/5721/5722, probes, env, Servic
     targetPort: "webhook",
     protocol: "TCP",
   });
-  // tls.method=auto: the controller itself creates and updates the webhook configurations and its Secret;
-  // reads and changes only the objects named after it.
-  const verbsOn = (rules: Obj[], resource: string, name?: string) =>
-    new Set(
-      rules.filter((r: Obj) =>
-        r.resources.includes(resource) && (!r.resourceNames || r.resourceNames.includes(name))
-      )
-        .flatMap((r: Obj) => r.verbs),
-    );
-  const cr = find(objs, "ClusterRole", "spiderpool-controller");
-  for (const kind of ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]) {
-    const verbs = verbsOn(cr.rules, kind, "spiderpool-controller");
-    for (const verb of ["create", "get", "update", "patch"]) assert.ok(verbs.has(verb), `${kind}: ${verb}`);
-    assert.ok(!verbsOn(cr.rules, kind, "someone-else").has("update"), `${kind}: update limited by name`);
+  assert.deepEqual(svc.spec.selector, dep.spec.selector.matchLabels);
+  // Uninstall: a Job with its own identity deletes what the controller created itself, by name.
+  const hook = find(objs, "Job", "spiderpool-controller-hook-post-delete");
+  assert.equal(hook.metadata.annotations["helm.sh/hook"], "post-delete");
+  assert.equal(hook.spec.template.spec.serviceAccountName, "spiderpool-controller-hook-post-delete");
+  const hookRole = objs.find((o) =>
+    o.kind === "Role" && o.metadata.name === "spiderpool-controller-hook-post-delete"
+  );
+  assert.deepEqual(
+    hookRole.rules.map((r: Obj) => `${r.resources[0]}/${r.resourceNames[0]}:${r.verbs}`).sort(),
+    [
+      "configmaps/spiderpool-controller-admission-ippools:delete",
+      "configmaps/spiderpool-controller-admission-reservedips:delete",
+      "leases/spiderpool-controller-leases:delete",
+      "secrets/spiderpool-controller-server-certs:delete",
+    ],
+  );
+  assert.match(hook.spec.template.spec.containers[0].command[2], /spiderpool-controller-server-certs/);
+});
+
+Deno.test("the controller is passed only flags and environment it reads", async () => {
+  const c = find(await render(), "Deployment", "spiderpool-controller").spec.template.spec.containers[0];
+  const help = await run(`${REPO_ROOT}dist/spiderpool`, ["controller", "--help"]);
+  for (const arg of c.args) {
+    const flag = String(arg).split("=")[0];
+    assert.ok(help.includes(`  ${flag} `), `${flag} is a flag of spiderpool controller`);
   }
-  const role = find(objs, "Role", "spiderpool-controller");
-  const secretVerbs = verbsOn(role.rules, "secrets", "spiderpool-controller-server-certs");
-  for (const verb of ["create", "get", "update"]) assert.ok(secretVerbs.has(verb), `secrets: ${verb}`);
-  assert.ok(verbsOn(role.rules, "leases", "spiderpool-controller-leases").has("update"));
-  find(objs, "RoleBinding", "spiderpool-controller");
-  find(objs, "ServiceAccount", "spiderpool-controller");
-  const hook = find(objs, "Job", "spiderpool-controller-hook-pre-delete");
-  assert.equal(hook.metadata.annotations["helm.sh/hook"], "pre-delete");
-  assert.equal(hook.spec.template.spec.serviceAccountName, "spiderpool-controller");
-  assert.match(
-    hook.spec.template.spec.containers[0].command[2],
-    /admissionregistration\.k8s\.io\/v1\/\$\{kind\}\/spiderpool-controller`/,
+  let code = "";
+  const read = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await read(`${dir}/${e.name}`);
+      else if (e.name.endsWith(".ts")) code += await Deno.readTextFile(`${dir}/${e.name}`);
+    }
+  };
+  await read(`${REPO_ROOT}src/controller`);
+  code += await Deno.readTextFile(`${REPO_ROOT}src/cmd/controller.ts`);
+  for (const e of c.env) assert.ok(code.includes(`"${e.name}"`), `the controller reads ${e.name}`);
+});
+
+/** The webhooks the controller registers for `kinds`, at the chart's Service, without the CA. */
+function registered(kinds: string[]) {
+  const all = webhookConfigurations({
+    endpoint: { service: { namespace: "kube-system", name: "spiderpool-controller", port: 5722 } },
+    caPem: "",
+    kinds,
+  });
+  const strip = (hooks: Obj[]) =>
+    hooks.map((h) => {
+      const { caBundle: _, ...clientConfig } = h.clientConfig;
+      return { ...h, clientConfig };
+    });
+  return {
+    mutating: strip(all.MutatingWebhookConfiguration.webhooks),
+    validating: strip(all.ValidatingWebhookConfiguration.webhooks),
+  };
+}
+
+Deno.test("the chart's webhook configurations are deploy/webhooks.yaml, at its Service, as the controller registers them", async () => {
+  // One list: the chart reads deploy/webhooks.yaml through a link.
+  const link = `${CHART_DIR}files/webhooks.yaml`;
+  assert.equal(Deno.realPathSync(link), Deno.realPathSync(`${REPO_ROOT}deploy/webhooks.yaml`));
+  const deploy = (loadAll(await Deno.readTextFile(`${REPO_ROOT}deploy/webhooks.yaml`)) as Obj[]).filter(
+    Boolean,
+  );
+  const strip = (hooks: Obj[]) =>
+    hooks.map((h) => {
+      const { caBundle: _, ...clientConfig } = h.clientConfig;
+      return { ...h, clientConfig };
+    });
+  const all = [
+    SINGULAR.ippool,
+    SINGULAR.subnet,
+    SINGULAR.reservedIP,
+    SINGULAR.coordinator,
+    SINGULAR.multusConfig,
+  ];
+  const cases: [Record<string, string>, string[]][] = [
+    [{}, all],
+    [{ "coordinator.enabled": "false" }, all.filter((k) => k !== SINGULAR.coordinator)],
+    [{ "multus.enableMultusConfig": "false" }, all.filter((k) => k !== SINGULAR.multusConfig)],
+  ];
+  for (const [set, kinds] of cases) {
+    const objs = await render(set);
+    const mutating = find(objs, "MutatingWebhookConfiguration", "spiderpool-controller");
+    const validating = find(objs, "ValidatingWebhookConfiguration", "spiderpool-controller");
+    // No caBundle in the manifest: the controller patches it in, and helm upgrade leaves it alone.
+    for (const h of [...mutating.webhooks, ...validating.webhooks]) {
+      assert.equal(h.clientConfig.caBundle, undefined, h.name);
+    }
+    assert.deepEqual(
+      { mutating: mutating.webhooks, validating: validating.webhooks },
+      registered(kinds),
+      JSON.stringify(set),
+    );
+    if (kinds === all) {
+      // Every webhook of deploy/webhooks.yaml, unchanged apart from the CA.
+      assert.deepEqual(
+        mutating.webhooks,
+        strip(find(deploy, "MutatingWebhookConfiguration", "spiderpool-controller").webhooks),
+      );
+      assert.deepEqual(
+        validating.webhooks,
+        strip(find(deploy, "ValidatingWebhookConfiguration", "spiderpool-controller").webhooks),
+      );
+    }
+  }
+  // Another namespace, Service name and port reach the configurations.
+  const moved = await render(
+    { "spiderpoolController.name": "sp-ctl", "spiderpoolController.webhookPort": "6722" },
+    "--namespace",
+    "net",
+  );
+  const hook = find(moved, "ValidatingWebhookConfiguration", "sp-ctl").webhooks[0];
+  assert.deepEqual(
+    [hook.clientConfig.service.namespace, hook.clientConfig.service.name, hook.clientConfig.service.port],
+    ["net", "sp-ctl", 6722],
+  );
+});
+
+Deno.test("the chart grants agent, controller and init exactly the rules of deploy/rbac.yaml", async () => {
+  const deploy = (loadAll(await Deno.readTextFile(`${REPO_ROOT}deploy/rbac.yaml`)) as Obj[]).filter(Boolean);
+  const objs = await render({
+    "clusterDefaultPool.installIPv4IPPool": "true",
+    "clusterDefaultPool.ipv4Subnet": "203.0.113.0/24",
+  });
+  const rules = (o: Obj) => JSON.stringify(o.rules);
+  for (const kind of ["ClusterRole", "Role"]) {
+    for (const d of deploy.filter((x) => x.kind === kind)) {
+      assert.equal(rules(find(objs, kind, d.metadata.name)), rules(d), `${kind} ${d.metadata.name}`);
+    }
+  }
+  for (const sa of ["spiderpool-agent", "spiderpool-controller", "spiderpool-init"]) {
+    find(objs, "ServiceAccount", sa);
+  }
+});
+
+Deno.test("cniConfig.mainPlugin macvlan: pods on the underlay NIC, coordinator after it; bad values refused by name", async () => {
+  const objs = await render({
+    "spiderpoolAgent.cniConfig.install": "true",
+    "spiderpoolAgent.cniConfig.mainPlugin": "macvlan",
+    "spiderpoolAgent.cniConfig.macvlanMaster": "ens5",
+  });
+  const conf = JSON.parse(
+    find(objs, "ConfigMap", "spiderpool-agent-cni-config").data["10-spiderpool.conflist"],
+  );
+  assert.deepEqual(conf.plugins.map((p: Obj) => p.type), ["macvlan", "coordinator"]);
+  assert.equal(conf.plugins[0].master, "ens5");
+  assert.equal(conf.plugins[0].mode, "bridge");
+  assert.equal(conf.plugins[0].ipam.type, "spiderpool");
+  assert.equal(conf.plugins[1].ipamUnixSocketPath, conf.plugins[0].ipam.ipam_unix_socket_path);
+  await assert.rejects(
+    render({
+      "spiderpoolAgent.cniConfig.install": "true",
+      "spiderpoolAgent.cniConfig.mainPlugin": "macvlan",
+    }),
+    /spiderpoolAgent\.cniConfig\.macvlanMaster is required with mainPlugin macvlan/,
+  );
+  await assert.rejects(
+    render({ "spiderpoolAgent.cniConfig.install": "true", "spiderpoolAgent.cniConfig.mainPlugin": "ipvlan" }),
+    /spiderpoolAgent\.cniConfig\.mainPlugin "ipvlan" is not supported: use bridge or macvlan/,
   );
 });
 
@@ -278,8 +440,17 @@ Deno.test("the init Job creates the default pool and coordinator with upstream's
   assert.match(job.metadata.annotations["helm.sh/hook"], /post-install/);
   const c = job.spec.template.spec.containers[0];
   assert.deepEqual(c.command, ["/usr/bin/spiderpool-init"]);
-  // Without the controller there are no webhooks to wait for.
-  assert.deepEqual(c.args, ["--timeout=300", "--skip-webhook-wait"]);
+  // It waits for the controller's webhooks; without the controller there are none to wait for.
+  assert.deepEqual(c.args, ["--timeout=300"]);
+  const noController = find(
+    await render({ "spiderpoolController.enabled": "false" }),
+    "Job",
+    "spiderpool-init",
+  );
+  assert.deepEqual(noController.spec.template.spec.containers[0].args, [
+    "--timeout=300",
+    "--skip-webhook-wait",
+  ]);
   const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e.value]));
   assert.equal(env.SPIDERPOOL_INIT_DEFAULT_IPV4_IPPOOL_NAME, "default-v4-ippool");
   assert.equal(env.SPIDERPOOL_INIT_DEFAULT_IPV4_IPPOOL_SUBNET, "203.0.113.0/24");
@@ -341,6 +512,8 @@ Deno.test("the API server accepts every rendered object (server-side dry run)", 
       "clusterrole.rbac.authorization.k8s.io",
       "role.rbac.authorization.k8s.io",
       "service",
+      "mutatingwebhookconfiguration.admissionregistration.k8s.io",
+      "validatingwebhookconfiguration.admissionregistration.k8s.io",
     ]
   ) {
     assert.ok(created.some((l) => l.startsWith(`${kind}/`)), `${kind} in ${created.join(", ")}`);

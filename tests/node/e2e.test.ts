@@ -1,7 +1,9 @@
-// End to end on a real node: kubelet, containerd and runc on this machine run the chart's agent DaemonSet from
-// the image built here; the install step puts our binary into the node's CNI dir; real pods get addresses from
-// SpiderIPPools through Debian's bridge and our IPAM plugin; then upgrade, uninstall and stop leave the machine
-// as it was. The tests run in order on one node (each builds on the state the previous one left).
+// End to end on a real node: kubelet, containerd and runc on this machine run the chart's agent DaemonSet and
+// controller Deployment from the image built here; the install step puts our binary into the node's CNI dir;
+// the controller's webhooks check and default what kubectl applies; real pods get addresses from SpiderIPPools
+// through the node's main plugin (macvlan where the kernel has it, else Debian's bridge) with our IPAM plugin,
+// and the coordinator gives them a veth to the host and their routes; then upgrade, uninstall and stop leave
+// the machine as it was. The tests run in order on one node (each builds on the state the previous one left).
 
 import assert from "node:assert/strict";
 import { poll } from "../kube/poll.ts";
@@ -148,15 +150,12 @@ Deno.test({
   fn: async () => {
     const { node, valuesFile } = await env();
     const started = performance.now();
+    // helm install returns once the post-install Job (spiderpool init) has made the default SpiderCoordinator,
+    // which it does only after the controller's webhooks are registered and answer.
     await node.helm("install", "spiderpool", CHART, "-n", "kube-system", "-f", valuesFile);
-    await node.kubectl(
-      "-n",
-      "kube-system",
-      "rollout",
-      "status",
-      "daemonset/spiderpool-agent",
-      "--timeout=180s",
-    );
+    for (const workload of ["daemonset/spiderpool-agent", "deployment/spiderpool-controller"]) {
+      await node.kubectl("-n", "kube-system", "rollout", "status", workload, "--timeout=300s");
+    }
     const [agent] = (await kjson(
       node,
       "-n",
@@ -178,12 +177,62 @@ Deno.test({
     const version = await run(`${node.cniBinDir}/spiderpool`, [], { CNI_COMMAND: "VERSION" }, "{}");
     assert.deepEqual(JSON.parse(version).supportedVersions.includes("1.0.0"), true);
     const conflist = JSON.parse(await Deno.readTextFile(`${node.cniConfDir}/10-spiderpool.conflist`));
-    assert.deepEqual(conflist.plugins.map((p: Obj) => [p.type, p.ipam?.type]), [["bridge", "spiderpool"]]);
+    assert.deepEqual(conflist.plugins.map((p: Obj) => [p.type, p.ipam?.type]), [
+      [node.mainPlugin, "spiderpool"],
+      ["coordinator", undefined],
+    ]);
     // With a network configured the kubelet reports the node Ready.
     await poll("the node Ready", 60_000, async () => {
       const n = await kjson(node, "get", "node", node.nodeName);
       return n.status.conditions.some((c: Obj) => c.type === "Ready" && c.status === "True") || undefined;
     });
+  },
+});
+
+Deno.test({
+  name:
+    "the controller pod is Ready, its webhooks are registered with the CA of its Secret, the default SpiderCoordinator is Synced",
+  ...opts,
+  fn: async () => {
+    const { node } = await env();
+    const [controller] = (await kjson(
+      node,
+      "-n",
+      "kube-system",
+      "get",
+      "pods",
+      "-l",
+      "app.kubernetes.io/component=spiderpool-controller",
+    )).items;
+    assert.ok(controller.status.conditions.some((c: Obj) => c.type === "Ready" && c.status === "True"));
+    const secret = await kjson(
+      node,
+      "-n",
+      "kube-system",
+      "get",
+      "secret",
+      "spiderpool-controller-server-certs",
+    );
+    const ca = secret.data["ca.crt"];
+    assert.ok(ca, "the Secret holds the CA");
+    for (const kind of ["mutatingwebhookconfiguration", "validatingwebhookconfiguration"]) {
+      const cfg = await kjson(node, "get", kind, "spiderpool-controller");
+      assert.ok(cfg.webhooks.length >= 5, `${kind}: ${cfg.webhooks.length} webhooks`);
+      for (const h of cfg.webhooks) {
+        assert.equal(h.clientConfig.caBundle, ca, `${kind} ${h.name}: the CA of the Secret`);
+        assert.deepEqual(
+          [h.clientConfig.service.namespace, h.clientConfig.service.name, h.clientConfig.service.port],
+          ["kube-system", "spiderpool-controller", 5722],
+        );
+      }
+    }
+    // Made by the init Job; its status is written by the controller's leader.
+    const coordinator = await poll("SpiderCoordinator default Synced", 120_000, async () => {
+      const c = await kjson(node, "get", "spidercoordinator", "default");
+      return c.status?.phase === "Synced" ? c : undefined;
+    });
+    assert.equal(coordinator.spec.mode, "auto");
+    assert.ok(coordinator.status.serviceCIDR.length > 0, JSON.stringify(coordinator.status));
   },
 });
 
@@ -220,6 +269,91 @@ Deno.test({
     for (const from of pods) {
       for (const to of pods) if (from !== to) await ping(node, from.metadata.name, to.status.podIP);
     }
+  },
+});
+
+Deno.test({
+  name:
+    "the coordinator gives each pod a veth to the host and routes to the node and the Services through it",
+  ...opts,
+  fn: async () => {
+    const { node } = await env();
+    const pods = await runningPods(node, "web", 3);
+    const coordinator = await kjson(node, "get", "spidercoordinator", "default");
+    const n = await kjson(node, "get", "node", node.nodeName);
+    const nodeIP = n.status.addresses.find((a: Obj) => a.type === "InternalIP").address;
+    for (const p of pods) {
+      const name = p.metadata.name;
+      const links = await node.kubectl("-n", NS, "exec", name, "--", "ip", "-o", "link", "show");
+      assert.match(links, /\bveth0@/, `${name} has the coordinator's veth0: ${links}`);
+      const routes = await node.kubectl("-n", NS, "exec", name, "--", "ip", "-4", "route", "show");
+      const via = (dst: string) =>
+        routes.split("\n").some((l) => l.startsWith(`${dst} `) && /\bdev veth0\b/.test(l));
+      assert.ok(via(nodeIP), `${name}: a route to the node ${nodeIP} through veth0:\n${routes}`);
+      for (const cidr of [...coordinator.status.serviceCIDR, ...coordinator.spec.hijackCIDR]) {
+        if (cidr.includes(":")) continue;
+        assert.ok(via(cidr), `${name}: ${cidr} through veth0:\n${routes}`);
+      }
+      // Node and pod reach each other over the veth pair (with macvlan the parent cannot carry that traffic).
+      const out = await node.kubectl("-n", NS, "exec", name, "--", "ping", "-c", "1", "-W", "3", nodeIP);
+      assert.match(out, /1 packets received/, `${name} -> node ${nodeIP}: ${out}`);
+      const back = await run("ping", ["-c", "1", "-W", "3", p.status.podIP]);
+      // (Debian's ping says "1 received", busybox's "1 packets received".)
+      assert.match(back, /1 received/, `node -> ${name} ${p.status.podIP}: ${back}`);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "kubectl apply of a SpiderIPPool that overlaps another is refused with the webhook's message; nothing is made",
+  ...opts,
+  fn: async () => {
+    const { node } = await env();
+    await assert.rejects(
+      apply(node, [pool("e2e-overlap", ["203.0.113.15-203.0.113.16"])]),
+      (e: Error) => {
+        // The API server words a webhook's field errors as it does its own; only the webhook can know that
+        // another pool holds these addresses.
+        assert.match(e.message, /The SpiderIPPool "e2e-overlap" is invalid: spec\.ips: /);
+        assert.match(
+          e.message,
+          /spec\.ips overlaps SpiderIPPool "e2e-web" at 203\.0\.113\.15-203\.0\.113\.16; remove those addresses/,
+        );
+        return true;
+      },
+    );
+    await assert.rejects(node.kubectl("get", "spiderippool", "e2e-overlap"), /NotFound|not found/);
+  },
+});
+
+Deno.test({
+  name:
+    "a pool written as in Spiderpool's guide (no spec.ipVersion) is defaulted by the webhook and a pod uses it",
+  ...opts,
+  fn: async () => {
+    const { node } = await env();
+    await apply(node, [{
+      apiVersion: "spiderpool.spidernet.io/v2beta1",
+      kind: "SpiderIPPool",
+      metadata: { name: "e2e-guide" },
+      spec: { subnet: "198.51.100.0/24", ips: ["198.51.100.10-198.51.100.19"] },
+    }, deployment("guide", 1, "e2e-guide")]);
+    const p = await kjson(node, "get", "spiderippool", "e2e-guide");
+    assert.equal(p.spec.ipVersion, 4, "the mutating webhook set spec.ipVersion");
+    const [pod] = await runningPods(node, "guide", 1);
+    assert.match(pod.status.podIP, /^198\.51\.100\.1\d$/);
+    const status = await poll("e2e-guide counted by the controller", 60_000, async () => {
+      const s = (await kjson(node, "get", "spiderippool", "e2e-guide")).status;
+      return s?.totalIPCount === 10 && s?.allocatedIPCount === 1 ? s : undefined;
+    });
+    assert.deepEqual(Object.keys(JSON.parse(status.allocatedIPs)), [pod.status.podIP]);
+    await node.kubectl("-n", NS, "delete", "deployment", "guide", "--wait=true");
+    await poll(
+      "e2e-guide empty",
+      120_000,
+      async () => (await poolStatus(node, "e2e-guide")).count === 0 || undefined,
+    );
   },
 });
 
@@ -373,6 +507,17 @@ Deno.test({
     assert.deepEqual([...Deno.readDirSync(node.cniConfDir)].map((e) => e.name), []);
     assert.deepEqual([...Deno.readDirSync(node.libDir)].map((e) => e.name), []);
     await assert.rejects(Deno.lstat(node.socketPath), Deno.errors.NotFound);
+    // The webhook configurations went with the release; what the controller made itself went with the
+    // pre-delete Job; the hooks' own identities went after them.
+    for (const kind of ["mutatingwebhookconfiguration", "validatingwebhookconfiguration"]) {
+      await assert.rejects(node.kubectl("get", kind, "spiderpool-controller"), /NotFound|not found/);
+    }
+    const left =
+      (await kjson(node, "-n", "kube-system", "get", "secrets,configmaps,leases,serviceaccounts,jobs"))
+        .items.map((o: Obj) => `${o.kind}/${o.metadata.name}`).filter((n: string) =>
+          n.includes("spiderpool")
+        );
+    assert.deepEqual(left, []);
     // Helm keeps CRDs (and so the pools) by design.
     assert.ok((await kjson(node, "get", "spiderippools")).items.length > 0);
   },

@@ -59,7 +59,11 @@ export interface LocalNode {
   /** Where `spiderpool install` keeps builds, the IPAM socket, a unique bridge name for the pod network. */
   libDir: string;
   socketPath: string;
+  /** A bridge made at start, standing for the node's NIC towards the underlay network. */
   bridgeName: string;
+  /** How pods join it: macvlan interfaces on it where the kernel has macvlan (Spiderpool's underlay), else
+   * ports of it through Debian's bridge plugin. $SPIDERPOOL_NODE_MAIN_PLUGIN chooses one. */
+  mainPlugin: MainPlugin;
   /** Per-node cgroup parent of every pod cgroup. */
   cgroupRoot: string;
   containerdSocket: string;
@@ -73,6 +77,8 @@ export interface LocalNode {
   importImage(tar: string): Promise<void>;
   stop(): Promise<void>;
 }
+
+export type MainPlugin = "macvlan" | "bridge";
 
 export class CommandError extends Error {}
 
@@ -423,6 +429,33 @@ function kubeProxyConfig(
   ) + "\n";
 }
 
+/**
+ * Makes the node's underlay bridge and picks the main plugin: macvlan when this kernel can put a macvlan link
+ * on the bridge (checked by making one), else bridge. `wanted` ("macvlan" or "bridge") overrides the choice;
+ * asking for macvlan where the kernel lacks it is an error.
+ */
+export async function makeUnderlay(name: string, wanted?: string): Promise<MainPlugin> {
+  if (wanted !== undefined && wanted !== "macvlan" && wanted !== "bridge") {
+    throw new Error(`SPIDERPOOL_NODE_MAIN_PLUGIN=${JSON.stringify(wanted)}: use macvlan or bridge`);
+  }
+  await run("ip", ["link", "add", name, "type", "bridge"]);
+  await run("ip", ["link", "set", name, "up"]);
+  if (wanted === "bridge") return "bridge";
+  const probe = `mvp${name.slice(-8)}`;
+  try {
+    await run("ip", ["link", "add", "link", name, "name", probe, "type", "macvlan", "mode", "bridge"]);
+    await run("ip", ["link", "del", probe]);
+    return "macvlan";
+  } catch (err) {
+    if (wanted === "macvlan") {
+      throw new Error(
+        `SPIDERPOOL_NODE_MAIN_PLUGIN=macvlan, but this kernel cannot make a macvlan link: ${err}`,
+      );
+    }
+    return "bridge";
+  }
+}
+
 /** Creates the per-node cgroup parent in every hierarchy (the kubelet requires that it exists). */
 async function makeCgroupRoot(root: string): Promise<void> {
   for (const h of await cgroupHierarchies()) {
@@ -485,6 +518,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
   const sysctlsBefore = await readSysctls();
   let cp: ControlPlane | undefined;
   let kubeconfigPath = "";
+  let mainPlugin: MainPlugin = "bridge";
   const env = {
     KUBECONFIG: "",
     HELM_CACHE_HOME: `${dir}/helm/cache`,
@@ -661,6 +695,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     for (const image of opts.images ?? []) await importImage(image.tar);
     log(`containerd ready; imported ${(opts.images ?? []).map((i) => i.ref).join(", ")}`);
 
+    // --- the pods' underlay -----------------------------------------------------------------------------------------
+    mainPlugin = await makeUnderlay(bridgeName, Deno.env.get("SPIDERPOOL_NODE_MAIN_PLUGIN") || undefined);
+    log(`pods join ${bridgeName} through ${mainPlugin}`);
+
     // --- kubelet --------------------------------------------------------------------------------------------------
     await makeCgroupRoot(cgroupRoot);
     const address = await nodeIP();
@@ -743,6 +781,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     libDir: `${dir}/opt/spiderpool`,
     socketPath: `${dir}/run/spidernet/spiderpool.sock`,
     bridgeName,
+    mainPlugin,
     cgroupRoot,
     containerdSocket,
     images: Object.fromEntries((opts.images ?? []).map((i) => [i.name, i.ref])),
@@ -781,7 +820,7 @@ async function waitFor(c: Component, check: () => Promise<boolean>, timeoutMs: n
 export function chartValues(
   node: Pick<
     LocalNode,
-    "cniBinDir" | "cniConfDir" | "libDir" | "socketPath" | "bridgeName" | "server" | "images"
+    "cniBinDir" | "cniConfDir" | "libDir" | "socketPath" | "bridgeName" | "mainPlugin" | "server" | "images"
   >,
   image = node.images.spiderpool,
 ): Record<string, unknown> {
@@ -807,11 +846,20 @@ export function chartValues(
     ipam: { enableIPv6: false },
     spiderpoolAgent: {
       image: imageValues,
-      cniConfig: { install: true, bridgeName: node.bridgeName },
+      // Spiderpool is this cluster's only network: the conflist is the chart's, with coordinator after the
+      // main plugin (the chart's default), in underlay mode for the pods' eth0.
+      cniConfig: {
+        install: true,
+        mainPlugin: node.mainPlugin,
+        ...(node.mainPlugin === "macvlan"
+          ? { macvlanMaster: node.bridgeName }
+          : { bridgeName: node.bridgeName }),
+      },
       // The agent runs in this machine's own network namespace (hostNetwork): it must not tune its sysctls.
       tuneSysctlConfig: false,
     },
-    spiderpoolController: { enabled: false, image: imageValues },
+    // The controller as the chart deploys it (webhooks, tls.method auto); one replica, as there is one node.
+    spiderpoolController: { image: imageValues },
     spiderpoolInit: { image: imageValues },
   };
 }
@@ -828,6 +876,7 @@ export interface NodeState {
   libDir: string;
   socketPath: string;
   bridgeName: string;
+  mainPlugin: MainPlugin;
   cgroupRoot: string;
   containerdSocket: string;
   images: Record<string, string>;
@@ -896,6 +945,7 @@ async function main(args: string[]): Promise<number> {
     libDir: node.libDir,
     socketPath: node.socketPath,
     bridgeName: node.bridgeName,
+    mainPlugin: node.mainPlugin,
     cgroupRoot: node.cgroupRoot,
     containerdSocket: node.containerdSocket,
     images: node.images,

@@ -62,8 +62,18 @@ app.kubernetes.io/component: {{ .component }}
 {{- $ipam := dict "type" "spiderpool" "ipam_unix_socket_path" .Values.global.ipamUNIXSocketHostPath -}}
 {{- if $c.defaultIPv4IPPool }}{{ $_ := set $ipam "default_ipv4_ippool" $c.defaultIPv4IPPool }}{{ end -}}
 {{- if $c.defaultIPv6IPPool }}{{ $_ := set $ipam "default_ipv6_ippool" $c.defaultIPv6IPPool }}{{ end -}}
-{{- $bridge := dict "type" "bridge" "bridge" $c.bridgeName "isGateway" $c.isGateway "ipMasq" $c.ipMasq "hairpinMode" $c.hairpinMode "ipam" $ipam -}}
-{{- $plugins := list $bridge -}}
-{{- if $c.coordinator }}{{ $plugins = append $plugins (dict "type" "coordinator") }}{{ end -}}
+{{- $main := dict -}}
+{{- if eq $c.mainPlugin "bridge" -}}
+{{- $main = dict "type" "bridge" "bridge" $c.bridgeName "isGateway" $c.isGateway "ipMasq" $c.ipMasq "hairpinMode" $c.hairpinMode "ipam" $ipam -}}
+{{- else if eq $c.mainPlugin "macvlan" -}}
+{{- $main = dict "type" "macvlan" "master" (required "spiderpoolAgent.cniConfig.macvlanMaster is required with mainPlugin macvlan: the node's underlay interface" $c.macvlanMaster) "mode" "bridge" "ipam" $ipam -}}
+{{- else -}}
+{{- fail (printf "spiderpoolAgent.cniConfig.mainPlugin %q is not supported: use bridge or macvlan" $c.mainPlugin) -}}
+{{- end -}}
+{{- $plugins := list $main -}}
+{{- /* The coordinator reads the SpiderCoordinator, which exists only with coordinator.enabled. */ -}}
+{{- /* It asks the agent for them at the same socket as the IPAM plugin (upstream's coordinator knows only the
+default path; ours reads ipamUnixSocketPath). */ -}}
+{{- if and $c.coordinator .Values.coordinator.enabled }}{{ $plugins = append $plugins (dict "type" "coordinator" "ipamUnixSocketPath" .Values.global.ipamUNIXSocketHostPath) }}{{ end -}}
 {{- dict "cniVersion" $c.cniVersion "name" $c.networkName "plugins" $plugins | toPrettyJson -}}
 {{- end -}}

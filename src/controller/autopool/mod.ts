@@ -22,6 +22,10 @@ export interface AutoPoolWorkOptions {
   config?: SpiderpoolConfig;
   registry?: Registry;
   controllerMetrics?: ControllerMetrics;
+  /** Only applications of this namespace; all when absent (controllers side by side in a test cluster). */
+  watchNamespace?: string;
+  /** Labels added to every auto-pool (the reconcilers' label selector, when limited). */
+  matchLabels?: Record<string, string>;
   log?: (message: string) => void;
 }
 
@@ -45,6 +49,8 @@ export function autoPoolWork(opts: AutoPoolWorkOptions): LeaderWork[] {
       config,
       registry: opts.registry,
       controllerMetrics: opts.controllerMetrics,
+      namespaces: opts.watchNamespace === undefined ? undefined : [opts.watchNamespace],
+      extraPoolLabels: opts.matchLabels,
       log: (m) => log(`auto-pool: ${m}`),
     }),
   ];

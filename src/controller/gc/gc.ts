@@ -115,13 +115,21 @@ export interface IpGcOptions {
   /** For the leader's pod and node watches. */
   kubeConfig: KubeConfig;
   config: GcConfig;
-  /** Whether this replica leads now; polled, and asked again before the leader-only work writes. */
+  /**
+   * Whether this replica leads now; asked again before the leader-only work writes. Polled every
+   * `leaderPollMs`, unless the owner tells the GC itself through startLeading/stopLeading.
+   */
   isLeader(): boolean;
   registry: Registry;
   /** This replica's name, for reports and Events. */
   identity?: string;
-  /** How often leadership is polled (`SPIDERPOOL_LEADER_RETRY_GAP`); default 1 s. */
+  /**
+   * How often leadership is polled (`SPIDERPOOL_LEADER_RETRY_GAP`); default 1 s. 0: never polled, the owner
+   * calls startLeading/stopLeading (the controller's leader election does, so a lost term stops at once).
+   */
   leaderPollMs?: number;
+  /** Only pools with these labels are scanned; all when absent (several controllers in one test cluster). */
+  poolSelector?: Record<string, string>;
   log?: (message: string) => void;
   hooks?: GcHooks;
 }
@@ -215,6 +223,8 @@ export class IpGc {
   #scanChain: Promise<unknown> = Promise.resolve();
   #nextScan?: { trigger: ScanTrigger; promise: Promise<ScanReport> };
   #inFlight = new Set<Promise<unknown>>();
+  /** Releases the trace workers and re-checks are carrying out (awaited when the term ends). */
+  #tracedInFlight = new Set<Promise<unknown>>();
   lastReport?: ScanReport;
 
   constructor(opts: IpGcOptions) {
@@ -270,8 +280,25 @@ export class IpGc {
       if (leading && !this.#tracing) this.#startTracing();
       else if (!leading && this.#tracing) this.#stopTracing("leadership lost");
     };
+    if (this.#o.leaderPollMs === 0) return;
     poll();
     this.#timers.push(setInterval(poll, this.#o.leaderPollMs ?? 1_000));
+  }
+
+  /**
+   * The term of this replica began (leader election's LeaderWork): trace pods now. `signal` aborts when the
+   * term ends; tracing stops at that moment, before stopLeading is called.
+   */
+  startLeading(signal: AbortSignal): void {
+    if (!this.enabled || this.#stopped || signal.aborted) return;
+    signal.addEventListener("abort", () => this.#stopTracing("leadership lost"), { once: true });
+    if (!this.#tracing) this.#startTracing();
+  }
+
+  /** The term ended: tracing is stopped; resolves once the releases the trace workers had begun are done. */
+  async stopLeading(): Promise<void> {
+    this.#stopTracing("leadership lost");
+    await Promise.allSettled([...this.#tracedInFlight]);
   }
 
   /** Stops every timer, watch and worker; waits for scans and releases under way. */
@@ -318,7 +345,7 @@ export class IpGc {
   async #snapshot(): Promise<Snapshot> {
     const k = this.#kube;
     const [pools, pods, endpoints, nodes] = await Promise.all([
-      k.listPools(),
+      k.listPools(this.#o.poolSelector),
       k.listPods(),
       k.listEndpoints(),
       k.listNodes(),
@@ -383,7 +410,14 @@ export class IpGc {
       // Records that left the pools no longer wait for anything.
       const present = new Set(holders.flatMap((h) => h.records.map((r) => recordKey(r, h.uid))));
       for (const k of this.#firstSeen.keys()) if (!present.has(k)) this.#firstSeen.delete(k);
-      if (this.#o.config.cleanOutdatedEndpoint) await this.#cleanOutdated(snap.endpoints, holders, report);
+      if (this.#o.config.cleanOutdatedEndpoint) {
+        // Limited to some pools: only endpoints all of whose addresses come from them are this GC's to judge.
+        const scanned = new Set(snap.pools.map((p) => p.metadata.name));
+        const endpoints = this.#o.poolSelector
+          ? snap.endpoints.filter((ep) => endpointPoolIPs(ep).every((r) => scanned.has(r.pool)))
+          : snap.endpoints;
+        await this.#cleanOutdated(endpoints, holders, report);
+      }
     } catch (err) {
       report.errors.push(`scan-all failed: ${(err as Error).message}`);
     }
@@ -901,7 +935,9 @@ export class IpGc {
       for (const [key, r] of this.#rechecks) {
         if (r.until > now) continue;
         this.#rechecks.delete(key);
-        this.#background(this.#recheck(r));
+        const checking = this.#recheck(r);
+        this.#tracedInFlight.add(checking);
+        this.#background(checking.finally(() => this.#tracedInFlight.delete(checking)));
       }
     } finally {
       this.#looping = false;
@@ -947,8 +983,10 @@ export class IpGc {
       }
       this.#queued.delete(TraceDb.key(entry));
       if (!this.#tracing || !this.#o.isLeader()) continue;
+      const releasing = this.#releaseTraced(entry);
+      this.#tracedInFlight.add(releasing);
       try {
-        await this.#releaseTraced(entry);
+        await releasing;
         this.#db.delete(entry);
       } catch (err) {
         const next = afterFailure(entry, this.#o.config.maxRetries);
@@ -960,6 +998,8 @@ export class IpGc {
               ? `attempt ${next.retry.requeues} of ${this.#o.config.maxRetries} retries`
               : next.drop),
         );
+      } finally {
+        this.#tracedInFlight.delete(releasing);
       }
     }
   }

@@ -51,8 +51,10 @@ export class GcKube {
     return (await this.http.get<{ items?: T[] }>(path)).body.items ?? [];
   }
 
-  listPools(): Promise<SpiderIPPool[]> {
-    return this.list<SpiderIPPool>(POOLS);
+  /** Every pool, or those carrying every label of `selector`. */
+  listPools(selector?: Record<string, string>): Promise<SpiderIPPool[]> {
+    const labels = Object.entries(selector ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+    return this.list<SpiderIPPool>(labels ? `${POOLS}?labelSelector=${enc(labels)}` : POOLS);
   }
 
   listPods(): Promise<GcPod[]> {

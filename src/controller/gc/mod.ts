@@ -1,6 +1,8 @@
 // The controller's IP garbage collector as one component: `new IpGc({...}).start()`, `stop()`, `scanAll()`,
-// `ready()`, and `gcHandler` for `/v1/ipam/gc_ips` on the health port. The rules are in src/ipam/gc.ts.
+// `ready()`, and `gcHandler` for `/v1/ipam/gc_ips` on the health port; `ipGcComponent` runs it in the controller
+// process. The rules are in src/ipam/gc.ts.
 
+export { type IpGcComponent, ipGcComponent } from "./component.ts";
 export {
   defaultGcConfig,
   GC_ENV,

@@ -1,7 +1,7 @@
 // The controller's leader-only part in one call for the daemon: the Lease elector (durations from upstream's
 // environment) leading the pool and subnet reconcilers, the application controller (auto-pools) and, when
 // enabled, the SpiderMultusConfig → NAD and SpiderCoordinator status controllers, plus the components listed in
-// COMPONENTS, with their metrics on the daemon's registry.
+// COMPONENTS (the IP GC), with their metrics on the daemon's registry.
 
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Registry } from "prom-client";
@@ -16,6 +16,7 @@ import { LeaderElector, type LeaderView, type LeaderWork, timingsFromEnv } from 
 import { ControllerMetrics } from "../metrics.ts";
 import { Reconcilers } from "./reconcilers.ts";
 import { autoPoolWork } from "../autopool/mod.ts";
+import { ipGcComponent } from "../gc/component.ts";
 
 export { Reconcilers, type ReconcilersOptions } from "./reconcilers.ts";
 
@@ -32,6 +33,11 @@ export interface ControllerComponent extends LeaderWork {
   stop?(): void | Promise<void>;
   /** False while this replica cannot yet do its part (e.g. the IP GC's pod cache not synced while leading). */
   ready?(): boolean;
+  /**
+   * Requests on the health port this component answers (e.g. the IP GC's `/v1/ipam/gc_ips`), on every
+   * replica; undefined for a request that is not its.
+   */
+  route?(req: Request): Promise<Response> | undefined;
 }
 
 /** What a registered component is built from. */
@@ -55,7 +61,9 @@ export interface ComponentContext {
  * More leader-only components, one line each (e.g. the IP GC). A factory returns undefined when its feature is
  * switched off. Started in this order after the built-in ones, stopped in reverse.
  */
-export const COMPONENTS: readonly ((ctx: ComponentContext) => ControllerComponent | undefined)[] = [];
+export const COMPONENTS: readonly ((ctx: ComponentContext) => ControllerComponent | undefined)[] = [
+  ipGcComponent,
+];
 
 export interface LeaderWorkOptions {
   http: KubeHttp;
@@ -72,8 +80,20 @@ export interface LeaderWorkOptions {
   registry?: Registry;
   /** `SPIDERPOOL_ENABLED_DEBUG_METRIC`. */
   debugMetrics?: boolean;
-  /** Reconcile only pools and subnets with these labels (several controllers side by side in a test cluster). */
+  /**
+   * Reconcile only pools and subnets with these labels (several controllers side by side in a test cluster);
+   * auto-pools are created with them.
+   */
   matchLabels?: Record<string, string>;
+  /**
+   * Only applications (auto-pools) and SpiderMultusConfigs of this namespace are handled; all when absent
+   * (several controllers side by side in a test cluster).
+   */
+  watchNamespace?: string;
+  /** Run the SpiderMultusConfig → NAD controller; default `SPIDERPOOL_MULTUS_CONFIG_ENABLED` (else false). */
+  multusConfigEnabled?: boolean;
+  /** Run the SpiderCoordinator status controller; default `SPIDERPOOL_COORDINATOR_ENABLED` (else false). */
+  coordinatorEnabled?: boolean;
   /** More leader-only work, after the built-in components and COMPONENTS (tests, embedders). */
   work?: readonly ControllerComponent[];
   /**
@@ -149,20 +169,21 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     ...autoPoolWork({ ...opts, registry, controllerMetrics: metrics, log }),
   ];
   let multusConfig: MultusConfigController | undefined;
-  if (envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
+  if (opts.multusConfigEnabled ?? envBool(env, "SPIDERPOOL_MULTUS_CONFIG_ENABLED", false)) {
     multusConfig = new MultusConfigController({
       http: opts.http,
       kubeConfig: opts.kubeConfig,
       identity: opts.identity,
       metrics,
       multusMetrics: new MultusMetrics(metrics.registry),
+      namespace: opts.watchNamespace,
       resyncMs: envSeconds(env, "SPIDERPOOL_MULTUS_CONFIG_INFORMER_RESYNC_PERIOD", 60),
       log: (m) => log(`multus config: ${m}`),
     });
     components.push(multusConfig);
   }
   let coordinator: CoordinatorController | undefined;
-  if (envBool(env, "SPIDERPOOL_COORDINATOR_ENABLED", false)) {
+  if (opts.coordinatorEnabled ?? envBool(env, "SPIDERPOOL_COORDINATOR_ENABLED", false)) {
     coordinator = new CoordinatorController({
       http: opts.http,
       kubeConfig: opts.kubeConfig,

@@ -33,6 +33,40 @@ export interface RegistrationOptions {
   objectSelector?: Record<string, string>;
   /** Seconds the API server waits for an answer; default 10 (upstream's chart). */
   timeoutSeconds?: number;
+  /**
+   * ConfigMap `podResourceInject` when enabled: the Pod webhook `pods.spiderpool.spidernet.io` is added to the
+   * mutating configuration; absent, it is left out (a merge patch then removes one an earlier start added).
+   */
+  podWebhook?: PodWebhookNamespaces;
+}
+
+/** Name of the Pod resource-injection webhook in the mutating configuration (upstream's). */
+export const POD_WEBHOOK_NAME = `pods.${GROUP}`;
+/** Path of the Pod resource-injection webhook (controller-runtime's pattern for the core group). */
+export const POD_WEBHOOK_PATH = "/mutate--v1-pod";
+
+/** Which namespaces' pods the Pod webhook sees (ConfigMap `podResourceInject`). */
+export interface PodWebhookNamespaces {
+  namespacesExclude: readonly string[];
+  namespacesInclude: readonly string[];
+}
+
+/**
+ * The Pod webhook's namespaceSelector, as upstream builds it: `kubernetes.io/metadata.name` NotIn the excluded
+ * namespaces, and In the included ones when any are listed; `{}` (every namespace) when both are empty.
+ */
+export function podWebhookNamespaceSelector(
+  ns: PodWebhookNamespaces,
+): { matchExpressions?: { key: string; operator: "In" | "NotIn"; values: string[] }[] } {
+  const matchExpressions: { key: string; operator: "In" | "NotIn"; values: string[] }[] = [];
+  const key = "kubernetes.io/metadata.name";
+  if (ns.namespacesExclude.length > 0) {
+    matchExpressions.push({ key, operator: "NotIn", values: [...ns.namespacesExclude] });
+  }
+  if (ns.namespacesInclude.length > 0) {
+    matchExpressions.push({ key, operator: "In", values: [...ns.namespacesInclude] });
+  }
+  return matchExpressions.length > 0 ? { matchExpressions } : {};
 }
 
 export type ConfigKind = "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration";
@@ -49,14 +83,15 @@ export interface ConfigObject {
 export function webhookConfigurations(o: RegistrationOptions): Record<ConfigKind, ConfigObject> {
   const name = o.name ?? WEBHOOK_CONFIG_NAME;
   const caBundle = btoa(o.caPem);
+  const clientConfigFor = (path: string) =>
+    "url" in o.endpoint
+      ? { url: `${o.endpoint.url.replace(/\/+$/, "")}${path}`, caBundle }
+      : { service: { ...o.endpoint.service, path }, caBundle };
   const hooks = (type: "mutate" | "validate") =>
     o.kinds.map((singular) => {
       const k = KIND_WEBHOOKS[singular];
       if (!k) throw new Error(`no webhooks for kind ${singular}`);
-      const path = webhookPath(type, singular);
-      const clientConfig = "url" in o.endpoint
-        ? { url: `${o.endpoint.url.replace(/\/+$/, "")}${path}`, caBundle }
-        : { service: { ...o.endpoint.service, path }, caBundle };
+      const clientConfig = clientConfigFor(webhookPath(type, singular));
       return {
         name: `${singular}.${GROUP}`,
         admissionReviewVersions: ["v1"],
@@ -82,8 +117,32 @@ export function webhookConfigurations(o: RegistrationOptions): Record<ConfigKind
     metadata: { name, labels: { "app.kubernetes.io/component": "spiderpool-controller" } },
     webhooks,
   });
+  // Pods are created before any network exists for them, so like upstream only CREATE is sent, never UPDATE
+  // (a pod's resources cannot change after creation anyway).
+  const podHook = o.podWebhook && {
+    name: POD_WEBHOOK_NAME,
+    admissionReviewVersions: ["v1"],
+    sideEffects: "None",
+    failurePolicy: "Fail",
+    matchPolicy: "Equivalent",
+    timeoutSeconds: o.timeoutSeconds ?? 10,
+    clientConfig: clientConfigFor(POD_WEBHOOK_PATH),
+    namespaceSelector: podWebhookNamespaceSelector(o.podWebhook),
+    rules: [{
+      apiGroups: [""],
+      apiVersions: ["v1"],
+      operations: ["CREATE"],
+      resources: ["pods"],
+      scope: "Namespaced",
+    }],
+    reinvocationPolicy: "Never",
+    ...(o.objectSelector ? { objectSelector: { matchLabels: o.objectSelector } } : {}),
+  };
   return {
-    MutatingWebhookConfiguration: base("MutatingWebhookConfiguration", hooks("mutate")),
+    MutatingWebhookConfiguration: base(
+      "MutatingWebhookConfiguration",
+      [...hooks("mutate"), ...(podHook ? [podHook] : [])],
+    ),
     ValidatingWebhookConfiguration: base("ValidatingWebhookConfiguration", hooks("validate")),
   };
 }

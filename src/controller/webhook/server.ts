@@ -2,9 +2,12 @@
 // `GET /webhook-health-check` for the probes. It only moves AdmissionReviews between the API server and the
 // handlers, and counts each answer.
 
+import { mutatePod } from "../../multus/inject.ts";
+import type { PodInjectionMetrics } from "../../multus/metrics.ts";
 import { KIND_WEBHOOKS, type WebhookContext, webhookPath } from "./handlers.ts";
 import type { WebhookMetrics } from "./metrics.ts";
-import { BadReviewError, denyWith, parseReview, reviewOf } from "./review.ts";
+import { POD_WEBHOOK_PATH } from "./register.ts";
+import { type AdmissionResponse, BadReviewError, denyWith, parseReview, reviewOf } from "./review.ts";
 import type { ServingMaterial } from "./tls.ts";
 
 export const HEALTH_PATH = "/webhook-health-check";
@@ -23,10 +26,12 @@ export interface WebhookServerOptions {
   kinds: readonly string[];
   ctx: WebhookContext;
   metrics: WebhookMetrics;
+  /** Serve `/mutate--v1-pod` (ConfigMap `podResourceInject.enabled`), counting its answers here too. */
+  podInject?: { metrics: PodInjectionMetrics };
   log: (message: string) => void;
 }
 
-type Route = { type: "mutate" | "validate"; singular: string };
+type Route = { type: "mutate" | "validate"; singular: string } | { type: "pod" };
 
 /** Starts the HTTPS server; resolves once it listens. */
 export function serveWebhooks(o: WebhookServerOptions): WebhookServer {
@@ -36,6 +41,7 @@ export function serveWebhooks(o: WebhookServerOptions): WebhookServer {
       routes.set(webhookPath(type, singular), { type, singular });
     }
   }
+  if (o.podInject) routes.set(POD_WEBHOOK_PATH, { type: "pod" });
   const server = Deno.serve({
     port: o.port,
     hostname: o.hostname ?? "0.0.0.0",
@@ -59,7 +65,6 @@ export function serveWebhooks(o: WebhookServerOptions): WebhookServer {
 
 async function answer(route: Route, body: string, o: WebhookServerOptions): Promise<Response> {
   const started = performance.now();
-  const handler = KIND_WEBHOOKS[route.singular];
   let request;
   try {
     request = parseReview(body);
@@ -67,6 +72,20 @@ async function answer(route: Route, body: string, o: WebhookServerOptions): Prom
     if (err instanceof BadReviewError) return new Response(`${err.message}\n`, { status: 400 });
     throw err;
   }
+  if (route.type === "pod") {
+    // mutatePod turns its own failures (the cluster could not be read) into a refusal naming them.
+    const response: AdmissionResponse = await mutatePod(o.ctx.http, request, {
+      metrics: o.podInject?.metrics,
+    });
+    o.metrics.observe({
+      webhook: "mutating",
+      kind: "Pod",
+      operation: request.operation,
+      verdict: response.allowed ? "allowed" : "denied",
+    }, (performance.now() - started) / 1000);
+    return Response.json(reviewOf(response));
+  }
+  const handler = KIND_WEBHOOKS[route.singular];
   let response;
   let verdict: "allowed" | "denied" | "error";
   try {

@@ -7,7 +7,13 @@ import type { SpiderCoordinator, SpiderEndpoint, SpiderIPPool, SpiderReservedIP 
 import { KubeHttp } from "../kube/client.ts";
 import { type ClusterAccess, loadClusterAccess } from "../kube/kubeconfig.ts";
 import { type AgentConfig, defaultAgentConfig } from "./config.ts";
-import { type CacheTiming, cacheTimingFromEnv, ResourceCache } from "../kube/cache.ts";
+import {
+  type CacheTiming,
+  cacheTimingFromEnv,
+  metadataOnly,
+  ResourceCache,
+  withoutManagedFields,
+} from "../kube/cache.ts";
 import { serveHealth, serveMetrics, type TcpServer } from "./health.ts";
 import {
   AgentKube,
@@ -126,8 +132,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
     await waitApiServer(http, log);
     const timing = { ...cacheTimingFromEnv(Deno.env), ...opts.cacheTiming };
-    const cacheOf = <T extends { metadata?: { name?: string } }>(path: string, fieldSelector?: string) => {
-      const c = new ResourceCache<T>(undefined, http, { ...timing, path, fieldSelector, log });
+    const cacheOf = <T extends { metadata?: { name?: string } }>(
+      path: string,
+      fieldSelector?: string,
+      transform?: (obj: T) => T,
+    ) => {
+      const c = new ResourceCache<T>(undefined, http, { ...timing, path, fieldSelector, log, transform });
       c.start();
       stops.push(() => c.stop());
       return c;
@@ -135,10 +145,10 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     const caches: AgentCaches = {
       pools: cacheOf<SpiderIPPool>(POOLS),
       reservedIPs: cacheOf<SpiderReservedIP>(RESERVED_IPS),
-      endpoints: cacheOf<SpiderEndpoint>(ALL_ENDPOINTS),
-      namespaces: cacheOf<KubeObject>("/api/v1/namespaces"),
-      nodes: cacheOf<KubeObject>("/api/v1/nodes"),
-      pods: cacheOf<Pod>("/api/v1/pods", `spec.nodeName=${opts.nodeName}`),
+      endpoints: cacheOf<SpiderEndpoint>(ALL_ENDPOINTS, undefined, withoutManagedFields),
+      namespaces: cacheOf<KubeObject>("/api/v1/namespaces", undefined, metadataOnly),
+      nodes: cacheOf<KubeObject>("/api/v1/nodes", undefined, metadataOnly),
+      pods: cacheOf<Pod>("/api/v1/pods", `spec.nodeName=${opts.nodeName}`, withoutManagedFields),
       coordinators: cacheOf<SpiderCoordinator>(COORDINATORS),
     };
     const ipam = new IpamAgent({

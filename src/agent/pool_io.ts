@@ -1,10 +1,12 @@
 // The agent's reads and writes of pool status for its group committer (src/kube/pool_commit.ts), without a GET
 // before every write: the base of the next write is the pool as this agent's last successful write returned
-// it, or the watch cache's copy once the cache has shown that write and moved past it (another writer's newer
-// status). Every write still carries the base's resourceVersion, so a stale base costs one 409 (after which
-// the pool is read from the API server), never a lost update: the freshness checks stay with the API server.
+// it, or the watch cache's copy once the cache has shown the base and moved past it (another writer's newer
+// status). After a write loses to another writer (409), the cache's next version is the base, so agents that
+// share a pool do not read it after every conflict. Every write still carries the base's resourceVersion, so a
+// stale base costs one 409, never a lost update: the freshness checks stay with the API server.
 
 import type { SpiderIPPool } from "../api/types.ts";
+import { ConflictError } from "../kube/client.ts";
 import type { PoolIO } from "../kube/pool_commit.ts";
 
 /** What PoolBases needs from the agent: the direct API calls and the pool cache. */
@@ -17,10 +19,16 @@ export interface PoolBaseDeps {
 
 interface Base {
   pool: SpiderIPPool;
-  /** The cache has shown this write: any other version it shows from now on is newer. */
+  /** The cache has shown this version: any other version it shows from now on is newer. */
   seen: boolean;
-  /** Whether `pool` is what the write returned or a newer copy from the cache. */
-  source: "written" | "cache";
+  /** Where `pool` came from: the last write's result, a newer copy from the cache, or a read. */
+  source: "written" | "cache" | "read";
+  /**
+   * Whether `pool` may be planned on without a read: true for a write's result and a newer cache copy; false
+   * for a read's result (kept only to learn when the cache moves past it) and for a version a write just
+   * lost to another writer with (409), until the cache shows a newer one.
+   */
+  usable: boolean;
 }
 
 /** Counts of where bases came from, for tests and benchmarks. */
@@ -29,7 +37,7 @@ export interface PoolBaseStats {
   read: number;
   /** The object the last write returned. */
   written: number;
-  /** The cache's copy, newer than the last write. */
+  /** The cache's copy, newer than the last write or than the version a write lost with. */
   cache: number;
 }
 
@@ -62,11 +70,12 @@ export class PoolBases implements PoolIO {
     } else if (pool.metadata?.resourceVersion === base.pool.metadata?.resourceVersion) {
       base.seen = true;
     } else if (base.seen) {
-      // The cache applies events in the API server's order: after our write, a different version is newer.
+      // The cache applies events in the API server's order: after the base, a different version is newer.
       base.pool = pool;
       base.source = "cache";
+      base.usable = true;
     }
-    // Before the cache shows our write, the versions it shows are older than our base: ignored.
+    // Before the cache shows the base, the versions it shows are older than the base: ignored.
   }
 
   async read(name: string): Promise<SpiderIPPool> {
@@ -74,31 +83,46 @@ export class PoolBases implements PoolIO {
     const cached = this.#deps.cached(name);
     // A spec change (another generation) is read from the API server, so the plan checks the pool as it is.
     if (
-      base && cached && cached.metadata?.uid === base.pool.metadata?.uid &&
+      base?.usable && cached && cached.metadata?.uid === base.pool.metadata?.uid &&
       cached.metadata?.generation === base.pool.metadata?.generation
     ) {
-      this.stats[base.source]++;
+      this.stats[base.source as "written" | "cache"]++;
       return base.pool;
     }
     this.stats.read++;
-    return await this.#deps.getPool(name);
+    const pool = await this.#deps.getPool(name);
+    // Remembered, not used: should a write on it lose (409), the cache's next version after it is the base.
+    this.#remember(name, pool, "read", false);
+    return pool;
   }
 
   async writeStatus(pool: SpiderIPPool): Promise<void> {
     const name = pool.metadata?.name ?? "";
     try {
-      const written = await this.#deps.writePoolStatus(pool);
-      const cached = this.#deps.cached(name);
-      this.#bases.set(name, {
-        pool: written,
-        seen: cached?.metadata?.resourceVersion === written.metadata?.resourceVersion,
-        source: "written",
-      });
+      this.#remember(name, await this.#deps.writePoolStatus(pool), "written", true);
     } catch (err) {
-      // Someone else wrote, the pool is gone, or the outcome is unknown (a timeout): the next read goes to the
-      // API server.
-      this.#bases.delete(name);
+      const base = this.#bases.get(name);
+      const rv = pool.metadata?.resourceVersion;
+      if (err instanceof ConflictError && base && base.pool.metadata?.uid === pool.metadata?.uid) {
+        // Another writer won. The cache shows that write shortly (it is often what the backoff waits for),
+        // and a version it shows after the one we wrote on is newer: that is the next base, without a read.
+        // If the cache has already moved past it while the write was out, that newer copy is the base now.
+        if (base.pool.metadata?.resourceVersion === rv) base.usable = false;
+      } else {
+        // The pool is gone, or the outcome is unknown (a timeout): the next read goes to the API server.
+        this.#bases.delete(name);
+      }
       throw err;
     }
+  }
+
+  #remember(name: string, pool: SpiderIPPool, source: Base["source"], usable: boolean): void {
+    const cached = this.#deps.cached(name);
+    this.#bases.set(name, {
+      pool,
+      seen: cached?.metadata?.resourceVersion === pool.metadata?.resourceVersion,
+      source,
+      usable,
+    });
   }
 }

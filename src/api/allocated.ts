@@ -2,6 +2,7 @@
 // and SpiderSubnet `status.controlledIPPools` (which pool was given which addresses). Both are JSON objects
 // serialised into one string field; encoding is deterministic and an empty map is written as "field absent".
 
+import { parseIPv4 } from "../ip/address.ts";
 import { formatIP, IPError, parseIP } from "../ip/mod.ts";
 import { KIND } from "./constants.ts";
 
@@ -50,8 +51,7 @@ export function decodeAllocatedIPs(s: string | undefined | null, poolName: strin
   for (const [ip, rec] of Object.entries(obj)) {
     let key: string;
     try {
-      const p = parseIP(ip);
-      key = formatIP(p.family, p.value);
+      key = canonicalKey(ip);
     } catch (e) {
       if (!(e instanceof IPError)) throw e;
       throw new StatusDecodeError(`${where}: key ${JSON.stringify(ip)} is not an IP address: ${e.message}`);
@@ -83,14 +83,43 @@ export function decodeAllocatedIPs(s: string | undefined | null, poolName: strin
 export function encodeAllocatedIPs(map: AllocatedIPs): string | undefined {
   const keys = Object.keys(map);
   if (keys.length === 0) return undefined;
-  const sorted = keys.map((k) => ({ k, ...parseIP(k) })).sort((a, b) =>
-    a.family !== b.family ? a.family - b.family : a.value < b.value ? -1 : a.value > b.value ? 1 : 0
-  );
-  const out: Record<string, AllocationRecord> = {};
-  for (const { k, family, value } of sorted) {
-    out[formatIP(family, value)] = { pod: map[k].pod, podUid: map[k].podUid };
+  // Pools hold up to thousands of records and the agent encodes on every status write: IPv4 keys sort as
+  // numbers, only IPv6 keys as bigints.
+  const v4: { k: string; text: string; n: number }[] = [];
+  const v6: { k: string; text: string; n: bigint }[] = [];
+  for (const k of keys) {
+    const n = ipv4Value(k);
+    if (n !== undefined) v4.push({ k, text: k, n });
+    else {
+      const p = parseIP(k);
+      if (p.family === 4) v4.push({ k, text: formatIP(4, p.value), n: Number(p.value) });
+      else v6.push({ k, text: formatIP(6, p.value), n: p.value });
+    }
   }
+  v4.sort((a, b) => a.n - b.n);
+  v6.sort((a, b) => a.n < b.n ? -1 : a.n > b.n ? 1 : 0);
+  const out: Record<string, AllocationRecord> = {};
+  for (const { k, text } of v4) out[text] = { pod: map[k].pod, podUid: map[k].podUid };
+  for (const { k, text } of v6) out[text] = { pod: map[k].pod, podUid: map[k].podUid };
   return JSON.stringify(out);
+}
+
+/** The value of `text` when it is an IPv4 address in canonical form (the only form parseIP accepts), else undefined. */
+function ipv4Value(text: string): number | undefined {
+  if (text.includes(":")) return undefined;
+  try {
+    return parseIPv4(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The canonical spelling of an address key; throws IPError (parseIP's message) when it is not an address. */
+function canonicalKey(text: string): string {
+  // A valid IPv4 address has one spelling: no need to format it again.
+  if (ipv4Value(text) !== undefined) return text;
+  const p = parseIP(text);
+  return formatIP(p.family, p.value);
 }
 
 /**

@@ -5,7 +5,7 @@
 // the spec just read (src/ipam/overlap.ts says why that keeps overlapping pools apart); otherwise it fails with
 // StalePoolViewError and the agent retries once its cache has caught up. A batch of releases reads no cache.
 
-import { type AllocatedIPs, decodeAllocatedIPs, encodeAllocatedIPs } from "../api/allocated.ts";
+import { type AllocatedIPs, decodeAllocatedIPs } from "../api/allocated.ts";
 import type { SpiderIPPool } from "../api/types.ts";
 import type { IPRangeSet } from "../ip/mod.ts";
 import {
@@ -176,9 +176,25 @@ export function planPoolBatch(
   }
 
   function finish(): Plan<PoolOpResult> {
-    const changed = encodeAllocatedIPs(records) !== encodeAllocatedIPs(before);
-    return { status: changed ? poolStatusWith(pool, records) : undefined, outcomes };
+    return { status: sameRecords(records, before) ? undefined : poolStatusWith(pool, records), outcomes };
   }
+}
+
+/**
+ * Whether two decoded record maps hold the same records: then their encodings are equal and nothing needs
+ * writing. Compared record by record, as encoding a pool of thousands of records twice per plan cost more
+ * than the rest of the plan.
+ */
+function sameRecords(a: Readonly<AllocatedIPs>, b: Readonly<AllocatedIPs>): boolean {
+  if (a === b) return true;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) {
+    const x = a[k];
+    const y = Object.hasOwn(b, k) ? b[k] : undefined;
+    if (y === undefined || x.pod !== y.pod || x.podUid !== y.podUid) return false;
+  }
+  return true;
 }
 
 /**

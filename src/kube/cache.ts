@@ -26,6 +26,25 @@ export interface Meta {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
 }
 
+/**
+ * The object without `metadata.managedFields` (server-side apply bookkeeping: often half of a pod's JSON). A
+ * status write based on such a copy keeps the stored managedFields: the API server ignores their absence.
+ */
+export function withoutManagedFields<T extends { metadata?: object }>(obj: T): T {
+  if (!obj.metadata || !("managedFields" in obj.metadata)) return obj;
+  const { managedFields: _, ...metadata } = obj.metadata as { managedFields?: unknown };
+  return { ...obj, metadata };
+}
+
+/**
+ * Only the kind and metadata of an object, without managedFields: what a reader of labels and annotations
+ * needs of a Node (whose status lists every image on the node) or a Namespace.
+ */
+export function metadataOnly<T extends { apiVersion?: string; kind?: string; metadata?: object }>(obj: T): T {
+  const { apiVersion, kind } = obj;
+  return withoutManagedFields({ apiVersion, kind, metadata: obj.metadata } as T);
+}
+
 /** How often a cache re-lists and how long its watches may last and stay silent. */
 export interface CacheTiming {
   /** Full re-list period; default 5 minutes. */
@@ -48,10 +67,15 @@ export interface CacheTiming {
   backoff?: BackoffOptions;
 }
 
-export interface CacheOptions extends CacheTiming, Selectors {
+export interface CacheOptions<T = unknown> extends CacheTiming, Selectors {
   /** Collection path, e.g. `/api/v1/pods` or `/apis/spiderpool.spidernet.io/v2beta1/spiderippools`. */
   path: string;
   log?: (message: string) => void;
+  /**
+   * What the cache keeps of each listed or watched object (e.g. without `metadata.managedFields`, which a
+   * reader never needs and which can be most of an object's size); the object as received when absent.
+   */
+  transform?: (obj: T) => T;
 }
 
 type Defaulted = "resyncMs" | "watchTimeoutSeconds" | "stallMarginMs" | "pageSize";
@@ -158,7 +182,7 @@ export interface CacheStatus {
 /** One resource's list + watch cache. `synced` resolves after the first successful list. */
 export class ResourceCache<T extends Meta> {
   readonly #http: KubeHttp;
-  readonly #opts: CacheOptions & Required<Pick<CacheOptions, Defaulted | "log">>;
+  readonly #opts: CacheOptions<T> & Required<Pick<CacheOptions<T>, Defaulted | "log">>;
   #objects = new Map<string, T>();
   #resourceVersion = "";
   #stopped = true;
@@ -183,7 +207,7 @@ export class ResourceCache<T extends Meta> {
   #listeners: ((obj: T, deleted: boolean) => void)[] = [];
 
   /** `kc` is no longer used (watches go through `http`); it is accepted so that callers need no change. */
-  constructor(_kc: KubeConfig | undefined, http: KubeHttp, opts: CacheOptions) {
+  constructor(_kc: KubeConfig | undefined, http: KubeHttp, opts: CacheOptions<T>) {
     this.#http = http;
     this.#opts = { ...DEFAULT_CACHE_TIMING, log: (m) => console.error(m), ...withoutUndefined(opts) };
     this.synced = new Promise((r) => this.#resolveSynced = r);
@@ -288,7 +312,8 @@ export class ResourceCache<T extends Meta> {
         { items?: T[]; metadata?: { resourceVersion?: string; continue?: string } }
       >(`${this.#opts.path}${listQuery(this.#opts, { limit: this.#opts.pageSize, continue: cont })}`);
       if (!this.#live(generation)) return;
-      for (const item of body.items ?? []) items.push(item);
+      const transform = this.#opts.transform;
+      for (const item of body.items ?? []) items.push(transform ? transform(item) : item);
       // Every page of one list is read at the first page's snapshot and reports its resourceVersion.
       resourceVersion = body.metadata?.resourceVersion ?? "";
       cont = body.metadata?.continue || undefined;
@@ -326,12 +351,13 @@ export class ResourceCache<T extends Meta> {
         if (rv) this.#resourceVersion = rv;
         if (event.type === "BOOKMARK") return;
         const k = key(obj.metadata?.name ?? "", obj.metadata?.namespace);
+        const kept = this.#opts.transform ? this.#opts.transform(obj) : obj;
         if (event.type === "DELETED") {
           this.#objects.delete(k);
-          this.#emit(obj, true);
+          this.#emit(kept, true);
         } else {
-          this.#objects.set(k, obj);
-          this.#emit(obj, false);
+          this.#objects.set(k, kept);
+          this.#emit(kept, false);
         }
       },
     });

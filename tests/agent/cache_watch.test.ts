@@ -596,6 +596,54 @@ kubeTest("a cache lists in pages and keeps only the objects its label selector m
   }
 });
 
+kubeTest(
+  "the agent's caches keep no managedFields, and of Nodes and Namespaces only their metadata",
+  async () => {
+    await using scope = await testScope("cache-trim", { serviceAccount: false });
+    const dir = await Deno.makeTempDir({ prefix: "spiderpool-cache-trim-" });
+    const agent = await agentFor(scope, dir, "a", DEFAULTS);
+    try {
+      const caches = agent.caches!;
+      const { http } = scope.cluster;
+      // A Node with a status (as a kubelet writes it) and a label, created after the caches listed: a watch event.
+      await http.patch(`/api/v1/nodes/${agent.node}`, { metadata: { labels: { zone: "z1" } } });
+      await http.patch(`/api/v1/nodes/${agent.node}/status`, {
+        status: { images: [{ names: ["registry.example/app:1"], sizeBytes: 1 }] },
+      });
+      const pod = `pod-trim`;
+      await http.post(`/api/v1/namespaces/${scope.namespace}/pods`, {
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: pod, labels: { app: "x" } },
+        spec: { nodeName: agent.node, containers: [{ name: "c", image: "registry.example/app:1" }] },
+      });
+      const arrived = await settle(
+        PROMPT_MS,
+        () =>
+          caches.nodes.get(agent.node)?.metadata.labels?.zone === "z1" &&
+          caches.pods.get(pod, scope.namespace) && caches.namespaces.get(scope.namespace),
+      );
+      assert.ok(arrived, "the node label, the pod or the namespace never reached the caches");
+      // The API server keeps managedFields on every object written; the caches drop them.
+      const stored = (await http.get<{ metadata: { managedFields?: unknown[] } }>(
+        `/api/v1/namespaces/${scope.namespace}/pods/${pod}`,
+      )).body;
+      assert.ok(stored.metadata.managedFields?.length, "the API server wrote no managedFields to drop");
+      const node = caches.nodes.get(agent.node) as unknown as Record<string, unknown> & { metadata: object };
+      assert.equal(node.status, undefined);
+      assert.equal("managedFields" in node.metadata, false);
+      assert.equal("managedFields" in caches.namespaces.get(scope.namespace)!.metadata, false);
+      const cachedPod = caches.pods.get(pod, scope.namespace)!;
+      assert.equal("managedFields" in cachedPod.metadata, false);
+      assert.deepEqual(cachedPod.metadata.labels, { app: "x" });
+      assert.equal(cachedPod.spec?.nodeName, agent.node);
+    } finally {
+      await agent.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 kubeTest("after stop() a cache applies nothing and its stream is closed", async () => {
   await using scope = await testScope("cache-stop", { serviceAccount: false });
   const { http } = scope.cluster;

@@ -35,6 +35,7 @@ const FLAG_SETS: [string, string | undefined][] = [
   ["lite mode", "--lite-mode"],
   ["single-threaded", "--single-threaded"],
   ["lite mode + semi-space ≤ 1 MiB", "--lite-mode,--max-semi-space-size=1"],
+  ["Sparkplug only + semi-space ≤ 2 MiB", "--no-maglev,--no-turbofan,--max-semi-space-size=2"],
 ];
 
 interface Memory {

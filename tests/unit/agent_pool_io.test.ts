@@ -80,13 +80,52 @@ Deno.test("cache versions older than the write are ignored; after the cache show
   assert.equal(w.gets, 1);
 });
 
-Deno.test("a 409 drops the base: the next base is read from the API server", async () => {
+Deno.test("after a 409, the base is the cache's next version: no read once the cache shows the winner's write", async () => {
   const w = world(pool(5));
   await w.bases.writeStatus(await w.bases.read("p"));
-  w.server = pool(9); // someone else wrote
+  w.bases.observe(pool(6), false); // the cache shows our write
+  w.server = pool(9, { note: "another agent's records" }); // someone else wrote
   await assert.rejects(w.bases.writeStatus(await w.bases.read("p")), ConflictError);
+  w.bases.observe(w.server, false); // the cache shows the other write
+  assert.equal(await w.bases.read("p"), w.server);
+  assert.equal(w.gets, 1);
+  await w.bases.writeStatus(await w.bases.read("p"));
+  assert.equal(w.server.metadata?.resourceVersion, "10");
+});
+
+Deno.test("after a 409, the version the write lost with is never the base again: the API server is read until the cache moves on", async () => {
+  const w = world(pool(5));
+  await w.bases.writeStatus(await w.bases.read("p"));
+  w.bases.observe(pool(6), false);
+  w.server = pool(9);
+  await assert.rejects(w.bases.writeStatus(await w.bases.read("p")), ConflictError);
+  // The cache has not shown the other write yet.
   assert.equal((await w.bases.read("p")).metadata?.resourceVersion, "9");
   assert.equal(w.gets, 2);
+});
+
+Deno.test("a 409 on a base read from the API server: the cache's first version after that read is the next base", async () => {
+  const w = world(pool(5));
+  w.cache = pool(4);
+  const read = await w.bases.read("p"); // the cache is behind the read
+  w.server = pool(7);
+  await assert.rejects(w.bases.writeStatus(read), ConflictError);
+  w.bases.observe(pool(5), false); // the cache reaches the version read ...
+  w.bases.observe(pool(7), false); // ... and then shows the other write
+  assert.equal((await w.bases.read("p")).metadata?.resourceVersion, "7");
+  assert.equal(w.gets, 1);
+});
+
+Deno.test("a 409 while the cache already moved past the base during the write: that newer copy is the next base", async () => {
+  const w = world(pool(5));
+  await w.bases.writeStatus(await w.bases.read("p"));
+  w.bases.observe(pool(6), false);
+  const base = await w.bases.read("p");
+  w.server = pool(8);
+  w.bases.observe(pool(8), false); // arrives while our write (on 6) is out
+  await assert.rejects(w.bases.writeStatus(base), ConflictError);
+  assert.equal((await w.bases.read("p")).metadata?.resourceVersion, "8");
+  assert.equal(w.gets, 1);
 });
 
 Deno.test("a spec change (another generation or UID in the cache) is read from the API server", async () => {

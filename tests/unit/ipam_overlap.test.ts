@@ -352,3 +352,23 @@ Deno.test("overlap model: a pool edited to overlap (or to drop an allocated addr
     assert.ok(r.both > 0, "both pools do serve, from addresses they do not share");
   }
 });
+
+Deno.test("batch plan writes a status only when a record changed: a release of another UID's address, or of an absent one, writes nothing", () => {
+  const records: Record<string, { pod: string; podUid: string }> = {};
+  for (let i = 1; i <= 200; i++) records[`203.0.113.${i}`] = { pod: `ns/p${i}`, podUid: `u${i}` };
+  const a = pool("a", { ips: ["203.0.113.1-203.0.113.254"] }, {}, records);
+  const ctx = { reservedFor: () => none4, cachedPools: () => [a] };
+  const release = (ips: string[], podUid: string): PoolOp => ({ kind: "release", ips, podUid });
+
+  assert.equal(planPoolBatch(a, [release(["203.0.113.7"], "u8")], ctx).status, undefined);
+  assert.equal(planPoolBatch(a, [release(["203.0.113.250"], "u1")], ctx).status, undefined);
+
+  const released = planPoolBatch(a, [release(["203.0.113.7"], "u7")], ctx);
+  const left = decodeAllocatedIPs(released.status?.allocatedIPs, "a");
+  assert.equal(Object.keys(left).length, 199);
+  assert.equal(left["203.0.113.7"], undefined);
+  assert.equal(released.status?.allocatedIPCount, 199);
+  // The encoding stays sorted by address (not as text: .10 after .9), as encodeAllocatedIPs writes it.
+  const keys = Object.keys(JSON.parse(released.status!.allocatedIPs!));
+  assert.deepEqual(keys.slice(5, 9), ["203.0.113.6", "203.0.113.8", "203.0.113.9", "203.0.113.10"]);
+});

@@ -519,3 +519,42 @@ Deno.test("the API server accepts every rendered object (server-side dry run)", 
     assert.ok(created.some((l) => l.startsWith(`${kind}/`)), `${kind} in ${created.join(", ")}`);
   }
 });
+
+/** What a workload's containers run with, as far as the two install paths must agree. */
+function shape(o: Obj): Obj {
+  const spec = o.spec.template.spec;
+  const containers = [...(spec.initContainers ?? []), ...spec.containers];
+  return {
+    hostNetwork: spec.hostNetwork ?? false,
+    containers: containers.map((c: Obj) => ({
+      name: c.name,
+      flags: [...(c.command ?? []), ...(c.args ?? [])].map(String).filter((a) => a.startsWith("--"))
+        .map((a) => a.split("=")[0]).sort(),
+      env: (c.env ?? []).map((e: Obj) => e.name).sort(),
+      ports: (c.ports ?? []).map((p: Obj) => p.containerPort).sort(),
+      probes: ["startupProbe", "livenessProbe", "readinessProbe"].map((p) => c[p]?.httpGet?.path ?? null),
+      mounts: (c.volumeMounts ?? []).map((m: Obj) => m.mountPath).sort(),
+    })),
+  };
+}
+
+Deno.test("deploy/'s agent DaemonSet, controller Deployment and init Job run as the chart's do", async () => {
+  // The chart with what deploy/ switches on: agent metrics served.
+  const chart = await render({ "spiderpoolAgent.prometheus.enabled": "true" });
+  for (
+    const [file, kind, name] of [
+      ["agent.yaml", "DaemonSet", "spiderpool-agent"],
+      ["controller.yaml", "Deployment", "spiderpool-controller"],
+      ["init.yaml", "Job", "spiderpool-init"],
+    ]
+  ) {
+    const plain = (loadAll(await Deno.readTextFile(`${REPO_ROOT}deploy/${file}`)) as Obj[])
+      .find((o) => o?.kind === kind && o.metadata?.name === name);
+    assert.ok(plain, `deploy/${file} has the ${kind} ${name}`);
+    assert.deepEqual(
+      shape(plain),
+      shape(find(chart, kind, name)),
+      `deploy/${file} and the chart's ${kind} ${name}`,
+    );
+  }
+});

@@ -12,16 +12,17 @@ import { API, randomSubnets, startControllers } from "./webhook_harness.ts";
 
 const POOLS = `${API}/spiderippools`;
 
-// docs/usage/ippool-affinity-pod.md, as printed in Spiderpool's guide.
+// docs/usage/ippool-affinity-pod.md, as printed in Spiderpool's guide, with its addresses as placeholders that
+// the test fills with a range of its own.
 const GUIDE_POOL = `
 apiVersion: spiderpool.spidernet.io/v2beta1
 kind: SpiderIPPool
 metadata:
   name: test-ippool
 spec:
-  subnet: 172.18.41.0/24
+  subnet: SUBNET
   ips:
-    - 172.18.41.40-172.18.41.50
+    - PREFIX40-PREFIX50
   podAffinity:
     matchLabels:
       app: static
@@ -45,11 +46,9 @@ kubeTest(
         SPIDERPOOL_LEADER_RETRY_PERIOD: "0.5",
       },
     });
-    // The guide's addresses (172.18.41.0/24) moved to a benchmark range this test owns; nothing else changed.
+    // The guide's addresses filled with a benchmark range this test owns; nothing else changed.
     const { v4, v4prefix } = randomSubnets();
-    const guide = load(
-      GUIDE_POOL.replaceAll("172.18.41.0/24", v4).replaceAll("172.18.41.", v4prefix),
-    ) as Pool;
+    const guide = load(GUIDE_POOL.replaceAll("SUBNET", v4).replaceAll("PREFIX", v4prefix)) as Pool;
     assert.equal(guide.spec.ipVersion, undefined);
     const name = env.scope.name(guide.metadata.name);
     const created = await set.create<Pool>(POOLS, { ...guide, metadata: { ...guide.metadata, name } });

@@ -43,7 +43,7 @@ kubeTest(
     await using scope = await testScope("wh-guide", { serviceAccount: false });
     await using set = await startControllers(scope);
     const { v4, v4prefix } = randomSubnets();
-    // docs/usage/ippool-affinity-pod.md's pool, with the guide's 172.18.41.0/24 moved to a documentation range.
+    // docs/usage/ippool-affinity-pod.md's pool, with the guide's addresses moved to a documentation range.
     const created = await set.create<Obj>(POOLS, {
       apiVersion: "spiderpool.spidernet.io/v2beta1",
       kind: "SpiderIPPool",

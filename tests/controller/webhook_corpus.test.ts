@@ -164,7 +164,7 @@ function corpus(
       field: "does not offer",
     },
     // SpiderSubnet
-    subnet("subnet malformed", { subnet: "10.0.0" }, "spec.subnet"),
+    subnet("subnet malformed", { subnet: "192.0.2" }, "spec.subnet"),
     subnet("subnet host bits", { subnet: `${p6}5/64` }, "spec.subnet"),
     subnet("ips outside", { subnet: v6.replace("::/64", ":1::/80"), ips: [`${p6}1`] }, "spec.ips[0]"),
     subnet("gateway outside", { subnet: "198.19.250.0/24", gateway: "198.19.251.1" }, "spec.gateway"),

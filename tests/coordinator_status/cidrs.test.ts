@@ -150,10 +150,13 @@ Deno.test("coordinator status: NotReady empties both lists and says why", () => 
       {
         podCIDRType: "cilium",
         cluster: CLUSTER,
-        cilium: { configMap: "x/y", data: { ipam: "cluster-pool", "cluster-pool-ipv4-cidr": "10.0.0.0/33" } },
+        cilium: {
+          configMap: "x/y",
+          data: { ipam: "cluster-pool", "cluster-pool-ipv4-cidr": "198.18.0.0/33" },
+        },
       },
       "InvalidCIDR",
-      /key cluster-pool-ipv4-cidr has "10\.0\.0\.0\/33", which is not a CIDR/,
+      /key cluster-pool-ipv4-cidr has "198\.18\.0\.0\/33", which is not a CIDR/,
     ],
     [
       {

@@ -44,7 +44,7 @@ Deno.test("pool: admittedPool is the mutating webhook's view and leaves the inpu
 });
 
 Deno.test("pool: a pool copied from Spiderpool's guides (no ipVersion) is a candidate and passes the filter", () => {
-  // docs/usage: `spec: {subnet: 172.18.41.0/24, ips: [...]}`, with documentation addresses.
+  // docs/usage: `spec: {subnet, ips: [...]}` without ipVersion, with documentation addresses.
   const guide = pool(
     { subnet: "203.0.113.0/24", ips: ["203.0.113.40-203.0.113.50"], default: true },
     "guide",

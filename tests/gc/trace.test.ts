@@ -44,6 +44,11 @@ kubeTest(
     assert.equal(await counter(gc, "pod_deleted"), 1);
     await eventually("its endpoint to be gone", async () => (await w.endpoint("a")) ? undefined : true);
     assert.deepEqual(await w.records(pool), { [keep.ip]: { pod: `${w.ns}/b`, podUid: keep.uid } });
+    // The entry is dropped when its handling ends, just after the endpoint's deletion the test saw.
+    await eventually(
+      "the traced entry to leave the database",
+      () => Promise.resolve(gc.traced === 0 || undefined),
+    );
     assert.equal(gc.traced, 0, "the entry leaves the database once handled");
   },
 );

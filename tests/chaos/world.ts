@@ -36,7 +36,8 @@ import {
   spiderpoolBridgeConf,
 } from "../e2e/cni.ts";
 import { addNetns, delNetns, netnsPath, shortId } from "../e2e/netns.ts";
-import { freePorts, type SimNode, startSimNode } from "../e2e/node_sim.ts";
+import { type SimNode, startSimNode } from "../e2e/node_sim.ts";
+import { freePorts } from "../kube/ports.ts";
 import { type ControlPlane, startControlPlane } from "../kube/controlplane.ts";
 import { CRD_DIR } from "../kube/crds.ts";
 import { poll, testScope } from "../kube/harness.ts";

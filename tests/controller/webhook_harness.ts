@@ -15,7 +15,7 @@
 
 import { ConflictError, type KubeHttp, NotFoundError } from "../../src/kube/client.ts";
 import { unregisterWebhooks } from "../../src/controller/webhook/register.ts";
-import { freePorts } from "../e2e/node_sim.ts";
+import { freePorts } from "../kube/ports.ts";
 import { getCluster, poll, type TestScope } from "../kube/harness.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -377,18 +377,22 @@ export async function startControllerProcess(o: StartOptions): Promise<Controlle
     },
   };
   try {
-    await poll(
+    const outcome = await poll(
       `controller ${o.index} startup probe on port ${o.ports.health}`,
       o.readyTimeoutMs ?? 90_000,
       async () => {
-        if (done) throw new Error("exited");
+        // A replica that died (a bad flag, a port taken) fails the start at once, not at the poll's deadline.
+        if (done) return "exited";
         const res = await fetch(`http://127.0.0.1:${o.ports.health}/v1/runtime/startup`, {
           signal: AbortSignal.timeout(2_000),
         });
         await res.body?.cancel();
-        return res.status === 200 ? true : undefined;
+        return res.status === 200 ? "started" : undefined;
       },
     );
+    if (outcome === "exited") {
+      throw new Error(`controller ${o.index} exited during start-up (code ${(await exited).code})`);
+    }
   } catch (err) {
     await proc.kill();
     throw new Error(`${(err as Error).message}; controller log:\n${(await log()).slice(-3000)}`);

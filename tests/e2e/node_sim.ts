@@ -10,13 +10,7 @@ import { addNetns, delNetns } from "./netns.ts";
 
 export const AGENT_BIN = `${DIST}/spiderpool`;
 
-/** Free TCP ports on loopback (listen on port 0, close). */
-export function freePorts(n: number): number[] {
-  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
-}
+import { freePorts } from "../kube/ports.ts";
 
 export interface AgentProcess {
   pid: number;

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { KubeHttp } from "../../src/kube/client.ts";
 import { CRD_DIR, installCrds, MULTUS_CRD_DIR } from "./crds.ts";
+import { freePorts } from "./ports.ts";
 
 export interface ControlPlaneOptions {
   /** Directory holding kube-apiserver, kube-controller-manager and etcd; default: $SPIDERPOOL_KUBE_BIN, else
@@ -158,7 +159,7 @@ async function startOnce(
     const pki = await makePki(dir);
     const token = crypto.randomUUID().replaceAll("-", "");
     await Deno.writeTextFile(`${dir}/tokens.csv`, `${token},admin,admin,"system:masters"\n`);
-    const [etcdClient, etcdPeer, apiPort, kcmPort] = await freePorts(4);
+    const [etcdClient, etcdPeer, apiPort, kcmPort] = freePorts(4);
     const server = `https://127.0.0.1:${apiPort}`;
 
     const etcdUrl = `http://127.0.0.1:${etcdClient}`;
@@ -439,15 +440,6 @@ async function openssl(...args: string[]): Promise<void> {
   if (!out.success) {
     throw new Error(`openssl ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
-}
-
-/** Ports the kernel just handed out; they are released again, so a small race with other processes remains. */
-export async function freePorts(n: number): Promise<number[]> {
-  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  await Promise.resolve();
-  return ports;
 }
 
 let setprivAvailable: boolean | undefined;

@@ -11,13 +11,13 @@ import { parseArgs } from "node:util";
 import {
   type Component,
   type ControlPlane,
-  freePorts,
   spawn,
   startControlPlane,
   stopComponent,
   tail,
   waitHealthy,
 } from "../kube/controlplane.ts";
+import { freePorts } from "../kube/ports.ts";
 import { CRD_DIR } from "../kube/crds.ts";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
@@ -652,7 +652,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<LocalNode> {
     cp = await startControlPlane({ crdDir: CRD_DIR, log: (m) => log(`controlplane: ${m}`) });
     kubeconfigPath = cp.kubeconfigPath;
     const caFile = `${cp.dir}/pki/ca.crt`;
-    const [schedPort, kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = await freePorts(5);
+    const [schedPort, kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = freePorts(5);
 
     spawn(logDir, components, "kube-scheduler", `${binDir}/kube-scheduler`, [
       `--kubeconfig=${kubeconfigPath}`,

@@ -32,12 +32,18 @@ export interface DetectionTarget {
  * window is done (the address is free). A silent gateway is asked again, up to 3 probes, and is unreachable when
  * none is answered (upstream gives up after the first 100 ms; one lost ARP reply must not fail a pod). Caps
  * bound each check whatever the link does: 1 s for a conflict check, 500 ms for a gateway check.
+ *
+ * Before the first probe the link must be running: a pod's veth is set up before its host end, and until the
+ * kernel has taken the carrier into use (asynchronously, later on a loaded node) it drops every frame sent on
+ * it, so a probe sent then hears nothing and a held address would pass as free. The wait is bounded by
+ * `linkWaitMs`; a link still not running then is probed anyway, as upstream always does.
  */
 export interface DetectionPolicy {
   attempts: number;
   windowMs: number;
   conflictCapMs: number;
   gatewayCapMs: number;
+  linkWaitMs: number;
 }
 
 export const DETECTION_POLICY: DetectionPolicy = {
@@ -45,7 +51,34 @@ export const DETECTION_POLICY: DetectionPolicy = {
   windowMs: 100,
   conflictCapMs: 1_000,
   gatewayCapMs: 500,
+  linkWaitMs: 2_000,
 };
+
+/** How often a link that is not running yet is looked at again. */
+const LINK_POLL_MS = 5;
+
+/** Blocks this thread for `ms` (the checks run synchronously; a runtime timer would load Node's timers). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Waits until `running()` or `limitMs` have passed; returns whether it is running and how long it waited.
+ */
+export function waitRunning(
+  running: () => boolean,
+  limitMs: number,
+  now = () => performance.now(),
+  sleep = pause,
+): { running: boolean; waitedMs: number } {
+  const start = now();
+  for (;;) {
+    if (running()) return { running: true, waitedMs: Math.round(now() - start) };
+    const left = start + limitMs - now();
+    if (left <= 0) return { running: false, waitedMs: Math.round(now() - start) };
+    sleep(Math.min(LINK_POLL_MS, left));
+  }
+}
 
 export type Outcome =
   /** Nobody answered for the address: it is free. */
@@ -276,6 +309,10 @@ export interface DetectionReport {
   link: LinkIdentity;
   /** True when the link was down and was set up for the checks. */
   broughtUp: boolean;
+  /** Whether the link was running when the first probe went out (see DetectionPolicy). */
+  linkRunning: boolean;
+  /** How long the checks waited for the link to run before the first probe. */
+  waitedForLinkMs: number;
   checks: Check[];
   /** Addresses announced after every check passed; `announceError` when sending them failed. */
   announced: string[];
@@ -309,6 +346,7 @@ export async function detect(
       }
       broughtUp = true;
     }
+    const link = waitRunning(() => socket.running(), policy.linkWaitMs);
     const [conflicts, gateways] = planChecks(targets, socket.link.mac, policy);
     runChecks(socket, conflicts);
     const checks = [...conflicts];
@@ -316,7 +354,14 @@ export async function detect(
       runChecks(socket, gateways);
       checks.push(...gateways);
     }
-    const report: DetectionReport = { link: { ...socket.link, up: true }, broughtUp, checks, announced: [] };
+    const report: DetectionReport = {
+      link: { ...socket.link, up: true, running: link.running },
+      broughtUp,
+      linkRunning: link.running,
+      waitedForLinkMs: link.waitedMs,
+      checks,
+      announced: [],
+    };
     if (checks.every((c) => c.outcome?.kind === "free" || c.outcome?.kind === "reachable")) {
       try {
         for (const ip of announce) {

@@ -24,6 +24,8 @@ const SIOCGIFFLAGS = 0x8913;
 const SIOCGIFHWADDR = 0x8927;
 const SIOCGIFINDEX = 0x8933;
 const IFF_UP = 0x1;
+/** Operationally up (RFC 2863 "up" or "unknown"): the kernel has taken the link's carrier into use. */
+const IFF_RUNNING = 0x40;
 const ARPHRD_ETHER = 1;
 const PACKET_OUTGOING = 4;
 const POLLIN = 0x1;
@@ -42,6 +44,11 @@ export interface LinkIdentity {
   /** "aa:bb:cc:dd:ee:ff". */
   mac: string;
   up: boolean;
+  /**
+   * Up and operationally up. A link that is up but not running drops what is sent on it: it has no carrier
+   * yet, or the kernel has not yet taken the carrier into use (its queue is attached only then).
+   */
+  running: boolean;
 }
 
 /** One frame read from a link socket. */
@@ -112,7 +119,14 @@ function sockaddrLL(ifindex: number, protocol: number, dst?: Uint8Array): Uint8A
   return sa;
 }
 
-/** Reads name → index, MAC and the up flag through `fd` (a socket of the link's namespace). */
+/** The link's flags (SIOCGIFFLAGS) through `fd` (a socket of the link's namespace). */
+function linkFlags(fd: number, name: string): number {
+  const req = ifreq(name);
+  ioctl(fd, SIOCGIFFLAGS, req, `read the flags of link ${name}`);
+  return new DataView(req.buffer).getUint16(16, true);
+}
+
+/** Reads name → index, MAC and the up and running flags through `fd` (a socket of the link's namespace). */
 function identify(fd: number, name: string): LinkIdentity {
   const what = `look up link ${name}`;
   const req = ifreq(name);
@@ -121,10 +135,14 @@ function identify(fd: number, name: string): LinkIdentity {
   ifreq(name).forEach((b, i) => req[i] = b);
   ioctl(fd, SIOCGIFHWADDR, req, what);
   const mac = [...req.subarray(18, 24)].map((b) => b.toString(16).padStart(2, "0")).join(":");
-  ifreq(name).forEach((b, i) => req[i] = b);
-  ioctl(fd, SIOCGIFFLAGS, req, what);
-  const flags = new DataView(req.buffer).getUint16(16, true);
-  return { name, index, mac, up: (flags & IFF_UP) !== 0 };
+  const flags = linkFlags(fd, name);
+  return {
+    name,
+    index,
+    mac,
+    up: (flags & IFF_UP) !== 0,
+    running: (flags & IFF_UP) !== 0 && (flags & IFF_RUNNING) !== 0,
+  };
 }
 
 /**
@@ -176,6 +194,13 @@ export class LinkSocket {
       if (fd >= 0) closeFd(fd);
       throw e;
     }
+  }
+
+  /** Whether the link is running now (see LinkIdentity.running); the socket works in any namespace. */
+  running(): boolean {
+    if (this.#closed) throw new Error("link socket used after close()");
+    const flags = linkFlags(this.#fd, this.link.name);
+    return (flags & IFF_UP) !== 0 && (flags & IFF_RUNNING) !== 0;
   }
 
   /** Sends a whole Ethernet frame (destination MAC in its first 6 bytes, EtherType at 12) out of the link. */

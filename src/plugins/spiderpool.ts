@@ -412,6 +412,14 @@ async function checkAddresses(
     const ips = mine.map((c) => c.address.split("/")[0]);
     const report = await detect(args.netns, args.ifName, targets, ips);
     if (report.broughtUp) log.debug(`set ${args.ifName} up for IP conflict and gateway detection`);
+    if (!report.linkRunning) {
+      log.warn(
+        `${args.ifName} was not running (no carrier) after ${report.waitedForLinkMs} ms; probed anyway, ` +
+          `but frames sent on it may be lost`,
+      );
+    } else if (report.waitedForLinkMs > 0) {
+      log.debug(`waited ${report.waitedForLinkMs} ms for ${args.ifName} to run before probing`);
+    }
     if (report.announced.length > 0) log.debug(`announced ${report.announced.join(", ")} on ${args.ifName}`);
     if (report.announceError) {
       log.info(

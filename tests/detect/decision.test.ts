@@ -11,6 +11,7 @@ import {
   type Outcome,
   planChecks,
   runChecks,
+  waitRunning,
 } from "../../src/net/detect.ts";
 import { ETH_P_ARP, ETH_P_IPV6, ethernet, type ReceivedFrame } from "../../src/net/packet.ts";
 import { neighbourSolicitation, unsolicitedNA } from "../../src/net/ndp.ts";
@@ -282,4 +283,21 @@ Deno.test("runner: a window that passes in silence is free, and the probe went o
   runChecks(link, [c], () => t);
   assert.deepEqual(outcome(c), { kind: "free" });
   assert.equal(sent, 1);
+});
+
+Deno.test("waitRunning: no wait for a running link; polls a link that is not until it runs or the limit passes", () => {
+  let t = 0;
+  const clock = () => t;
+  const sleep = (ms: number) => t += ms;
+  assert.deepEqual(waitRunning(() => true, 2_000, clock, sleep), { running: true, waitedMs: 0 });
+  // Runs from 42 ms on: found at the first look after that, a poll period later at most.
+  t = 0;
+  const r = waitRunning(() => t >= 42, 2_000, clock, sleep);
+  assert.equal(r.running, true);
+  assert.ok(r.waitedMs >= 42 && r.waitedMs <= 47, `${r.waitedMs}`);
+  // Never runs: gives up at the limit exactly, having looked again and again.
+  t = 0;
+  let looks = 0;
+  assert.deepEqual(waitRunning(() => (looks++, false), 200, clock, sleep), { running: false, waitedMs: 200 });
+  assert.ok(looks >= 40, `${looks} looks`);
 });

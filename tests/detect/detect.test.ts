@@ -3,7 +3,7 @@
 // a gateway that does not exist. No agent: `detect` is called directly on a bridge of scratch namespaces.
 
 import assert from "node:assert/strict";
-import { detect } from "../../src/net/detect.ts";
+import { detect, DETECTION_POLICY } from "../../src/net/detect.ts";
 import { isNoSuchLink } from "../../src/net/packet.ts";
 import { ip } from "../e2e/netns.ts";
 import { lan, neighbour } from "./lan.ts";
@@ -86,4 +86,36 @@ Deno.test("detect: a namespace without the link says so (ENODEV), for the plugin
     () => detect(pod.path, "net1", [{ family: 4, ip: "192.0.2.5", conflict: true }]),
     (e) => isNoSuchLink(e) && /look up link net1/.test((e as Error).message),
   );
+});
+
+Deno.test("detect: probes wait until the link carries frames; one sent before its carrier came up would be lost", async () => {
+  await using net = await lan("dte");
+  // The pod's eth0 is up but its cable is not yet plugged in: the kernel drops frames sent on it until the
+  // carrier comes up and the link is running, as for a pod veth whose host end is set up a moment later.
+  const pod = await net.member("pod", [], { portDown: true });
+  const holder = await net.member("hold", ["192.0.2.21/24"]);
+  const plug = new Deno.Command("sh", {
+    args: ["-c", `sleep 0.3; ip -n ${net.hub} link set ${pod.port} up`],
+  }).spawn();
+  try {
+    const started = performance.now();
+    const report = await detect(pod.path, "eth0", [{ family: 4, ip: "192.0.2.21", conflict: true }]);
+    assert.deepEqual(outcomes(report), [["conflict", "192.0.2.21", "conflict", holder.mac]]);
+    assert.ok(report.waitedForLinkMs >= 200, `waited ${report.waitedForLinkMs} ms for the link`);
+    assert.ok(performance.now() - started >= 250);
+  } finally {
+    assert.ok((await plug.status).success);
+  }
+});
+
+Deno.test("detect: a link that never gets a carrier is still probed after the wait, as before", async () => {
+  await using net = await lan("dtf");
+  const pod = await net.member("pod", [], { portDown: true });
+  const report = await detect(pod.path, "eth0", [{ family: 4, ip: "192.0.2.22", conflict: true }], [], {
+    ...DETECTION_POLICY,
+    linkWaitMs: 200,
+  });
+  assert.deepEqual(outcomes(report), [["conflict", "192.0.2.22", "free", undefined]]);
+  assert.ok(report.waitedForLinkMs >= 200 && report.waitedForLinkMs < 1_000, `${report.waitedForLinkMs} ms`);
+  assert.equal(report.linkRunning, false);
 });

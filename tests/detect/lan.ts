@@ -6,14 +6,19 @@ import { addNetns, delNetns, ip, netnsPath, shortId } from "../e2e/netns.ts";
 export interface Lan extends AsyncDisposable {
   /** The namespace holding the bridge. */
   hub: string;
-  /** Adds a member namespace whose `eth0` is on the bridge (up unless `down`), with these addresses. */
-  member(role: string, addrs?: string[], opts?: { down?: boolean }): Promise<Member>;
+  /**
+   * Adds a member namespace whose `eth0` is on the bridge (up unless `down`), with these addresses. With
+   * `portDown` the bridge's end of the cable stays down: `eth0` has no carrier until `port` is set up.
+   */
+  member(role: string, addrs?: string[], opts?: { down?: boolean; portDown?: boolean }): Promise<Member>;
 }
 
 export interface Member {
   ns: string;
   path: string;
   mac: string;
+  /** The bridge's end of the member's cable, in the hub namespace. */
+  port: string;
 }
 
 export async function lan(prefix: string): Promise<Lan> {
@@ -32,7 +37,7 @@ export async function lan(prefix: string): Promise<Lan> {
       names.push(ns);
       const port = `p${n++}`;
       await ip("-n", hub, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
-      await ip("-n", hub, "link", "set", port, "master", "br0", "up");
+      await ip("-n", hub, "link", "set", port, "master", "br0", ...(opts.portDown ? [] : ["up"]));
       for (const a of addrs) {
         // No duplicate address detection: an address still tentative would not answer (and would take our
         // probe for a competing claim).
@@ -40,7 +45,7 @@ export async function lan(prefix: string): Promise<Lan> {
       }
       if (!opts.down) await ip("-n", ns, "link", "set", "eth0", "up");
       const mac = JSON.parse(await ip("-n", ns, "-j", "link", "show", "eth0"))[0].address as string;
-      return { ns, path: netnsPath(ns), mac };
+      return { ns, path: netnsPath(ns), mac, port };
     },
     async [Symbol.asyncDispose]() {
       for (const name of names.reverse()) await delNetns(name);

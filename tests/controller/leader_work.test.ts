@@ -130,3 +130,44 @@ kubeTest("startLeaderWork: stopped before the gate opens, no component ever star
   await new Promise((r) => setTimeout(r, 200));
   assert.deepEqual(probe.calls, ["stop"], "never started or led; stopped like every component");
 });
+
+kubeTest(
+  "startLeaderWork: a component that never stops is left behind after the wait, and the Lease is released",
+  async () => {
+    await using scope = await testScope("lw-stuck", { serviceAccount: false });
+    const { http, kc } = scope.cluster;
+    const stuck = new Probe();
+    stuck.name = "stuck component";
+    stuck.stop = () => {
+      stuck.calls.push("stop");
+      return new Promise<void>(() => {}) as unknown as undefined;
+    };
+    const logs: string[] = [];
+    const handle = startLeaderWork({
+      http,
+      kubeConfig: kc,
+      namespace: scope.namespace,
+      identity: "replica-c",
+      enableSpiderSubnet: false,
+      matchLabels: { [SCOPE_LABEL]: scope.namespace },
+      work: [stuck],
+      env: (k) => ENV[k],
+      log: (m) => logs.push(m),
+      stopWaitMs: 300,
+    });
+    await poll("replica-c to lead", 30_000, () => Promise.resolve(handle.elector.isLeader() || undefined));
+    const started = performance.now();
+    await handle.stop();
+    const took = performance.now() - started;
+    assert.ok(took >= 300 && took < 5_000, `stop took ${took} ms`);
+    assert.deepEqual(stuck.calls, ["start", "startLeading", "stopLeading", "stop"]);
+    assert.ok(
+      logs.some((l) => l === "stuck component did not stop within 0.3 s; stopping without it"),
+      logs.join("\n"),
+    );
+    const { body: lease } = await http.get<{ spec: { holderIdentity?: string } }>(
+      `/apis/coordination.k8s.io/v1/namespaces/${scope.namespace}/leases/spiderpool-controller-leases`,
+    );
+    assert.equal(lease.spec.holderIdentity, undefined, "released before the stuck component was waited for");
+  },
+);

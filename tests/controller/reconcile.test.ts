@@ -516,6 +516,8 @@ kubeTest(
         identity: "pod-a",
         enableSpiderSubnet: true,
         registry,
+        // This test's pools only: the shared cluster's other pools (and their records) are other tests'.
+        matchLabels: { [SCOPE_LABEL]: scope.namespace },
         env: (k) => env[k],
         log: () => {},
       });

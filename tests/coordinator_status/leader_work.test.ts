@@ -37,6 +37,10 @@ kubeTest(
       identity: "pod-a",
       enableSpiderSubnet: true,
       registry,
+      // Only this test's objects: no pool carries the label, applications and SMCs in its namespace alone (the
+      // shared cluster's pools, records and workloads are other tests').
+      matchLabels: { "spiderpool.spidernet.io/test-scope": scope.namespace },
+      watchNamespace: scope.namespace,
       env: (k) => env[k],
       log: () => {},
     });

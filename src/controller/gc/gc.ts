@@ -385,6 +385,7 @@ export class IpGc {
       const now = Date.now();
       const candidates: Holder[] = [];
       for (const holder of holders) {
+        this.#checkNotStopped();
         const key = `${holder.namespace}/${holder.name}`;
         const pod = pods.get(key);
         let v;
@@ -405,12 +406,14 @@ export class IpGc {
         objects.set(ns, (objects.get(ns) ?? 0) + 1);
       }
       for (let i = 0; i < candidates.length; i += SETTLE_BATCH) {
+        this.#checkNotStopped();
         await this.#settleBatch(candidates.slice(i, i + SETTLE_BATCH), report, objects);
       }
       // Records that left the pools no longer wait for anything.
       const present = new Set(holders.flatMap((h) => h.records.map((r) => recordKey(r, h.uid))));
       for (const k of this.#firstSeen.keys()) if (!present.has(k)) this.#firstSeen.delete(k);
       if (this.#o.config.cleanOutdatedEndpoint) {
+        this.#checkNotStopped();
         // Limited to some pools: only endpoints all of whose addresses come from them are this GC's to judge.
         const scanned = new Set(snap.pools.map((p) => p.metadata.name));
         const endpoints = this.#o.poolSelector
@@ -432,6 +435,14 @@ export class IpGc {
     );
     for (const e of report.errors) this.#log(e);
     return report;
+  }
+
+  /**
+   * Ends a scan of a GC that is stopping between two holders: stop() waits for scans under way, and a scan of a
+   * large cluster must not hold a replica's shutdown for its whole length (what it left is the next scan's).
+   */
+  #checkNotStopped(): void {
+    if (this.#stopped) throw new Error("stopped before the end: the GC is stopping");
   }
 
   /** Builds decideHolder's input; membership validity is looked up only for fixed-IP pods and endpoints. */

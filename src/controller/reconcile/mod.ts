@@ -108,6 +108,8 @@ export interface LeaderWorkOptions {
    */
   env?: (key: string) => string | undefined;
   log?: (message: string) => void;
+  /** How long stop() waits for each part (the election, each component); default STOP_WAIT_MS. */
+  stopWaitMs?: number;
 }
 
 export interface LeaderWorkHandle {
@@ -277,10 +279,11 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
     stop() {
       return stopping ??= (async () => {
         stopped = true;
-        await elector.stop();
+        const waitMs = opts.stopWaitMs ?? STOP_WAIT_MS;
+        await bounded("leader election (and the components' end of term)", elector.stop(), waitMs, log);
         for (const c of [...components].reverse()) {
           try {
-            await c.stop?.();
+            await bounded(c.name ?? "a leader-only component", c.stop?.(), waitMs, log);
           } catch (err) {
             log(`${c.name ?? "component"}: stop failed: ${(err as Error).message}`);
           }
@@ -288,6 +291,30 @@ export function startLeaderWork(opts: LeaderWorkOptions): LeaderWorkHandle {
       })();
     },
   };
+}
+
+/** How long stop() waits for one part to stop before it goes on without it. */
+export const STOP_WAIT_MS = 20_000;
+
+/**
+ * Waits for `stopping` for at most `waitMs`. A part that does not stop in that time (a request the API server
+ * does not answer, a bug) is logged and left behind, so that a replica asked to stop still stops, and releases
+ * its Lease, long before the kubelet's SIGKILL.
+ */
+async function bounded(
+  what: string,
+  stopping: void | Promise<void>,
+  waitMs: number,
+  log: (m: string) => void,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), waitMs));
+  try {
+    const r = await Promise.race([Promise.resolve(stopping).then(() => "stopped" as const), late]);
+    if (r === "late") log(`${what} did not stop within ${waitMs / 1000} s; stopping without it`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A bad value of one of the controller's environment variables; the message names it and the fix. */

@@ -36,14 +36,15 @@ if [ -n "${DENORT_BIN:-}" ] && [ -x "$DENORT_BIN" ] || [ -f "$CACHED_DENORT" ]; 
   kind="deno compile"
 else
   "$DENO" bundle --quiet --platform deno --code-splitting --outdir dist/lib main.ts
-  # Each CNI plugin also gets a program of its own, lib/cni/<name>.js: one file with only that plugin's code,
-  # which the launcher runs for a CNI call under that name. Loading main.js and the shared chunks of the split
-  # bundle instead costs a call ≈ 1.8 ms more CPU (tests/bench/plugin.ts).
+  # Each CNI plugin also gets a program of its own, lib/cni/<name>.js: only that plugin's code, which the
+  # launcher runs for a CNI call under that name. Loading main.js and the shared chunks of the split bundle
+  # instead costs a call ≈ 1.8 ms more CPU (tests/bench/plugin.ts). What a plugin imports dynamically (the
+  # spiderpool plugin's raw-socket detection) goes to chunks of its own, read only by a call that needs them.
   entries="$(mktemp -d dist/.entries-XXXXXX)"
   for plugin in spiderpool coordinator ifacer; do
     printf 'import { main } from "../../src/plugins/%s.ts";\nDeno.exit(await main());\n' "$plugin" \
       >"$entries/$plugin.ts"
-    "$DENO" bundle --quiet --platform deno -o "dist/lib/cni/$plugin.js" "$entries/$plugin.ts"
+    "$DENO" bundle --quiet --platform deno --code-splitting --outdir dist/lib/cni "$entries/$plugin.ts"
   done
   rm -rf "$entries"
   # Deno fetches and parses every dynamic import whose specifier is a string literal when a module loads, so a

@@ -265,8 +265,10 @@ export async function foldCacheLogs(cache: string): Promise<string[]> {
  * cache's SQLite write-ahead log into its database. A plugin call with cold caches costs ≈ 15 ms more CPU (every module parsed and compiled again); one that finds a non-empty
  * write-ahead log with no other process holding the database replays the whole log first (≈ 5 ms for the few
  * hundred KiB the plugin's modules leave there), and the runtime never folds it itself. Runs the plugin under
- * each name through ADD and DEL against a socket where no agent listens (the path of a real call up to the
- * socket), and loads the agent's code through `agent --help`. Returns warnings; never throws.
+ * each name through ADD and DEL against a stand-in agent socket that refuses every request (the path of a real
+ * call through the socket round trip: the runtime stores a module's code only once the process has waited on
+ * I/O, so a call that fails at once to connect would leave the cache empty), and loads the agent's code through
+ * `agent --help`. Returns warnings; never throws.
  */
 export async function warmCache(buildRoot: string): Promise<string[]> {
   const root = absolute(buildRoot);
@@ -286,7 +288,7 @@ export async function warmCache(buildRoot: string): Promise<string[]> {
       cniVersion: "1.0.0",
       name: "warm-cache",
       type: name,
-      ipam: { type: name, ipam_unix_socket_path: `${work}/none.sock`, log_file_path: `${work}/plugin.log` },
+      ipam: { type: name, ipam_unix_socket_path: `${work}/agent.sock`, log_file_path: `${work}/plugin.log` },
     });
     const cni = {
       CNI_CONTAINERID: "warm-cache",
@@ -300,6 +302,7 @@ export async function warmCache(buildRoot: string): Promise<string[]> {
     }
   }
   runs.push({ name: "spiderpool", args: ["version"] }, { name: "spiderpool", args: ["agent", "--help"] });
+  const agent = refusingAgent(`${work}/agent.sock`);
   try {
     for (const r of runs) {
       // The plugin name reaches the program as argv[0] through a link, as in the CNI bin directory.
@@ -316,7 +319,7 @@ export async function warmCache(buildRoot: string): Promise<string[]> {
       const writer = child.stdin.getWriter();
       await writer.write(new TextEncoder().encode(r.stdin ?? "")).catch(() => {});
       await writer.close().catch(() => {});
-      await child.status; // failing is expected: no agent listens on that socket
+      await child.status; // failing is expected: the stand-in agent refuses every request
     }
     warnings.push(...await foldCacheLogs(cache));
   } catch (err) {
@@ -324,9 +327,45 @@ export async function warmCache(buildRoot: string): Promise<string[]> {
       `warming the runtime cache ${cache} failed: ${(err as Error).message}; plugins will run slower`,
     );
   } finally {
+    await agent?.close();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
   return warnings;
+}
+
+/**
+ * A unix socket at `path` that answers every request with 503 and closes, for the cache warm-up; undefined when
+ * it cannot listen there (the calls then fail to connect, and the cache is warmed less).
+ */
+function refusingAgent(path: string): { close(): Promise<void> } | undefined {
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ transport: "unix", path });
+  } catch {
+    return undefined;
+  }
+  const answer = new TextEncoder().encode(
+    'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 26\r\nConnection: close\r\n\r\n"warming the module cache"',
+  );
+  const served = (async () => {
+    for await (const conn of listener) {
+      try {
+        await conn.read(new Uint8Array(65536));
+        await conn.write(answer);
+      } catch { /* the caller went away */ }
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  })().catch(() => {});
+  return {
+    async close() {
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await served;
+    },
+  };
 }
 
 /** Makes `<binDir>/<plugin>` a symlink to `target` with one rename; returns what it replaced. */

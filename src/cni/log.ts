@@ -94,13 +94,18 @@ export function backupName(path: string, now: Date): string {
 
 // Synchronous file calls on purpose: the async ones load the web streams module into a plugin process that
 // otherwise never needs it (≈ 3 ms of CPU per call), and a plugin writes its log once, at exit.
+// The usual call is one stat and one append: the directory is made and the mode set only for a new file.
 function appendRotating(opts: FileLogOptions, text: string): void {
   const { dir, stem, ext } = splitName(opts.path);
-  Deno.mkdirSync(dir, { recursive: true });
-  let size = 0;
+  let size: number | undefined;
   try {
     size = Deno.statSync(opts.path).size;
-  } catch { /* no file yet */ }
+  } catch { /* no file yet, maybe no directory either */ }
+  const create = () => {
+    Deno.mkdirSync(dir, { recursive: true });
+    Deno.writeTextFileSync(opts.path, text, { append: true, create: true, mode: 0o640 });
+  };
+  if (size === undefined) return create();
   const limit = opts.maxSizeMB * 1024 * 1024;
   if (limit > 0 && size > 0 && size + text.length > limit) {
     // Another plugin process may rotate at the same moment; losing that race is harmless.
@@ -108,8 +113,9 @@ function appendRotating(opts: FileLogOptions, text: string): void {
       Deno.renameSync(opts.path, backupName(opts.path, new Date()));
       pruneBackups(dir, stem, ext, opts);
     } catch { /* another process rotated first */ }
+    return create();
   }
-  Deno.writeTextFileSync(opts.path, text, { append: true, create: true, mode: 0o640 });
+  Deno.writeTextFileSync(opts.path, text, { append: true, create: true });
 }
 
 function pruneBackups(dir: string, stem: string, ext: string, opts: FileLogOptions): void {

@@ -434,6 +434,13 @@ export class IpGc {
         `endpoints deleted, ${report.errors.length} errors`,
     );
     for (const e of report.errors) this.#log(e);
+    // Each release named, as the trace and recheck paths name theirs: which path frees an address is a race.
+    for (const [pod, ips] of Map.groupBy(report.released, (r) => `${r.pod} (pod UID ${r.podUid})`)) {
+      this.#log(
+        `released ${ips.map((x) => `${x.ip} (${x.pool})`).join(", ")} of ${pod} in scan-all (${trigger}): ` +
+          `${ips[0].reason}`,
+      );
+    }
     return report;
   }
 

@@ -74,9 +74,11 @@ async function runPlugin(
   conf: unknown,
   env: Record<string, string> = {},
   launcher: string[] = [Deno.execPath(), "run", "-A", ENTRY],
+  signal?: AbortSignal,
 ): Promise<Run> {
   const child = new Deno.Command(launcher[0], {
     args: launcher.slice(1),
+    signal,
     env: {
       CNI_COMMAND: command,
       CNI_CONTAINERID: "0123456789abcdef",
@@ -433,6 +435,38 @@ Deno.test("STATUS is code 50 when the agent fails its health check, and asks not
       assert.deepEqual(agent.seen.map((s) => s.path), ["/v1/ipam/healthy"]);
     },
   );
+});
+
+Deno.test("the built plugin, under its runtime flags, gives up on an agent that never answers: STATUS is code 50 after the health deadline", async () => {
+  // dist/cni/spiderpool as a node runs it (the launcher and its V8 flags): the request deadline must fire even
+  // though the socket stays open, or a runtime would wait on the plugin for ever.
+  const dir = await Deno.makeTempDir({ prefix: "spiderpool-silent-agent-" });
+  const socket = `${dir}/spiderpool.sock`;
+  const listener = Deno.listen({ transport: "unix", path: socket });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })().catch(() => {});
+  try {
+    const started = performance.now();
+    const status = await runPlugin(
+      "STATUS",
+      netConf(dir, socket, "1.1.0"),
+      STATUS_ENV,
+      [`${ROOT}dist/cni/spiderpool`],
+      AbortSignal.timeout(30_000),
+    );
+    const took = performance.now() - started;
+    assert.equal(status.json?.code, 50, `${status.stdout}${status.stderr}`);
+    assert.match(status.json?.msg as string, /no answer to GET \/v1\/ipam\/healthy within 2 s/);
+    assert.ok(took >= 1_900 && took < 20_000, `took ${took} ms`);
+    assert.equal(held.length, 1, "the plugin connected once");
+  } finally {
+    listener.close();
+    for (const c of held) c.close();
+    await accepting;
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("GC sends the runtime's valid attachments to POST /v1/ipam/gc", async () => {

@@ -81,7 +81,7 @@ else
   export DENO_DIR="$d/cache/run" DENO_V8_FLAGS="${DENO_V8_FLAGS-@V8_FLAGS@}"
 fi
 export DENO_NO_UPDATE_CHECK=1
-exec -a "$0" "$d/lib/deno" run -A --no-config --no-lock "$program" "$@"
+exec -a "$0" "$d/lib/deno" run -A --no-config --no-lock --no-npm --no-remote "$program" "$@"
 LAUNCHER
     sed -i -e "s|@V8_FLAGS@|$V8_FLAGS|g" -e "s|@CNI_V8_FLAGS@|$CNI_V8_FLAGS|g" dist/spiderpool
     chmod +x dist/spiderpool

@@ -28,8 +28,12 @@
 #error "build with -DRUNTIME_V8_FLAGS='\"...\"' -DCNI_V8_FLAGS='\"...\"' (scripts/build.sh does)"
 #endif
 
-/* Runtime flags: every mode needs -A (FFI, /proc, netns files); the bundle carries no config or lock file. */
-static const char *const FLAGS[] = {"run", "-A", "--no-config", "--no-lock"};
+/*
+ * Runtime flags: every mode needs -A (FFI, /proc, netns files); the bundle carries no config or lock file, and
+ * imports only its own files and node: built-ins (the build inlines every package), so the runtime sets up no npm
+ * resolver and no remote loader: ≈ 1 ms less CPU for every start (tests/bench/plugin.ts).
+ */
+static const char *const FLAGS[] = {"run", "-A", "--no-config", "--no-lock", "--no-npm", "--no-remote"};
 #define NFLAGS (sizeof FLAGS / sizeof FLAGS[0])
 
 static int fail(const char *what, const char *path) {

@@ -369,6 +369,13 @@ Deno.test("planSubnet: deletion: foreground first, waits for its pools, then dro
   assert.ok(withPool.events.some((e) => e.reason === SUBNET_EVENT.waitingForIPPools && /p1/.test(e.message)));
   const fg = planSubnet(deleting([FINALIZER, FOREGROUND_DELETION]), [owned("p1", ["192.0.2.20"])]);
   assert.equal(fg.foregroundDelete, false);
+  // The garbage collector deleted the pools and took foregroundDeletion off; a cache behind still shows them,
+  // terminating: no second foreground delete, the subnet waits for them to go.
+  const terminatingPool = owned("p1", ["192.0.2.20"]);
+  terminatingPool.metadata = { ...terminatingPool.metadata, deletionTimestamp: "2026-01-01T00:00:01Z" };
+  const afterGc = planSubnet(deleting([FINALIZER]), [terminatingPool]);
+  assert.equal(afterGc.foregroundDelete, false);
+  assert.equal(afterGc.removeFinalizer, false);
   // Orphaning (kubectl delete --cascade=orphan) is respected: no foreground, and orphaned pools stop counting.
   const orphan = planSubnet(deleting([FINALIZER, "orphan"]), [
     pool("p1", { ips: ["192.0.2.20"] }, {

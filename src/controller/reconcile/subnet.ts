@@ -292,7 +292,11 @@ export function planSubnet(subnet: SpiderSubnet, pools: readonly SpiderIPPool[])
 
   if (terminating) {
     const finalizers = subnet.metadata?.finalizers ?? [];
-    plan.foregroundDelete = !finalizers.includes(FOREGROUND_DELETION) && !finalizers.includes(ORPHAN);
+    // Foreground only while a pool of it is not yet being deleted: once the garbage collector has deleted them
+    // all it takes its foregroundDeletion finalizer off again, and a second foreground delete would only repeat
+    // the first (a watch of the pools that is behind still shows them, terminating).
+    plan.foregroundDelete = !finalizers.includes(FOREGROUND_DELETION) && !finalizers.includes(ORPHAN) &&
+      owned.some((p) => !p.metadata?.deletionTimestamp);
     if (Object.keys(entries).length === 0) {
       plan.removeFinalizer = finalizers.includes(FINALIZER);
       if (plan.removeFinalizer) return plan;

@@ -355,7 +355,7 @@ export async function detect(
       checks.push(...gateways);
     }
     const report: DetectionReport = {
-      link: { ...socket.link, up: true, running: link.running },
+      link: { ...socket.link, up: true },
       broughtUp,
       linkRunning: link.running,
       waitedForLinkMs: link.waitedMs,

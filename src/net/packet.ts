@@ -44,11 +44,6 @@ export interface LinkIdentity {
   /** "aa:bb:cc:dd:ee:ff". */
   mac: string;
   up: boolean;
-  /**
-   * Up and operationally up. A link that is up but not running drops what is sent on it: it has no carrier
-   * yet, or the kernel has not yet taken the carrier into use (its queue is attached only then).
-   */
-  running: boolean;
 }
 
 /** One frame read from a link socket. */
@@ -126,7 +121,7 @@ function linkFlags(fd: number, name: string): number {
   return new DataView(req.buffer).getUint16(16, true);
 }
 
-/** Reads name → index, MAC and the up and running flags through `fd` (a socket of the link's namespace). */
+/** Reads name → index, MAC and the up flag through `fd` (a socket of the link's namespace). */
 function identify(fd: number, name: string): LinkIdentity {
   const what = `look up link ${name}`;
   const req = ifreq(name);
@@ -135,14 +130,7 @@ function identify(fd: number, name: string): LinkIdentity {
   ifreq(name).forEach((b, i) => req[i] = b);
   ioctl(fd, SIOCGIFHWADDR, req, what);
   const mac = [...req.subarray(18, 24)].map((b) => b.toString(16).padStart(2, "0")).join(":");
-  const flags = linkFlags(fd, name);
-  return {
-    name,
-    index,
-    mac,
-    up: (flags & IFF_UP) !== 0,
-    running: (flags & IFF_UP) !== 0 && (flags & IFF_RUNNING) !== 0,
-  };
+  return { name, index, mac, up: (linkFlags(fd, name) & IFF_UP) !== 0 };
 }
 
 /**
@@ -196,7 +184,11 @@ export class LinkSocket {
     }
   }
 
-  /** Whether the link is running now (see LinkIdentity.running); the socket works in any namespace. */
+  /**
+   * Whether the link is up and operationally up now. A link that is up but not running drops what is sent on
+   * it: it has no carrier yet, or the kernel has not yet taken the carrier into use (its queue is attached only
+   * then). The socket reads it in the link's own namespace.
+   */
   running(): boolean {
     if (this.#closed) throw new Error("link socket used after close()");
     const flags = linkFlags(this.#fd, this.link.name);

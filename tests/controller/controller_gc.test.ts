@@ -13,7 +13,13 @@ import { NotFoundError } from "../../src/kube/client.ts";
 import { type AgentProcess, scrapeMetrics, startAgentProcess } from "../e2e/node_sim.ts";
 import { kubeTest, poll, type TestScope, testScope } from "../kube/harness.ts";
 import { run } from "../binary/run.ts";
-import { API, CONTROLLER_BIN, type ControllerSet, randomSubnets } from "./webhook_harness.ts";
+import {
+  API,
+  CONTROLLER_BIN,
+  type ControllerProcess,
+  type ControllerSet,
+  randomSubnets,
+} from "./webhook_harness.ts";
 import { controllerAsServiceAccount, underRbac } from "../integration/under_rbac.ts";
 
 const RBAC = "/apis/rbac.authorization.k8s.io/v1";
@@ -152,6 +158,15 @@ async function world(prefix: string, env: Record<string, string> = {}): Promise<
 }
 
 const released = async (w: World, ip: string) => (await w.records())[ip] ? undefined : true;
+/** Waits for the GC's log line naming the release of `ip`: it is written after the release it reports. */
+const releaseLogged = (w: World, replica: ControllerProcess, pod: string, ip: string) =>
+  poll(
+    `the release of pod ${pod} in the log`,
+    30_000,
+    async () =>
+      new RegExp(`released ${ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`).test(await replica.log()) ||
+      undefined,
+  );
 const gcCount = async (port: number) => (await scrapeMetrics(port)).get("spiderpool_ip_gc_counts_total") ?? 0;
 
 kubeTest(
@@ -172,14 +187,7 @@ kubeTest(
       async () => (await w.endpoint("a")) ? undefined : true,
     );
     assert.ok((await gcCount(leader.metricsPort)) >= 1, "the leader's GC counted the release");
-    // The log line is written after the release it reports.
-    await poll(
-      "the release of pod a in the log",
-      30_000,
-      async () =>
-        new RegExp(`released ${a.ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`).test(await leader.log()) ||
-        undefined,
-    );
+    await releaseLogged(w, leader, "a", a.ip);
 
     // A periodic scan on the leader has run since (5 s), and the start-up scans on both: the live pod keeps it.
     await poll(
@@ -205,14 +213,7 @@ kubeTest(
       async () => (await w.endpoint("b")) ? undefined : true,
     );
     assert.ok((await gcCount(next.metricsPort)) >= 1, "the new leader's GC released it");
-    // The log line is written after the release it reports.
-    await poll(
-      "the release of pod b in the log",
-      30_000,
-      async () =>
-        new RegExp(`released ${b.ip.replaceAll(".", "\\.")} \\(${w.pool}\\)`).test(await next.log()) ||
-        undefined,
-    );
+    await releaseLogged(w, next, "b", b.ip);
     assert.equal((await w.records())[live.ip]?.podUid, live.uid, "the live pod still holds its address");
   },
 );
